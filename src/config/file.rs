@@ -1,0 +1,272 @@
+//! The configuration file as written: serde structs that mirror SPEC §2 key for key.
+//!
+//! Values whose meaning needs checking (durations, URLs, CIDRs, provider names) are kept
+//! as strings here so that one bad value does not stop serde before `validate` can report
+//! every problem at once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file. Each section is deserialized on its own (see `config::load`), so this
+/// struct documents the shape rather than being the unit of parsing.
+#[derive(Debug, Default)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub admin: AdminSection,
+    pub upstream: UpstreamSection,
+    pub dedup: DedupSection,
+    pub log: LogSection,
+    pub routes: Vec<RouteSection>,
+}
+
+/// Top-level keys, in file order of the spec.
+pub const SECTIONS: &[&str] = &["server", "admin", "upstream", "dedup", "log", "routes"];
+
+/// `[server]`: the public listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address of the public listener.
+    pub listen: String,
+    /// Larger bodies get 413.
+    pub max_body_bytes: u64,
+    /// Slowloris guard: headers must arrive within this time.
+    pub header_read_timeout: String,
+    /// Bounds the whole request, upstream call included.
+    pub request_timeout: String,
+    /// Drain time after SIGTERM.
+    pub shutdown_grace: String,
+    /// Optional HTTPS.
+    pub tls: Option<TlsSection>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            header_read_timeout: "10s".into(),
+            request_timeout: "30s".into(),
+            shutdown_grace: "25s".into(),
+            tls: None,
+        }
+    }
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+}
+
+/// `[admin]`: metrics and probes, never on the public port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+/// `[upstream]`: the application.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSection {
+    /// Base URL of the application; optional when every route sets its own.
+    pub url: Option<String>,
+    /// Per forwarded request.
+    pub timeout: Option<String>,
+    /// `whsec_…`: re-sign forwarded requests with Standard Webhooks headers.
+    pub signing_secret: Option<String>,
+    /// Static headers added to forwarded requests (values may hold secrets).
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for UpstreamSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamSection")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `[dedup]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupSection {
+    /// How long a delivered event id is remembered.
+    pub ttl: String,
+    /// Memory bound; least-recently-used beyond it.
+    pub max_entries: u64,
+    /// `memory` | `redis`.
+    pub backend: String,
+    /// Shared store for several replicas (may hold a password).
+    pub redis_url: Option<String>,
+}
+
+impl Default for DedupSection {
+    fn default() -> Self {
+        Self {
+            ttl: "24h".into(),
+            max_entries: 1_000_000,
+            backend: "memory".into(),
+            redis_url: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for DedupSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedupSection")
+            .field("ttl", &self.ttl)
+            .field("max_entries", &self.max_entries)
+            .field("backend", &self.backend)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `json` | `text`.
+    pub format: String,
+    /// A tracing filter; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// One `[[routes]]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Unique, `[a-z0-9_-]+`; metric label and dedup namespace.
+    pub name: Option<String>,
+    /// Exact path match, unique.
+    pub path: Option<String>,
+    /// One of the schemes of SPEC §4.
+    pub provider: Option<String>,
+    /// Any one of them may produce the signature (rotation). Kept untyped here so that a
+    /// wrong shape is reported without serde echoing the value, which is a secret.
+    pub secrets: Option<toml::Value>,
+    /// Replay window for timestamped schemes.
+    pub tolerance: Option<String>,
+    /// Path on the upstream (default: `path`).
+    pub forward_path: Option<String>,
+    /// `normalized` | `raw`.
+    pub forward: Option<String>,
+    /// Per-route limit of verified deliveries.
+    pub rate_limit: Option<RateLimitSection>,
+    /// Per-route override of `dedup.ttl`; `"0s"` turns dedup off.
+    pub dedup_ttl: Option<String>,
+    /// Per-route override of `upstream.url`.
+    pub upstream: Option<String>,
+    /// Source CIDR allowlist.
+    pub allow_ips: Option<Vec<String>>,
+    /// Type to use when the payload has none.
+    pub default_type: Option<String>,
+    /// JSON pointers overriding where id, type, occurred_at and data are read.
+    pub fields: Option<FieldsSection>,
+    /// Static credentials the provider must present.
+    pub auth: Option<AuthSection>,
+    /// Generic HMAC scheme (provider `hmac`, optional for `jobaffinity`).
+    pub hmac: Option<HmacSection>,
+}
+
+impl std::fmt::Debug for RouteSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSection")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("provider", &self.provider)
+            .field("secrets", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `rate_limit = { per_second, burst }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub per_second: f64,
+    pub burst: Option<u32>,
+}
+
+/// `fields = { id, type, occurred_at, data }`: JSON pointers (RFC 6901).
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsSection {
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub occurred_at: Option<String>,
+    pub data: Option<String>,
+}
+
+/// `[routes.auth]`: exactly one of the three.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub basic: Option<BasicAuthSection>,
+    pub bearer: Option<String>,
+    pub header: Option<HeaderAuthSection>,
+}
+
+impl std::fmt::Debug for AuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthSection([redacted])")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthSection {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderAuthSection {
+    pub name: String,
+    pub value: String,
+}
+
+/// `[routes.hmac]` (SPEC §4.6).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSection {
+    pub header: Option<String>,
+    pub prefix: Option<String>,
+    pub encoding: Option<String>,
+    pub algorithm: Option<String>,
+    pub message: Option<String>,
+    pub timestamp_header: Option<String>,
+    pub id_header: Option<String>,
+}

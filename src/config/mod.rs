@@ -1,0 +1,269 @@
+//! Configuration in two layers: [`file`] mirrors the TOML, [`validate`] turns it into the
+//! runtime types below, reporting every problem with its key path.
+
+pub mod file;
+mod interpolate;
+mod load;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, Uri};
+use ipnet::IpNet;
+
+use crate::providers::Provider;
+
+pub use interpolate::InterpolateError;
+pub use load::{load_file, load_str};
+
+/// A validated configuration, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub upstream: UpstreamConfig,
+    pub dedup: DedupConfig,
+    pub log: LogConfig,
+    pub routes: Vec<Arc<Route>>,
+}
+
+/// A configuration and the warnings its validation produced (things that work but are
+/// probably not what the operator meant).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub timeout: Duration,
+    pub signing_secret: Option<Secret>,
+    /// Added to every forwarded request. May carry API keys: never logged.
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Clone)]
+pub struct DedupConfig {
+    pub ttl: Duration,
+    pub max_entries: u64,
+    pub backend: DedupBackend,
+    pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for DedupConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedupConfig")
+            .field("ttl", &self.ttl)
+            .field("max_entries", &self.max_entries)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// What the upstream receives for a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardMode {
+    /// The envelope of SPEC §5.
+    Normalized,
+    /// The verified bytes with their original Content-Type.
+    Raw,
+}
+
+/// One route, with every default resolved.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub path: String,
+    pub provider: Provider,
+    pub secrets: Vec<Secret>,
+    pub tolerance: Duration,
+    /// `upstream` (route or global) joined with `forward_path`, computed once at load.
+    pub forward_uri: Uri,
+    pub forward: ForwardMode,
+    pub rate_limit: Option<RateLimit>,
+    /// Zero turns dedup off for the route.
+    pub dedup_ttl: Duration,
+    pub allow_ips: Vec<IpNet>,
+    pub default_type: Option<String>,
+    pub fields: Fields,
+    pub auth: Option<Auth>,
+    pub hmac: Option<HmacScheme>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// Route overrides of where the envelope fields are read (JSON pointers). `None` means the
+/// provider's own default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    pub id: Option<String>,
+    pub kind: Option<String>,
+    pub occurred_at: Option<String>,
+    pub data: Option<String>,
+}
+
+/// Static credentials of `[routes.auth]`.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// The expected `user:password` bytes.
+    Basic(Secret),
+    Bearer(Secret),
+    Header {
+        name: HeaderName,
+        value: Secret,
+    },
+}
+
+/// `[routes.hmac]`, parsed.
+#[derive(Debug, Clone)]
+pub struct HmacScheme {
+    pub header: HeaderName,
+    pub prefix: Option<String>,
+    pub encoding: SigEncoding,
+    pub algorithm: HmacAlgorithm,
+    pub message: Vec<MessagePart>,
+    pub timestamp_header: Option<HeaderName>,
+    pub id_header: Option<HeaderName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigEncoding {
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HmacAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+/// One piece of a signed-message template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessagePart {
+    Literal(String),
+    Body,
+    Timestamp,
+    Id,
+}
+
+/// Key material. Its bytes never appear in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<[u8]>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{}", Problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    /// Every problem, one line each, as `check` prints them.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid(problems) => problems.iter().map(|p| p.to_string()).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// One invalid value: the TOML key path (`routes[1].provider`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+struct Problems<'a>(&'a [Problem]);
+
+impl std::fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! Whole-file tests: the example config, and error reporting across sections.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn vars(name: &str) -> Option<String> {
+    match name {
+        "SMARTCV_SECRET" => Some("s3cret".into()),
+        "APP_KEY" => Some("k-123".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<Loaded, ConfigError> {
+    load_str(text, Path::new("."), &vars)
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected the config to be refused"),
+        Err(e) => e.lines(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[upstream]
+url = "http://127.0.0.1:3000"
+[[routes]]
+name = "smartcv"
+path = "/webhooks/smartcv"
+provider = "smartcv"
+secrets = ["${SMARTCV_SECRET}"]
+"#;
+
+#[test]
+fn the_example_config_is_valid() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+        .expect("config.example.toml");
+    let loaded = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = loaded
+        .config
+        .routes
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["smartcv", "semantikmatch"]);
+    assert_eq!(
+        loaded.config.routes[0].forward_uri.to_string(),
+        "http://127.0.0.1:3000/hooks/smartcv"
+    );
+}
+
+#[test]
+fn defaults_fill_what_the_file_leaves_out() {
+    let c = load(MINIMAL).expect("valid").config;
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.upstream.timeout, Duration::from_secs(10));
+    assert_eq!(c.dedup.ttl, Duration::from_secs(86400));
+    assert_eq!(c.dedup.max_entries, 1_000_000);
+    assert_eq!(c.log.format, LogFormat::Json);
+    let r = &c.routes[0];
+    assert_eq!(r.secrets, vec![Secret::new(&b"s3cret"[..])]);
+    assert_eq!(r.tolerance, Duration::from_secs(300));
+    assert_eq!(r.forward, ForwardMode::Normalized);
+    assert_eq!(
+        r.forward_uri.to_string(),
+        "http://127.0.0.1:3000/webhooks/smartcv"
+    );
+    assert_eq!(r.dedup_ttl, Duration::from_secs(86400));
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key_path() {
+    let text = r#"
+[server]
+listen = "nowhere"
+header_read_timeout = "ten seconds"
+[upstream]
+url = "ftp://example.com"
+[log]
+format = "xml"
+[[routes]]
+name = "ok"
+path = "/a"
+provider = "smartcv"
+secrets = ["x"]
+[[routes]]
+name = "Bad Name"
+path = "/b"
+provider = "nosuch"
+[[routes]]
+name = "ok"
+path = "a"
+provider = "smartcv"
+secrets = [""]
+"#;
+    let p = problems(text);
+    let expect = [
+        "server.listen: invalid address \"nowhere\"",
+        "server.header_read_timeout: invalid duration \"ten seconds\"",
+        "upstream.url: invalid upstream URL \"ftp://example.com\"",
+        "log.format: unknown format \"xml\"",
+        "routes[1].name: invalid name \"Bad Name\"",
+        "routes[1].provider: unknown provider \"nosuch\"",
+        "routes[2].name: duplicate route name \"ok\"",
+        "routes[2].path: invalid path \"a\"",
+        "routes[2].secrets[0]: must not be empty",
+    ];
+    for e in expect {
+        assert!(
+            p.iter().any(|line| line.starts_with(e)),
+            "missing {e:?} in {p:#?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_their_path() {
+    let p = problems(
+        r#"
+colour = "blue"
+[server]
+max_body_byte = 10
+[[routes]]
+name = "a"
+path = "/a"
+provider = "smartcv"
+secrets = "not-a-list"
+"#,
+    );
+    assert!(
+        !p.iter().any(|l| l.contains("not-a-list")),
+        "a secret was echoed: {p:#?}"
+    );
+    assert!(
+        p.iter().any(|l| l.starts_with("colour: unknown key")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("server") && l.contains("max_body_byte")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter().any(|l| l.starts_with("routes[0].secrets")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn interpolation_errors_name_the_key_and_never_the_value() {
+    let p = problems(&MINIMAL.replace("${SMARTCV_SECRET}", "${MISSING_VAR}"));
+    assert_eq!(
+        p,
+        ["routes[0].secrets[0]: environment variable MISSING_VAR is not set"]
+    );
+}
+
+#[test]
+fn upstream_urls_carry_no_query_fragment_or_credentials() {
+    for bad in [
+        "http://u:p@app:3000",
+        "http://app:3000/?x=1",
+        "http://app:3000/#f",
+        "http://",
+    ] {
+        let p = problems(&MINIMAL.replace("http://127.0.0.1:3000", bad));
+        assert!(
+            p.iter().any(|l| l.starts_with("upstream.url:")),
+            "{bad}: {p:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_global_upstream_is_needed_only_for_routes_without_their_own() {
+    let text = MINIMAL.replace("[upstream]\nurl = \"http://127.0.0.1:3000\"\n", "");
+    let p = problems(&text);
+    assert!(
+        p[0].starts_with("upstream.url: required unless every route sets its own upstream"),
+        "{p:#?}"
+    );
+    let own = text.replace(
+        "provider = \"smartcv\"",
+        "provider = \"smartcv\"\nupstream = \"https://app.internal/base\"",
+    );
+    let c = load(&own).expect("valid").config;
+    assert_eq!(
+        c.routes[0].forward_uri.to_string(),
+        "https://app.internal/base/webhooks/smartcv"
+    );
+}
+
+#[test]
+fn signing_routes_need_secrets() {
+    let p = problems(&MINIMAL.replace("secrets = [\"${SMARTCV_SECRET}\"]", ""));
+    assert_eq!(p, ["routes[0].secrets: at least one secret is required"]);
+}
+
+#[test]
+fn route_options_parse_into_runtime_types() {
+    let text = format!(
+        "{MINIMAL}{}",
+        r#"forward = "raw"
+dedup_ttl = "0s"
+allow_ips = ["203.0.113.7/24", "::1"]
+default_type = "resume.created"
+fields = { id = "/meta/id", type = "/meta/kind" }
+rate_limit = { per_second = 2.5 }
+[routes.auth]
+bearer = "${APP_KEY}"
+"#
+    );
+    let loaded = load(&text).expect("valid");
+    let r = &loaded.config.routes[0];
+    assert_eq!(r.forward, ForwardMode::Raw);
+    assert!(r.dedup_ttl.is_zero());
+    assert_eq!(r.allow_ips[0].to_string(), "203.0.113.0/24");
+    assert_eq!(r.allow_ips[1].to_string(), "::1/128");
+    assert_eq!(r.fields.id.as_deref(), Some("/meta/id"));
+    assert_eq!(r.fields.kind.as_deref(), Some("/meta/kind"));
+    assert_eq!(
+        r.rate_limit,
+        Some(RateLimit {
+            per_second: 2.5,
+            burst: 3
+        })
+    );
+    assert!(matches!(&r.auth, Some(Auth::Bearer(s)) if s.expose() == b"k-123"));
+    assert!(loaded.warnings.iter().any(|w| w.contains("rate_limit")));
+}
+
+#[test]
+fn a_short_dedup_ttl_on_a_timestamped_route_warns() {
+    let loaded = load(&format!("{MINIMAL}dedup_ttl = \"5m\"\n")).expect("valid");
+    assert!(
+        loaded.warnings.iter().any(
+            |w| w.starts_with("routes[0]: dedup ttl 5m is shorter than twice the tolerance 5m")
+        ),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let c = load(MINIMAL).expect("valid").config;
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(debug.contains("[redacted]"));
+}

@@ -1,0 +1,175 @@
+//! Forwarding to the app (SPEC §5 and the forwarding rules of §3): one pooled client,
+//! the `X-Hookwarden-*` headers, and the mapping of what the app answered.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::config::Route;
+use crate::providers::{header_safe, Event};
+
+/// The app's answer is passed back to the provider; past this size it is dropped, since
+/// providers only look at the status.
+const RESPONSE_CAP: usize = 1024 * 1024;
+
+const EVENT_ID: HeaderName = HeaderName::from_static("x-hookwarden-event-id");
+const PROVIDER: HeaderName = HeaderName::from_static("x-hookwarden-provider");
+const ROUTE: HeaderName = HeaderName::from_static("x-hookwarden-route");
+const EVENT_TYPE: HeaderName = HeaderName::from_static("x-hookwarden-event-type");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Why an event was not handed to the app. The event is not recorded as delivered, so
+/// the provider's retry goes through again.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Refused connection, 3xx/5xx, or a broken exchange. The text is for logs only.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    #[error("upstream did not answer within the timeout")]
+    Timeout,
+}
+
+/// What the app answered with a 2xx or 4xx status: passed back as it is.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn delivered(&self) -> bool {
+        self.status.is_success()
+    }
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+pub struct Forwarder {
+    client: HttpsClient,
+    timeout: Duration,
+    extra_headers: HeaderMap,
+}
+
+impl Forwarder {
+    pub fn new(timeout: Duration, extra_headers: HeaderMap) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Forwarder {
+            client,
+            timeout,
+            extra_headers,
+        }
+    }
+
+    /// Sends one event's body to the route's upstream. Ends at `deadline` (the request's
+    /// own timeout) or after `upstream.timeout`, whichever comes first.
+    pub async fn send(
+        &self,
+        route: &Route,
+        event: &Event,
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+        deadline: Instant,
+    ) -> Result<Answer, ForwardError> {
+        let request = self.request(route, event, body, content_type)?;
+        let deadline = deadline.min(Instant::now() + self.timeout);
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
+            let status = response.status();
+            if !(status.is_success() || status.is_client_error()) {
+                return Err(ForwardError::Unavailable(format!(
+                    "upstream answered {status}"
+                )));
+            }
+            let content_type = response.headers().get(CONTENT_TYPE).cloned();
+            // The status line is the app's decision; a body we cannot read does not undo
+            // an acceptance, so it is replaced by nothing.
+            match Limited::new(response.into_body(), RESPONSE_CAP)
+                .collect()
+                .await
+            {
+                Ok(collected) => Ok(Answer {
+                    status,
+                    content_type,
+                    body: collected.to_bytes(),
+                }),
+                Err(_) => Ok(Answer {
+                    status,
+                    content_type: None,
+                    body: Bytes::new(),
+                }),
+            }
+        };
+        tokio::time::timeout_at(deadline, exchange)
+            .await
+            .unwrap_or(Err(ForwardError::Timeout))
+    }
+
+    fn request(
+        &self,
+        route: &Route,
+        event: &Event,
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    ) -> Result<Request<Full<Bytes>>, ForwardError> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = route.forward_uri.clone();
+        let headers = request.headers_mut();
+        if let Some(ct) = content_type {
+            headers.insert(CONTENT_TYPE, ct);
+        }
+        let id = header_value(&event.id)?;
+        headers.insert(EVENT_ID, id.clone());
+        headers.insert(IDEMPOTENCY_KEY, id);
+        headers.insert(EVENT_TYPE, header_value(&event.kind)?);
+        headers.insert(PROVIDER, HeaderValue::from_static(route.provider.name()));
+        headers.insert(ROUTE, header_value(&route.name)?);
+        for (name, value) in &self.extra_headers {
+            headers.append(name, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, ForwardError> {
+    // `header_safe` leaves only %x21–7E, which is always a valid header value.
+    HeaderValue::try_from(header_safe(text))
+        .map_err(|_| ForwardError::Unavailable("unencodable header value".into()))
+}
+
+/// The error and its causes in one line ("client error (Connect): tcp connect error:
+/// Connection refused"), since hyper's top-level message alone says little.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

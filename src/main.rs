@@ -1,0 +1,138 @@
+//! The `hookwarden` command: parse arguments, set up logging, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hookwarden::config::{self, ConfigError, Loaded};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Webhook gateway: verifies, deduplicates and forwards provider webhooks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run(ConfigArg),
+    /// Validate the configuration and print the routes it would serve.
+    Check(ConfigArg),
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, env = "HOOKWARDEN_CONFIG", default_value = "hookwarden.toml")]
+    config: PathBuf,
+}
+
+/// Bad configuration or usage (clap exits 2 for usage errors too).
+const EXIT_CONFIG: u8 = 2;
+/// Runtime failure.
+const EXIT_RUNTIME: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(arg) => check(&arg.config),
+        Command::Run(arg) => run(&arg.config),
+    }
+}
+
+fn load(path: &PathBuf) -> Result<Loaded, ExitCode> {
+    config::load_file(path).map_err(|e| {
+        report(path, &e);
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn report(path: &std::path::Path, e: &ConfigError) {
+    eprintln!("{}: invalid configuration:", path.display());
+    for line in e.lines() {
+        eprintln!("  {line}");
+    }
+}
+
+fn check(path: &PathBuf) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let c = &loaded.config;
+    println!("{}: ok", path.display());
+    println!("listen {}  admin {}", c.server.listen, c.admin.listen);
+    for r in &c.routes {
+        println!(
+            "route {:<20} POST {:<32} {:<18} -> {} ({} secret{})",
+            r.name,
+            r.path,
+            r.provider.name(),
+            r.forward_uri,
+            r.secrets.len(),
+            if r.secrets.len() == 1 { "" } else { "s" }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(path: &PathBuf) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    hookwarden::logging::init(&loaded.config.log);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(hookwarden::run(loaded.config, shutdown_signal())) {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "gateway failed");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// SIGTERM (orchestrators) or SIGINT (a terminal).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

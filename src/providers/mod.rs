@@ -1,0 +1,211 @@
+//! Signature schemes (SPEC §4): one file per provider, one enum matched in one place
+//! ([`Provider::scheme`]).
+//!
+//! Verification is pure: it takes the route, the headers, the body and `now`, and is the
+//! only code that can construct a [`Verified`]. Only a `Verified` can be normalized into
+//! [`Event`]s, and only `Event`s can be forwarded, so nothing unverified reaches the app.
+
+mod fields;
+mod semantikmatch;
+mod sig;
+mod smartcv;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+
+use crate::config::Route;
+
+pub use fields::{derived_id, header_safe};
+
+/// The built-in schemes a route's `provider` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    SmartCv,
+    Semantikmatch,
+    Hrflow,
+    JobAffinity,
+    StandardWebhooks,
+    Hmac,
+}
+
+/// What a provider's scheme is made of. Each provider file exports one `SCHEME`.
+pub struct Scheme {
+    /// Checks 6–9 of SPEC §3.
+    pub verify: fn(&Route, &Request<'_>) -> Result<Verified, VerifyError>,
+    /// Check 10: turns the verified payload into the events to forward.
+    pub normalize: fn(&Route, Verified) -> Result<Vec<Event>, MalformedPayload>,
+    /// Whether routes of this provider need `secrets`.
+    pub uses_secrets: bool,
+    /// Whether the scheme signs a timestamp (for the dedup-ttl warning).
+    pub has_timestamp: bool,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 6] = [
+        Provider::SmartCv,
+        Provider::Semantikmatch,
+        Provider::Hrflow,
+        Provider::JobAffinity,
+        Provider::StandardWebhooks,
+        Provider::Hmac,
+    ];
+
+    /// The one place a provider is matched to its implementation.
+    pub fn scheme(self) -> Option<&'static Scheme> {
+        match self {
+            Provider::SmartCv => Some(&smartcv::SCHEME),
+            Provider::Semantikmatch => Some(&semantikmatch::SCHEME),
+            Provider::Hrflow
+            | Provider::JobAffinity
+            | Provider::StandardWebhooks
+            | Provider::Hmac => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::SmartCv => "smartcv",
+            Provider::Semantikmatch => "semantikmatch",
+            Provider::Hrflow => "hrflow",
+            Provider::JobAffinity => "jobaffinity",
+            Provider::StandardWebhooks => "standard-webhooks",
+            Provider::Hmac => "hmac",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn is_supported(self) -> bool {
+        self.scheme().is_some()
+    }
+
+    pub fn uses_secrets(self) -> bool {
+        self.scheme().is_some_and(|s| s.uses_secrets)
+    }
+
+    pub fn has_timestamp(self) -> bool {
+        self.scheme().is_some_and(|s| s.has_timestamp)
+    }
+}
+
+/// What verification looks at.
+pub struct Request<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a Bytes,
+    /// Unix seconds at which the request is judged (injected, so tests never wait).
+    pub now: i64,
+}
+
+/// Why a request failed checks 5–9. One variant per failure, in check order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("credentials are missing or wrong")]
+    Unauthorized,
+    #[error("the signature header is missing")]
+    MissingSignature,
+    #[error("the timestamp header is missing, repeated or not an integer")]
+    InvalidTimestamp,
+    #[error("the timestamp is older than the replay window")]
+    TimestampTooOld,
+    #[error("the timestamp is further in the future than the replay window")]
+    TimestampTooNew,
+    #[error("no configured secret produces this signature")]
+    InvalidSignature,
+}
+
+/// Check 10: the signed payload is not what the provider sends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedPayload(pub String);
+
+/// A payload whose signature checked out. Only this module tree can make one.
+pub struct Verified {
+    body: Bytes,
+    content_type: Option<HeaderValue>,
+    /// The id from a signed header, which wins over any pointer.
+    signed_id: Option<String>,
+}
+
+impl Verified {
+    fn new(req: &Request<'_>, signed_id: Option<String>) -> Self {
+        Verified {
+            body: req.body.clone(),
+            content_type: req.headers.get(http::header::CONTENT_TYPE).cloned(),
+            signed_id,
+        }
+    }
+
+    /// Check 10: the events this payload carries, in order.
+    pub fn normalize(self, route: &Route) -> Result<Vec<Event>, MalformedPayload> {
+        match route.provider.scheme() {
+            Some(scheme) => (scheme.normalize)(route, self),
+            None => Err(MalformedPayload("provider not supported".into())),
+        }
+    }
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("body_len", &self.body.len())
+            .field("signed_id", &self.signed_id)
+            .finish()
+    }
+}
+
+/// Checks 6–9 for `route`.
+pub fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
+    match route.provider.scheme() {
+        Some(scheme) => (scheme.verify)(route, req),
+        // Validation refuses such routes; failing closed keeps it that way.
+        None => Err(VerifyError::InvalidSignature),
+    }
+}
+
+/// One event to forward, as SPEC §5 describes it.
+pub struct Event {
+    pub id: String,
+    pub kind: String,
+    pub occurred_at: Value,
+    pub data: Value,
+    /// What `forward = "raw"` sends: the verified bytes and their Content-Type.
+    raw: (Bytes, Option<HeaderValue>),
+}
+
+impl Event {
+    pub fn raw_body(&self) -> &Bytes {
+        &self.raw.0
+    }
+
+    pub fn raw_content_type(&self) -> Option<&HeaderValue> {
+        self.raw.1.as_ref()
+    }
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Strict RFC 8259 parse: serde_json refuses NaN, lone surrogates, invalid UTF-8 and
+/// nesting deeper than 128; `arbitrary_precision` keeps every digit of numbers.
+fn parse_json(bytes: &[u8]) -> Result<Value, MalformedPayload> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| MalformedPayload(format!("body is not valid JSON ({e})")))
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Value, MalformedPayload> {
+    let value = parse_json(bytes)?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(MalformedPayload("body is JSON but not an object".into()))
+    }
+}

@@ -1,0 +1,250 @@
+//! Pieces every scheme shares, written once: header lookups that refuse smuggled copies,
+//! timestamp parsing and the replay window, signature decoding, and the constant-time
+//! comparison against every configured secret.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use http::header::AsHeaderName;
+use http::HeaderMap;
+use sha2::{Sha256, Sha512};
+
+use super::VerifyError;
+use crate::config::{HmacAlgorithm, Secret};
+
+/// A security header: present once, or a refusal. A second copy could let a proxy and
+/// this gateway read different values, so it never verifies.
+pub enum Header<'a> {
+    Absent,
+    One(&'a [u8]),
+    Repeated,
+}
+
+pub fn header<'a>(headers: &'a HeaderMap, name: impl AsHeaderName) -> Header<'a> {
+    let mut values = headers.get_all(name).into_iter();
+    match (values.next(), values.next()) {
+        (None, _) => Header::Absent,
+        (Some(v), None) => Header::One(v.as_bytes()),
+        (Some(_), Some(_)) => Header::Repeated,
+    }
+}
+
+/// Check 6: the signature header is present (repeats are refused later, at check 9).
+pub fn signature<'a>(
+    headers: &'a HeaderMap,
+    name: impl AsHeaderName,
+) -> Result<Header<'a>, VerifyError> {
+    match header(headers, name) {
+        Header::Absent => Err(VerifyError::MissingSignature),
+        found => Ok(found),
+    }
+}
+
+impl<'a> Header<'a> {
+    /// Check 9's view of a signature header: exactly one copy.
+    pub fn single(self) -> Result<&'a [u8], VerifyError> {
+        match self {
+            Header::One(v) => Ok(v),
+            Header::Absent | Header::Repeated => Err(VerifyError::InvalidSignature),
+        }
+    }
+}
+
+/// Check 7: one timestamp header holding `-?[0-9]+` within i64. Returns its exact text
+/// (which is what gets signed) and its value.
+pub fn timestamp<'a>(
+    headers: &'a HeaderMap,
+    name: impl AsHeaderName,
+) -> Result<(&'a [u8], i64), VerifyError> {
+    let Header::One(raw) = header(headers, name) else {
+        return Err(VerifyError::InvalidTimestamp);
+    };
+    let digits = raw.strip_prefix(b"-").unwrap_or(raw);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(VerifyError::InvalidTimestamp);
+    }
+    let value = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(VerifyError::InvalidTimestamp)?;
+    Ok((raw, value))
+}
+
+/// Check 8: `|now - timestamp| <= tolerance`, in whole seconds, both directions.
+pub fn within_window(timestamp: i64, now: i64, tolerance: Duration) -> Result<(), VerifyError> {
+    let skew = i128::from(now) - i128::from(timestamp);
+    let limit = i128::from(tolerance.as_secs());
+    if skew > limit {
+        Err(VerifyError::TimestampTooOld)
+    } else if -skew > limit {
+        Err(VerifyError::TimestampTooNew)
+    } else {
+        Ok(())
+    }
+}
+
+/// Hex in either case after an optional prefix; anything else (empty included) cannot be
+/// a signature.
+pub fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let text = raw.strip_prefix(prefix).unwrap_or(raw);
+    match hex::decode(text) {
+        Ok(bytes) if !bytes.is_empty() => Ok(bytes),
+        _ => Err(VerifyError::InvalidSignature),
+    }
+}
+
+/// Whether any secret's HMAC over the concatenated `message` parts equals `signature`.
+/// The comparison is constant-time and checks the length (`Mac::verify_slice`).
+pub fn any_secret_signs(
+    algorithm: HmacAlgorithm,
+    secrets: &[Secret],
+    message: &[&[u8]],
+    signature: &[u8],
+) -> bool {
+    secrets.iter().any(|secret| match algorithm {
+        HmacAlgorithm::Sha256 => mac_matches::<Hmac<Sha256>>(secret, message, signature),
+        HmacAlgorithm::Sha512 => mac_matches::<Hmac<Sha512>>(secret, message, signature),
+    })
+}
+
+fn mac_matches<M: Mac + hmac::digest::KeyInit>(
+    secret: &Secret,
+    message: &[&[u8]],
+    signature: &[u8],
+) -> bool {
+    let Ok(mut mac) = <M as hmac::digest::KeyInit>::new_from_slice(secret.expose()) else {
+        return false;
+    };
+    for part in message {
+        mac.update(part);
+    }
+    mac.verify_slice(signature).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        for part in message {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn timestamps_must_be_one_integer_in_range() {
+        let ok = |v: &'static str| timestamp(&map(&[("t", v)]), "t").map(|(_, n)| n);
+        assert_eq!(ok("1764000000"), Ok(1764000000));
+        assert_eq!(ok("-5"), Ok(-5));
+        assert_eq!(ok("9223372036854775807"), Ok(i64::MAX));
+        for bad in [
+            "",
+            "-",
+            "+5",
+            "12e8",
+            "1.0",
+            " 1",
+            "9223372036854775808",
+            "0x10",
+        ] {
+            let h = HeaderMap::from_iter([(
+                http::HeaderName::from_static("t"),
+                HeaderValue::from_str(bad).unwrap(),
+            )]);
+            assert_eq!(
+                timestamp(&h, "t"),
+                Err(VerifyError::InvalidTimestamp),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            timestamp(&map(&[("t", "1"), ("t", "1")]), "t"),
+            Err(VerifyError::InvalidTimestamp)
+        );
+        assert_eq!(
+            timestamp(&map(&[]), "t"),
+            Err(VerifyError::InvalidTimestamp)
+        );
+    }
+
+    #[test]
+    fn the_window_is_inclusive_in_both_directions_and_cannot_overflow() {
+        let tol = Duration::from_secs(300);
+        assert_eq!(within_window(700, 1000, tol), Ok(()));
+        assert_eq!(within_window(1300, 1000, tol), Ok(()));
+        assert_eq!(
+            within_window(699, 1000, tol),
+            Err(VerifyError::TimestampTooOld)
+        );
+        assert_eq!(
+            within_window(1301, 1000, tol),
+            Err(VerifyError::TimestampTooNew)
+        );
+        assert_eq!(
+            within_window(i64::MIN, i64::MAX, tol),
+            Err(VerifyError::TimestampTooOld)
+        );
+        assert_eq!(
+            within_window(i64::MAX, i64::MIN, tol),
+            Err(VerifyError::TimestampTooNew)
+        );
+    }
+
+    #[test]
+    fn hex_signatures_take_either_case_and_an_optional_prefix() {
+        assert_eq!(decode_hex(b"sha256=ABcd", b"sha256="), Ok(vec![0xab, 0xcd]));
+        assert_eq!(decode_hex(b"abcd", b"sha256="), Ok(vec![0xab, 0xcd]));
+        assert_eq!(
+            decode_hex(b"", b"sha256="),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(
+            decode_hex(b"sha256=", b"sha256="),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(decode_hex(b"abc", b""), Err(VerifyError::InvalidSignature));
+        assert_eq!(decode_hex(b"zz", b""), Err(VerifyError::InvalidSignature));
+    }
+
+    #[test]
+    fn comparison_checks_every_secret_and_the_length() {
+        let secrets = [Secret::new(&b"old"[..]), Secret::new(&b"new"[..])];
+        let sig = hmac_sha256(b"new", &[b"a", b".", b"b"]);
+        assert!(any_secret_signs(
+            HmacAlgorithm::Sha256,
+            &secrets,
+            &[b"a.b"],
+            &sig
+        ));
+        assert!(!any_secret_signs(
+            HmacAlgorithm::Sha256,
+            &secrets,
+            &[b"a.c"],
+            &sig
+        ));
+        assert!(!any_secret_signs(
+            HmacAlgorithm::Sha256,
+            &secrets,
+            &[b"a.b"],
+            &sig[..16]
+        ));
+        assert!(!any_secret_signs(
+            HmacAlgorithm::Sha512,
+            &secrets,
+            &[b"a.b"],
+            &sig
+        ));
+    }
+}

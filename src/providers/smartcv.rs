@@ -1,0 +1,44 @@
+//! SmartCV (SPEC §4.1): `X-SmartCV-Signature: sha256=<hex>` over `<timestamp>.<body>`,
+//! with `X-SmartCV-Timestamp` in a replay window.
+
+use http::HeaderName;
+
+use super::fields::{self, Pointers};
+use super::{parse_object, sig, Event, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use crate::config::{HmacAlgorithm, Route};
+
+pub const SCHEME: Scheme = Scheme {
+    verify,
+    normalize,
+    uses_secrets: true,
+    has_timestamp: true,
+};
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-smartcv-signature");
+const TIMESTAMP: HeaderName = HeaderName::from_static("x-smartcv-timestamp");
+
+const POINTERS: Pointers = Pointers {
+    id: Some("/id"),
+    kind: Some("/type"),
+    occurred_at: Some("/created"),
+    data: Some("/data"),
+};
+
+fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
+    let signature = sig::signature(req.headers, SIGNATURE)?;
+    let (ts_text, ts) = sig::timestamp(req.headers, TIMESTAMP)?;
+    sig::within_window(ts, req.now, route.tolerance)?;
+    let expected = sig::decode_hex(signature.single()?, b"sha256=")?;
+    // The timestamp is signed exactly as sent, so "0123" and "123" are different messages.
+    let message: [&[u8]; 3] = [ts_text, b".", req.body];
+    if !sig::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &message, &expected) {
+        return Err(VerifyError::InvalidSignature);
+    }
+    Ok(Verified::new(req, None))
+}
+
+fn normalize(route: &Route, verified: Verified) -> Result<Vec<Event>, MalformedPayload> {
+    let payload = parse_object(&verified.body)?;
+    let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+    Ok(vec![event])
+}

@@ -1,0 +1,325 @@
+//! Test support: the real gateway on 127.0.0.1:0, a recording upstream, and a plain
+//! HTTP/1 client that can send anything (repeated headers, absolute-form targets).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use hookwarden::{App, Clock};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+// === Recording upstream ===
+
+/// What the upstream answers to one request.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: &'static str,
+    pub content_type: Option<&'static str>,
+    /// Holds the answer back (to test timeouts).
+    pub delay: Option<Duration>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            body: r#"{"ok":true}"#,
+            content_type: Some("application/json"),
+            delay: None,
+        }
+    }
+
+    pub fn with_body(mut self, content_type: &'static str, body: &'static str) -> Self {
+        self.content_type = Some(content_type);
+        self.body = body;
+        self
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+}
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the upstream received JSON")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII header"))
+    }
+}
+
+#[derive(Default)]
+struct UpstreamState {
+    received: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Reply>>,
+}
+
+/// An app that records every request and answers from a script (200 once it runs out).
+pub struct Upstream {
+    pub addr: SocketAddr,
+    state: Arc<UpstreamState>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(UpstreamState::default());
+        let shared = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| record(Arc::clone(&state), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers for the next requests, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.script.lock().expect("lock").extend(replies);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("lock").clone()
+    }
+}
+
+async fn record(
+    state: Arc<UpstreamState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    state.received.lock().expect("lock").push(Received {
+        uri: parts.uri.to_string(),
+        headers: parts.headers,
+        body,
+    });
+    let reply = state
+        .script
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(Reply::status(200));
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = Response::new(Full::new(Bytes::from_static(reply.body.as_bytes())));
+    *response.status_mut() = StatusCode::from_u16(reply.status).expect("status");
+    if let Some(ct) = reply.content_type {
+        response
+            .headers_mut()
+            .insert("content-type", ct.parse().expect("ct"));
+    }
+    Ok(response)
+}
+
+// === Gateway ===
+
+/// The real gateway, serving on 127.0.0.1:0 until dropped.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Gateway {
+    /// Starts a gateway on `config` (TOML) judged at the system clock.
+    pub async fn start(config: &str) -> Self {
+        Self::start_at(config, Clock::system()).await
+    }
+
+    pub async fn start_at(config: &str, clock: Clock) -> Self {
+        let loaded = hookwarden::config::load_str(config, Path::new("."), &|_| None)
+            .unwrap_or_else(|e| panic!("test config refused:\n{e}"));
+        let app = Arc::new(App::new(loaded.config, clock));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind gateway");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(hookwarden::server::serve(app, listener, async move {
+            let _ = stopped.await;
+        }));
+        Gateway {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        send(self.addr, "POST", path, headers, body.into()).await
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+// === Client ===
+
+/// A response as the provider sees it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `error` code of a JSON error body.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .expect("an error code")
+            .to_string()
+    }
+}
+
+/// One request on a fresh connection; headers are sent exactly as given (repeats too).
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Answer {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut builder = Request::builder().method(method).uri(target);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        builder = builder.header("host", addr.to_string());
+    }
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let response = sender
+        .send_request(builder.body(Full::new(body)).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Writes `bytes` on a fresh connection and reads until the server closes it.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// === Signing, as the providers do it ===
+
+pub fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("key");
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// SmartCV's headers for `body` signed at `ts`.
+pub fn smartcv_headers(secret: &str, ts: i64, body: &str) -> Vec<(String, String)> {
+    let ts = ts.to_string();
+    vec![
+        ("content-type".into(), "application/json".into()),
+        ("x-smartcv-timestamp".into(), ts.clone()),
+        (
+            "x-smartcv-signature".into(),
+            format!(
+                "sha256={}",
+                hmac_hex(secret, &[ts.as_bytes(), b".", body.as_bytes()])
+            ),
+        ),
+    ]
+}
+
+pub fn pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
