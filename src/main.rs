@@ -1,6 +1,6 @@
 //! The `hookwarden` command: parse arguments, set up logging, call the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -44,21 +44,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &PathBuf) -> Result<Loaded, ExitCode> {
+fn load(path: &Path) -> Result<Loaded, ExitCode> {
     config::load_file(path).map_err(|e| {
         report(path, &e);
         ExitCode::from(EXIT_CONFIG)
     })
 }
 
-fn report(path: &std::path::Path, e: &ConfigError) {
+fn report(path: &Path, e: &ConfigError) {
     eprintln!("{}: invalid configuration:", path.display());
     for line in e.lines() {
         eprintln!("  {line}");
     }
 }
 
-fn check(path: &PathBuf) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     let loaded = match load(path) {
         Ok(l) => l,
         Err(code) => return code,
@@ -83,7 +83,7 @@ fn check(path: &PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(path: &PathBuf) -> ExitCode {
+fn run(path: &Path) -> ExitCode {
     let loaded = match load(path) {
         Ok(l) => l,
         Err(code) => return code,

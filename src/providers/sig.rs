@@ -52,10 +52,10 @@ impl<'a> Header<'a> {
 
 /// Check 7: one timestamp header holding `-?[0-9]+` within i64. Returns its exact text
 /// (which is what gets signed) and its value.
-pub fn timestamp<'a>(
-    headers: &'a HeaderMap,
+pub fn timestamp(
+    headers: &HeaderMap,
     name: impl AsHeaderName,
-) -> Result<(&'a [u8], i64), VerifyError> {
+) -> Result<(&[u8], i64), VerifyError> {
     let Header::One(raw) = header(headers, name) else {
         return Err(VerifyError::InvalidTimestamp);
     };

@@ -1,4 +1,8 @@
 //! Integration tests: the real gateway over HTTP against a recording upstream.
 
+mod cli;
+mod delivery;
+mod forwarding;
+mod http;
 mod support;
 mod vectors;

@@ -1,0 +1,222 @@
+//! The `hookwarden` binary: `check` exit codes and messages, config path fallbacks, and
+//! `run` serving until SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::delivery::SC_BODY;
+use crate::support::{now, pairs, send, smartcv_headers};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+
+fn hookwarden(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("HOOKWARDEN_CONFIG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+#[test]
+fn check_accepts_the_example_and_lists_its_routes() {
+    let out = hookwarden(&["check", "--config", EXAMPLE])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("route smartcv"), "{stdout}");
+    assert!(stdout.contains("/webhooks/semantikmatch"), "{stdout}");
+}
+
+#[test]
+fn check_prints_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+listen = "not-an-address"
+[upstream]
+url = "http://127.0.0.1:3000"
+[[routes]]
+name = "a"
+path = "/a"
+provider = "smartcv"
+secrets = ["s"]
+[[routes]]
+name = "b"
+path = "/b"
+provider = "nosuch"
+"#,
+    )
+    .expect("write");
+    let out = hookwarden(&["check", "--config", path.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.listen: invalid address \"not-an-address\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("routes[1].provider: unknown provider \"nosuch\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_config_path_falls_back_to_the_environment_then_the_working_folder() {
+    let out = hookwarden(&["check"])
+        .env("HOOKWARDEN_CONFIG", EXAMPLE)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let none = hookwarden(&["check"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("hookwarden.toml"));
+    std::fs::copy(EXAMPLE, dir.path().join("hookwarden.toml")).expect("copy");
+    let found = hookwarden(&["check"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(
+        found.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(
+        hookwarden(&["frobnicate"])
+            .output()
+            .expect("run")
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        hookwarden(&["run", "--nope"])
+            .output()
+            .expect("run")
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test]
+async fn run_serves_the_example_until_sigterm_and_exits_0() {
+    let port = free_port();
+    let dead_upstream = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hookwarden.toml");
+    let text = std::fs::read_to_string(EXAMPLE)
+        .expect("example")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{dead_upstream}"));
+    std::fs::write(&path, text).expect("write");
+    let mut child = hookwarden(&["run", "--config", path.to_str().expect("utf-8")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The "listening" log line is the readiness signal.
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("hookwarden listening"));
+    assert!(ready, "the gateway never said it was listening");
+
+    let headers = smartcv_headers("sample-smartcv-secret", now(), SC_BODY);
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let answer = send(
+        addr,
+        "POST",
+        "/webhooks/smartcv",
+        &pairs(&headers),
+        SC_BODY.into(),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.error().as_str()),
+        (502, "upstream_unavailable"),
+        "no app is running"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("outcome=\"upstream_unavailable\"")
+                || l.contains("upstream_unavailable")),
+        "{rest:#?}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains("sample-smartcv-secret")),
+        "a secret was logged"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_with_exit_2_and_a_busy_port_with_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = 5\n").expect("write");
+    let out = hookwarden(&["run", "--config", bad.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let taken = dir.path().join("taken.toml");
+    let text = std::fs::read_to_string(EXAMPLE)
+        .expect("example")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    std::fs::write(&taken, text).expect("write");
+    let out = hookwarden(&["run", "--config", taken.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
