@@ -7,16 +7,16 @@ use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
 use crate::app::{unix_seconds, App};
 use crate::config::{ForwardMode, Route};
-use crate::error::GatewayError;
+use crate::error::{json_response, GatewayError};
 use crate::forward::Answer;
-use crate::providers::{self, Event};
+use crate::providers::{self, Event, Events};
 use crate::{auth, envelope};
 
 /// What the log line of a request names, filled in as the pipeline learns it.
@@ -111,12 +111,14 @@ async fn handle_inner(
     let verified = providers::verify(&route, &request)?;
 
     // 10. Only now is the payload parsed: nothing unverified is ever interpreted.
-    let events = verified.normalize(&route)?;
+    let Events { events, batch } = verified.normalize(&route)?;
 
     // 11–13. Rate limit and dedup slot in here (they need the verified event ids).
 
-    // 14. Forward, and pass the app's answer back.
+    // 14. Forward in order, stopping at the first event the app does not take: the
+    //     provider retries the whole request.
     let received_at = envelope::timestamp(received);
+    let mut delivered = Vec::with_capacity(events.len());
     let mut last = None;
     for event in &events {
         trace.event_id = Some(event.id.clone());
@@ -127,17 +129,20 @@ async fn handle_inner(
                 outcome: "upstream_rejected",
             });
         }
+        delivered.push(event.id.as_str());
         last = Some(answer);
     }
-    match last {
-        Some(answer) => Ok(Done {
-            response: passthrough(answer),
-            outcome: "delivered",
-        }),
-        None => Err(GatewayError::Malformed(providers::MalformedPayload(
-            "no event in the payload".into(),
-        ))),
-    }
+    let response = match last {
+        Some(answer) if !batch => passthrough(answer),
+        _ => json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "delivered", "ids": delivered }),
+        ),
+    };
+    Ok(Done {
+        response,
+        outcome: "delivered",
+    })
 }
 
 /// Reads the whole body, at most `limit` bytes, before `deadline`.

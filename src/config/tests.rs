@@ -53,6 +53,44 @@ fn the_example_config_is_valid() {
 }
 
 #[test]
+fn the_commented_provider_routes_of_the_example_are_valid_too() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+        .expect("config.example.toml");
+    let (head, more) = text
+        .split_once("# ---- More providers")
+        .expect("the section marker");
+    let uncommented: String = more
+        .lines()
+        .filter_map(|l| l.strip_prefix("# ").or_else(|| (l == "#").then_some("")))
+        .filter(|l| l.starts_with('[') || l.contains('=') || l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let env = |name: &str| match name {
+        "SVIX_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()),
+        _ => Some(format!("{name}-value")),
+    };
+    let loaded = load_str(&format!("{head}{uncommented}"), Path::new("."), &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let providers: Vec<_> = loaded
+        .config
+        .routes
+        .iter()
+        .map(|r| r.provider.name())
+        .collect();
+    assert_eq!(
+        providers,
+        [
+            "smartcv",
+            "semantikmatch",
+            "hrflow",
+            "jobaffinity",
+            "standard-webhooks",
+            "hmac"
+        ]
+    );
+}
+
+#[test]
 fn defaults_fill_what_the_file_leaves_out() {
     let c = load(MINIMAL).expect("valid").config;
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
@@ -254,4 +292,109 @@ fn secrets_never_show_in_debug_output() {
     let debug = format!("{c:?}");
     assert!(!debug.contains("s3cret"), "{debug}");
     assert!(debug.contains("[redacted]"));
+}
+
+fn route_problems(route: &str) -> Vec<String> {
+    problems(&format!("[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\n{route}"))
+}
+
+#[test]
+fn jobaffinity_must_authenticate_something_and_uses_secrets_only_with_hmac() {
+    let p = route_problems("provider = \"jobaffinity\"\n");
+    assert!(
+        p.iter().any(|l| l.starts_with(
+            "routes[0]: provider \"jobaffinity\" needs [routes.auth] or [routes.hmac]"
+        )),
+        "{p:#?}"
+    );
+    let p = route_problems(
+        "provider = \"jobaffinity\"\nsecrets = [\"s\"]\n[routes.auth]\nbearer = \"t\"\n",
+    );
+    assert_eq!(p, ["routes[0].secrets: provider \"jobaffinity\" without [routes.hmac] does not use secrets"]);
+    let ok = "[upstream]\nurl = \"http://a:1\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\nprovider = \"jobaffinity\"\nsecrets = [\"s\"]\n[routes.hmac]\nheader = \"X-Sig\"\n";
+    assert!(load(ok).is_ok());
+}
+
+#[test]
+fn auth_holds_exactly_one_kind_of_credential() {
+    let p = route_problems("provider = \"jobaffinity\"\n[routes.auth]\nbearer = \"t\"\nheader = { name = \"X-K\", value = \"v\" }\n");
+    assert_eq!(
+        p,
+        ["routes[0].auth: must hold exactly one of basic, bearer, header"]
+    );
+    let p = route_problems("provider = \"jobaffinity\"\n[routes.auth]\n");
+    assert_eq!(
+        p,
+        ["routes[0].auth: must hold exactly one of basic, bearer, header"]
+    );
+}
+
+#[test]
+fn standard_webhooks_secrets_are_whsec_base64() {
+    let p =
+        route_problems("provider = \"standard-webhooks\"\nsecrets = [\"plain\", \"whsec_%%%\"]\n");
+    assert_eq!(
+        p,
+        [
+            "routes[0].secrets[0]: must start with \"whsec_\" followed by base64",
+            "routes[0].secrets[1]: the part after \"whsec_\" is not valid base64",
+        ]
+    );
+}
+
+#[test]
+fn hmac_templates_must_sign_the_body_and_every_header_they_name() {
+    let base = "provider = \"hmac\"\nsecrets = [\"s\"]\n[routes.hmac]\nheader = \"X-Sig\"\n";
+    let p = route_problems(&format!(
+        "{base}message = \"{{timestamp}}\"\ntimestamp_header = \"X-Ts\"\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l
+                .starts_with("routes[0].hmac.message: \"{timestamp}\" does not contain {body}")),
+        "{p:#?}"
+    );
+    let p = route_problems(&format!("{base}id_header = \"X-Id\"\n"));
+    assert!(
+        p.iter()
+            .any(|l| l
+                .starts_with("routes[0].hmac.id_header: the message template does not sign {id}")),
+        "{p:#?}"
+    );
+    let p = route_problems(&format!("{base}timestamp_header = \"X-Ts\"\n"));
+    assert!(
+        p.iter().any(|l| l.starts_with(
+            "routes[0].hmac.timestamp_header: the message template does not sign {timestamp}"
+        )),
+        "{p:#?}"
+    );
+    let p = route_problems(&format!("{base}message = \"{{id}}.{{body}}\"\n"));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("routes[0].hmac.id_header: required")),
+        "{p:#?}"
+    );
+    let p = route_problems(&format!(
+        "{base}encoding = \"base32\"\nalgorithm = \"md5\"\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("routes[0].hmac.encoding: unknown encoding \"base32\"")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("routes[0].hmac.algorithm: unknown algorithm \"md5\"")),
+        "{p:#?}"
+    );
+    let p = route_problems("provider = \"hmac\"\nsecrets = [\"s\"]\n");
+    assert_eq!(p, ["routes[0].hmac: required for provider \"hmac\""]);
+    let p = route_problems(
+        "provider = \"smartcv\"\nsecrets = [\"s\"]\n[routes.hmac]\nheader = \"X-Sig\"\n",
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("routes[0].hmac: not used by provider \"smartcv\"")),
+        "{p:#?}"
+    );
 }

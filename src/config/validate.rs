@@ -322,11 +322,7 @@ fn route(
     let provider = match &r.provider {
         None => c.fail(format!("{at}.provider"), "missing"),
         Some(p) => match Provider::from_name(p) {
-            Some(provider) if provider.is_supported() => Some(provider),
-            Some(_) => c.fail(
-                format!("{at}.provider"),
-                format!("provider {p:?} is not supported by this build yet"),
-            ),
+            Some(provider) => Some(provider),
             None => c.fail(
                 format!("{at}.provider"),
                 format!(

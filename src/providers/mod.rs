@@ -6,9 +6,17 @@
 //! [`Event`]s, and only `Event`s can be forwarded, so nothing unverified reaches the app.
 
 mod fields;
+mod form;
+mod generic;
+mod hrflow;
+mod jobaffinity;
 mod semantikmatch;
 mod sig;
 mod smartcv;
+mod standard_webhooks;
+
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
@@ -34,7 +42,7 @@ pub struct Scheme {
     /// Checks 6–9 of SPEC §3.
     pub verify: fn(&Route, &Request<'_>) -> Result<Verified, VerifyError>,
     /// Check 10: turns the verified payload into the events to forward.
-    pub normalize: fn(&Route, Verified) -> Result<Vec<Event>, MalformedPayload>,
+    pub normalize: fn(&Route, Verified) -> Result<Events, MalformedPayload>,
     /// Whether routes of this provider need `secrets`.
     pub uses_secrets: bool,
     /// Whether the scheme signs a timestamp (for the dedup-ttl warning).
@@ -52,14 +60,14 @@ impl Provider {
     ];
 
     /// The one place a provider is matched to its implementation.
-    pub fn scheme(self) -> Option<&'static Scheme> {
+    pub fn scheme(self) -> &'static Scheme {
         match self {
-            Provider::SmartCv => Some(&smartcv::SCHEME),
-            Provider::Semantikmatch => Some(&semantikmatch::SCHEME),
-            Provider::Hrflow
-            | Provider::JobAffinity
-            | Provider::StandardWebhooks
-            | Provider::Hmac => None,
+            Provider::SmartCv => &smartcv::SCHEME,
+            Provider::Semantikmatch => &semantikmatch::SCHEME,
+            Provider::Hrflow => &hrflow::SCHEME,
+            Provider::JobAffinity => &jobaffinity::SCHEME,
+            Provider::StandardWebhooks => &standard_webhooks::SCHEME,
+            Provider::Hmac => &generic::SCHEME,
         }
     }
 
@@ -78,16 +86,12 @@ impl Provider {
         Provider::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    pub fn is_supported(self) -> bool {
-        self.scheme().is_some()
-    }
-
     pub fn uses_secrets(self) -> bool {
-        self.scheme().is_some_and(|s| s.uses_secrets)
+        self.scheme().uses_secrets
     }
 
     pub fn has_timestamp(self) -> bool {
-        self.scheme().is_some_and(|s| s.has_timestamp)
+        self.scheme().has_timestamp
     }
 }
 
@@ -130,6 +134,7 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The request's own body verified.
     fn new(req: &Request<'_>, signed_id: Option<String>) -> Self {
         Verified {
             body: req.body.clone(),
@@ -138,12 +143,26 @@ impl Verified {
         }
     }
 
-    /// Check 10: the events this payload carries, in order.
-    pub fn normalize(self, route: &Route) -> Result<Vec<Event>, MalformedPayload> {
-        match route.provider.scheme() {
-            Some(scheme) => (scheme.normalize)(route, self),
-            None => Err(MalformedPayload("provider not supported".into())),
+    /// A payload that arrived elsewhere than the body (HrFlow's signed-request header).
+    fn other_payload(body: Bytes, content_type: HeaderValue) -> Self {
+        Verified {
+            body,
+            content_type: Some(content_type),
+            signed_id: None,
         }
+    }
+
+    /// Check 10: the events this payload carries, in order.
+    pub fn normalize(self, route: &Route) -> Result<Events, MalformedPayload> {
+        (route.provider.scheme().normalize)(route, self)
+    }
+
+    fn media_type_is(&self, expected: &str) -> bool {
+        self.content_type
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(expected))
     }
 }
 
@@ -158,10 +177,22 @@ impl std::fmt::Debug for Verified {
 
 /// Checks 6–9 for `route`.
 pub fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    match route.provider.scheme() {
-        Some(scheme) => (scheme.verify)(route, req),
-        // Validation refuses such routes; failing closed keeps it that way.
-        None => Err(VerifyError::InvalidSignature),
+    (route.provider.scheme().verify)(route, req)
+}
+
+/// What one request carries: one event, or a batch (HrFlow arrays) whose answer lists
+/// every id.
+pub struct Events {
+    pub events: Vec<Event>,
+    pub batch: bool,
+}
+
+impl Events {
+    fn one(event: Event) -> Self {
+        Events {
+            events: vec![event],
+            batch: false,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::fields::{self, Pointers};
 use super::{
-    parse_json, parse_object, sig, Event, MalformedPayload, Request, Scheme, Verified, VerifyError,
+    parse_json, parse_object, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError,
 };
 use crate::config::{HmacAlgorithm, Route};
 
@@ -43,14 +43,14 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
         HmacAlgorithm::Sha256,
         &route.secrets,
         &[req.body],
-        &expected,
+        &[&expected],
     ) {
         return Err(VerifyError::InvalidSignature);
     }
     Ok(Verified::new(req, None))
 }
 
-fn normalize(route: &Route, verified: Verified) -> Result<Vec<Event>, MalformedPayload> {
+fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     let mut payload = parse_object(&verified.body)?;
     let is_envelope = payload.get("type").is_some_and(Value::is_string)
         && payload.get("payload").is_some_and(Value::is_object);
@@ -61,7 +61,7 @@ fn normalize(route: &Route, verified: Verified) -> Result<Vec<Event>, MalformedP
         &FLAT
     };
     let event = fields::event(route, pointers, &verified, payload, &verified.body);
-    Ok(vec![event])
+    Ok(Events::one(event))
 }
 
 /// `client_data` is the integrator's own JSON, passed through as a string: hand the app

@@ -4,10 +4,16 @@
 
 use std::time::Duration;
 
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use http::header::AsHeaderName;
 use http::HeaderMap;
 use sha2::{Sha256, Sha512};
+use subtle::ConstantTimeEq;
 
 use super::VerifyError;
 use crate::config::{HmacAlgorithm, Secret};
@@ -93,47 +99,66 @@ pub fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Vec<u8>, VerifyError> {
     }
 }
 
-/// Whether any secret's HMAC over the concatenated `message` parts equals `signature`.
-/// The comparison is constant-time and checks the length (`Mac::verify_slice`).
+/// Base64 signatures, standard alphabet, padding optional (senders differ).
+pub fn decode_base64(raw: &[u8]) -> Option<Vec<u8>> {
+    decode_with(&B64_STANDARD, raw)
+}
+
+/// Base64url (RFC 4648 §5), padding optional.
+pub fn decode_base64url(raw: &[u8]) -> Option<Vec<u8>> {
+    decode_with(&B64_URL, raw)
+}
+
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const B64_STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const B64_URL: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+fn decode_with(engine: &GeneralPurpose, raw: &[u8]) -> Option<Vec<u8>> {
+    engine.decode(raw).ok().filter(|bytes| !bytes.is_empty())
+}
+
+/// Whether any secret's HMAC over the concatenated `message` parts equals any of the
+/// `candidates`. Each secret's MAC is computed once; each comparison checks the length
+/// and is constant-time in the content.
 pub fn any_secret_signs(
     algorithm: HmacAlgorithm,
     secrets: &[Secret],
     message: &[&[u8]],
-    signature: &[u8],
+    candidates: &[&[u8]],
 ) -> bool {
-    secrets.iter().any(|secret| match algorithm {
-        HmacAlgorithm::Sha256 => mac_matches::<Hmac<Sha256>>(secret, message, signature),
-        HmacAlgorithm::Sha512 => mac_matches::<Hmac<Sha512>>(secret, message, signature),
+    secrets.iter().any(|secret| {
+        let tag = match algorithm {
+            HmacAlgorithm::Sha256 => mac::<Hmac<Sha256>>(secret.expose(), message),
+            HmacAlgorithm::Sha512 => mac::<Hmac<Sha512>>(secret.expose(), message),
+        };
+        candidates
+            .iter()
+            .any(|c| c.len() == tag.len() && bool::from(tag.ct_eq(c)))
     })
 }
 
-fn mac_matches<M: Mac + hmac::digest::KeyInit>(
-    secret: &Secret,
-    message: &[&[u8]],
-    signature: &[u8],
-) -> bool {
-    let Ok(mut mac) = <M as hmac::digest::KeyInit>::new_from_slice(secret.expose()) else {
-        return false;
+/// HMAC-SHA256 of the concatenated parts.
+#[cfg(test)]
+pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
+    mac::<Hmac<Sha256>>(key, message)
+}
+
+fn mac<M: Mac + KeyInit>(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
+    // HMAC takes keys of any length (long ones are hashed), so this cannot fail.
+    let Ok(mut mac) = <M as KeyInit>::new_from_slice(key) else {
+        return Vec::new();
     };
     for part in message {
         mac.update(part);
     }
-    mac.verify_slice(signature).is_ok()
+    mac.finalize().into_bytes().to_vec()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
-
-    fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-        for part in message {
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
-    }
 
     fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -219,32 +244,27 @@ mod tests {
     }
 
     #[test]
+    fn base64_padding_is_optional_and_alphabets_are_kept_apart() {
+        assert_eq!(decode_base64(b"+/8="), Some(vec![0xfb, 0xff]));
+        assert_eq!(decode_base64(b"+/8"), Some(vec![0xfb, 0xff]));
+        assert_eq!(decode_base64url(b"-_8"), Some(vec![0xfb, 0xff]));
+        assert_eq!(decode_base64url(b"+/8="), None);
+        assert_eq!(decode_base64(b""), None);
+        assert_eq!(decode_base64(b"!!"), None);
+    }
+
+    #[test]
     fn comparison_checks_every_secret_and_the_length() {
         let secrets = [Secret::new(&b"old"[..]), Secret::new(&b"new"[..])];
         let sig = hmac_sha256(b"new", &[b"a", b".", b"b"]);
-        assert!(any_secret_signs(
-            HmacAlgorithm::Sha256,
-            &secrets,
-            &[b"a.b"],
-            &sig
-        ));
-        assert!(!any_secret_signs(
-            HmacAlgorithm::Sha256,
-            &secrets,
-            &[b"a.c"],
-            &sig
-        ));
-        assert!(!any_secret_signs(
-            HmacAlgorithm::Sha256,
-            &secrets,
-            &[b"a.b"],
-            &sig[..16]
-        ));
-        assert!(!any_secret_signs(
-            HmacAlgorithm::Sha512,
-            &secrets,
-            &[b"a.b"],
-            &sig
-        ));
+        let signs = |alg, msg: &[u8], candidates: &[&[u8]]| {
+            any_secret_signs(alg, &secrets, &[msg], candidates)
+        };
+        assert!(signs(HmacAlgorithm::Sha256, b"a.b", &[&sig]));
+        assert!(signs(HmacAlgorithm::Sha256, b"a.b", &[b"nope", &sig]));
+        assert!(!signs(HmacAlgorithm::Sha256, b"a.c", &[&sig]));
+        assert!(!signs(HmacAlgorithm::Sha256, b"a.b", &[&sig[..16]]));
+        assert!(!signs(HmacAlgorithm::Sha256, b"a.b", &[]));
+        assert!(!signs(HmacAlgorithm::Sha512, b"a.b", &[&sig]));
     }
 }

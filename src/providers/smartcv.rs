@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::fields::{self, Pointers};
-use super::{parse_object, sig, Event, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{parse_object, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::config::{HmacAlgorithm, Route};
 
 pub const SCHEME: Scheme = Scheme {
@@ -31,14 +31,19 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     let expected = sig::decode_hex(signature.single()?, b"sha256=")?;
     // The timestamp is signed exactly as sent, so "0123" and "123" are different messages.
     let message: [&[u8]; 3] = [ts_text, b".", req.body];
-    if !sig::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &message, &expected) {
+    if !sig::any_secret_signs(
+        HmacAlgorithm::Sha256,
+        &route.secrets,
+        &message,
+        &[&expected],
+    ) {
         return Err(VerifyError::InvalidSignature);
     }
     Ok(Verified::new(req, None))
 }
 
-fn normalize(route: &Route, verified: Verified) -> Result<Vec<Event>, MalformedPayload> {
+fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     let payload = parse_object(&verified.body)?;
     let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
-    Ok(vec![event])
+    Ok(Events::one(event))
 }

@@ -4,5 +4,6 @@ mod cli;
 mod delivery;
 mod forwarding;
 mod http;
+mod providers;
 mod support;
 mod vectors;

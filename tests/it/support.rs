@@ -287,11 +287,7 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 // === Signing, as the providers do it ===
 
 pub fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("key");
-    for p in parts {
-        mac.update(p);
-    }
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(hmac_raw(secret, parts))
 }
 
 pub fn now() -> i64 {
@@ -322,4 +318,16 @@ pub fn pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
+}
+
+pub fn hmac_raw(secret: &str, parts: &[&[u8]]) -> Vec<u8> {
+    hmac_raw_key(secret.as_bytes(), parts)
+}
+
+pub fn hmac_raw_key(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("key");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
 }

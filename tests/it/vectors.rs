@@ -12,10 +12,6 @@ use serde_json::Value;
 
 use crate::support::{Gateway, Upstream};
 
-/// Providers whose vectors wait for their implementation (issue 3). Keeping the list
-/// explicit means a vector of an implemented provider can never be skipped silently.
-const PENDING: &[&str] = &["hrflow", "jobaffinity", "standard-webhooks", "hmac"];
-
 fn vectors() -> Vec<Value> {
     let text = include_str!("../fixtures/vectors.json");
     let doc: Value = serde_json::from_str(text).expect("vectors.json");
@@ -44,7 +40,7 @@ fn body(request: &Value) -> Bytes {
 }
 
 #[tokio::test]
-async fn every_vector_of_an_implemented_provider_passes() {
+async fn every_vector_passes() {
     let mut failures = Vec::new();
     let mut ran = 0;
     for v in vectors() {
@@ -54,13 +50,6 @@ async fn every_vector_of_an_implemented_provider_passes() {
             Provider::from_name(provider).is_some(),
             "{name}: unknown provider {provider}"
         );
-        if PENDING.contains(&provider) {
-            assert!(
-                !Provider::from_name(provider).is_some_and(Provider::is_supported),
-                "{provider} is implemented: remove it from PENDING"
-            );
-            continue;
-        }
         ran += 1;
         if let Err(why) = run(&v).await {
             failures.push(format!("{name}: {why}"));
@@ -72,7 +61,7 @@ async fn every_vector_of_an_implemented_provider_passes() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(ran >= 23, "only {ran} vectors ran");
+    assert_eq!(ran, 46, "every vector of the fixture ran");
 }
 
 async fn run(v: &Value) -> Result<(), String> {

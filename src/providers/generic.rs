@@ -1,0 +1,77 @@
+//! The generic `hmac` scheme (SPEC §4.6): header, prefix, hex or base64, SHA-256 or
+//! SHA-512, over a message template of `{body}`, `{timestamp}` and `{id}`. JobAffinity
+//! routes with `[routes.hmac]` use the same check.
+
+use super::fields::{self, Pointers};
+use super::{parse_json, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use crate::config::{HmacScheme, MessagePart, Route, SigEncoding};
+
+pub const SCHEME: Scheme = Scheme {
+    verify,
+    normalize,
+    uses_secrets: true,
+    has_timestamp: false,
+};
+
+const POINTERS: Pointers = Pointers {
+    id: Some("/id"),
+    kind: Some("/type"),
+    occurred_at: None,
+    data: None,
+};
+
+fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
+    // Validation requires [routes.hmac] for this provider; without it nothing verifies.
+    let scheme = route.hmac.as_ref().ok_or(VerifyError::InvalidSignature)?;
+    let id = check(route, scheme, req)?;
+    Ok(Verified::new(req, id))
+}
+
+/// Checks 6–9 for a `[routes.hmac]` scheme; returns the signed id header, if any.
+pub fn check(
+    route: &Route,
+    scheme: &HmacScheme,
+    req: &Request<'_>,
+) -> Result<Option<String>, VerifyError> {
+    let signature = sig::signature(req.headers, &scheme.header)?;
+    let timestamp = match &scheme.timestamp_header {
+        Some(name) => {
+            let (text, value) = sig::timestamp(req.headers, name)?;
+            sig::within_window(value, req.now, route.tolerance)?;
+            Some(text)
+        }
+        None => None,
+    };
+    // A signed id that is absent or repeated cannot be trusted: check 9.
+    let id = match &scheme.id_header {
+        Some(name) => Some(sig::header(req.headers, name).single()?),
+        None => None,
+    };
+    let raw = signature.single()?;
+    let prefix = scheme.prefix.as_deref().unwrap_or_default().as_bytes();
+    let expected = match scheme.encoding {
+        SigEncoding::Hex => sig::decode_hex(raw, prefix)?,
+        SigEncoding::Base64 => sig::decode_base64(raw.strip_prefix(prefix).unwrap_or(raw))
+            .ok_or(VerifyError::InvalidSignature)?,
+    };
+    let message: Vec<&[u8]> = scheme
+        .message
+        .iter()
+        .map(|part| match part {
+            MessagePart::Literal(text) => text.as_bytes(),
+            MessagePart::Body => req.body,
+            MessagePart::Timestamp => timestamp.unwrap_or_default(),
+            MessagePart::Id => id.unwrap_or_default(),
+        })
+        .collect();
+    if !sig::any_secret_signs(scheme.algorithm, &route.secrets, &message, &[&expected]) {
+        return Err(VerifyError::InvalidSignature);
+    }
+    Ok(id.map(|bytes| String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+    let payload = parse_json(&verified.body)?;
+    let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+    Ok(Events::one(event))
+}

@@ -1,0 +1,42 @@
+//! JobAffinity (SPEC §4.4): the provider signs with whatever the integrator agrees with
+//! its support, so a route carries `[routes.auth]` and/or `[routes.hmac]`.
+
+use super::fields::{self, Pointers};
+use super::{
+    generic, parse_object, Events, MalformedPayload, Request, Scheme, Verified, VerifyError,
+};
+use crate::config::Route;
+
+pub const SCHEME: Scheme = Scheme {
+    verify,
+    normalize,
+    // Only with [routes.hmac], which validation accounts for separately.
+    uses_secrets: false,
+    has_timestamp: false,
+};
+
+const POINTERS: Pointers = Pointers {
+    id: None,
+    kind: Some("/event"),
+    occurred_at: Some("/datetime"),
+    data: None,
+};
+
+fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
+    if let Some(scheme) = &route.hmac {
+        let id = generic::check(route, scheme, req)?;
+        return Ok(Verified::new(req, id));
+    }
+    // Credentials alone: the pipeline checked them (check 5) before calling us. A route
+    // with neither is refused at load; should one exist anyway, nothing verifies.
+    match route.auth {
+        Some(_) => Ok(Verified::new(req, None)),
+        None => Err(VerifyError::InvalidSignature),
+    }
+}
+
+fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+    let payload = parse_object(&verified.body)?;
+    let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+    Ok(Events::one(event))
+}

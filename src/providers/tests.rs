@@ -1,0 +1,177 @@
+//! Properties every scheme must have, whatever the body: a correct signature verifies,
+//! and the same signature over a body changed in one byte never does.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use proptest::prelude::*;
+use sha2::Sha512;
+
+use super::sig::hmac_sha256;
+use super::{form, verify, Request, VerifyError};
+use crate::config::{load_str, Route};
+
+const NOW: i64 = 1_764_000_000;
+
+fn route(toml: &str) -> Arc<Route> {
+    let text = format!("[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\n{toml}");
+    let loaded = load_str(&text, Path::new("."), &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    Arc::clone(&loaded.config.routes[0])
+}
+
+fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, HeaderValue::from_str(value).expect("header value"));
+    }
+    map
+}
+
+fn check(route: &Route, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
+    let body = Bytes::copy_from_slice(body);
+    verify(
+        route,
+        &Request {
+            headers,
+            body: &body,
+            now: NOW,
+        },
+    )
+    .map(|_| ())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// How a provider signs a body: the headers it would send.
+type Signer = Box<dyn Fn(&[u8]) -> HeaderMap>;
+
+/// Each scheme's route and its signer, computed here independently of the verifiers.
+fn schemes() -> Vec<(&'static str, Arc<Route>, Signer)> {
+    let ts = NOW.to_string();
+    let sw_key = [7u8; 24];
+    vec![
+        (
+            "smartcv",
+            route("provider = \"smartcv\"\nsecrets = [\"k\"]\n"),
+            Box::new({
+                let ts = ts.clone();
+                move |body| {
+                    let tag = hmac_sha256(b"k", &[ts.as_bytes(), b".", body]);
+                    headers(&[("x-smartcv-timestamp", ts.clone()), ("x-smartcv-signature", format!("sha256={}", hex::encode(tag)))])
+                }
+            }),
+        ),
+        (
+            "semantikmatch",
+            route("provider = \"semantikmatch\"\nsecrets = [\"k\"]\n"),
+            Box::new(|body| headers(&[("x-semantikmatch-signature", hex::encode(hmac_sha256(b"k", &[body])))])),
+        ),
+        (
+            "hrflow raw body",
+            route("provider = \"hrflow\"\nsecrets = [\"k\"]\n"),
+            Box::new(|body| {
+                headers(&[("content-type", "application/json".into()), ("http-hrflow-signature", hex::encode(hmac_sha256(b"k", &[body])))])
+            }),
+        ),
+        (
+            "standard-webhooks",
+            route(&format!("provider = \"standard-webhooks\"\nsecrets = [\"whsec_{}\"]\n", b64(&sw_key))),
+            Box::new({
+                let ts = ts.clone();
+                move |body| {
+                    let tag = hmac_sha256(&sw_key, &[b"msg_1.", ts.as_bytes(), b".", body]);
+                    headers(&[("webhook-id", "msg_1".into()), ("webhook-timestamp", ts.clone()), ("webhook-signature", format!("v1,{}", b64(&tag)))])
+                }
+            }),
+        ),
+        (
+            "hmac sha512 base64 template",
+            route(
+                "provider = \"hmac\"\nsecrets = [\"k\"]\n[routes.hmac]\nheader = \"X-Sig\"\nencoding = \"base64\"\nalgorithm = \"sha512\"\n\
+                 message = \"{id}:{timestamp}:{body}\"\ntimestamp_header = \"X-Ts\"\nid_header = \"X-Id\"\n",
+            ),
+            Box::new({
+                let ts = ts.clone();
+                move |body| {
+                    use hmac::{Mac, digest::KeyInit};
+                    let mut mac = <hmac::Hmac<Sha512> as KeyInit>::new_from_slice(b"k").expect("key");
+                    for part in [b"e1:".as_slice(), ts.as_bytes(), b":", body] {
+                        mac.update(part);
+                    }
+                    let tag = mac.finalize().into_bytes();
+                    headers(&[("x-ts", ts.clone()), ("x-id", "e1".into()), ("x-sig", b64(&tag))])
+                }
+            }),
+        ),
+        (
+            "jobaffinity hmac",
+            route("provider = \"jobaffinity\"\nsecrets = [\"k\"]\n[routes.hmac]\nheader = \"X-Sig\"\nprefix = \"sha256=\"\n"),
+            Box::new(|body| headers(&[("x-sig", format!("sha256={}", hex::encode(hmac_sha256(b"k", &[body]))))])),
+        ),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn a_body_changed_in_one_byte_never_verifies(
+        body in prop::collection::vec(any::<u8>(), 1..300),
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let mut tampered = body.clone();
+        tampered[at.index(body.len())] ^= flip;
+        for (name, route, sign) in schemes() {
+            let signed = sign(&body);
+            prop_assert_eq!(check(&route, &signed, &body), Ok(()), "{} refused its own signature", name);
+            prop_assert_eq!(check(&route, &signed, &tampered), Err(VerifyError::InvalidSignature), "{} accepted a tampered body", name);
+        }
+    }
+
+    /// HrFlow's form signature covers the canonical JSON, not the bytes: a change
+    /// verifies exactly when it leaves the canonical JSON as it was (a dropped field).
+    #[test]
+    fn a_changed_form_verifies_only_if_its_canonical_json_is_unchanged(
+        body in "[a-z=&%+0-9]{1,40}",
+        at in any::<prop::sample::Index>(),
+        replacement in "[a-z=&%+0-9]",
+    ) {
+        let route = route("provider = \"hrflow\"\nsecrets = [\"k\"]\n");
+        let canonical = |b: &[u8]| form::canonical_json(&form::fields(b));
+        let tag = hmac_sha256(b"k", &[canonical(body.as_bytes()).as_bytes()]);
+        let signed = headers(&[("content-type", "application/x-www-form-urlencoded".into()), ("http-hrflow-signature", hex::encode(tag))]);
+        let mut tampered = body.clone().into_bytes();
+        tampered[at.index(body.len())] = replacement.as_bytes()[0];
+        prop_assert_eq!(check(&route, &signed, body.as_bytes()), Ok(()));
+        let expected = if canonical(&tampered) == canonical(body.as_bytes()) { Ok(()) } else { Err(VerifyError::InvalidSignature) };
+        prop_assert_eq!(check(&route, &signed, &tampered), expected);
+    }
+
+    /// In a signed request the event travels in the header: one changed character of its
+    /// payload part never verifies.
+    #[test]
+    fn a_changed_signed_request_never_verifies(
+        event in prop::collection::vec(any::<u8>(), 1..200),
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let route = route("provider = \"hrflow\"\nsecrets = [\"k\"]\n");
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let b = url.encode(&event);
+        let documented = format!("{}.{b}", url.encode(hmac_sha256(b"k", &[b.as_bytes()])));
+        let sdk = format!("{}.{b}", url.encode(hex::encode(hmac_sha256(b"k", &[&event]))));
+        let mut changed = event.clone();
+        changed[at.index(event.len())] ^= flip;
+        let b2 = url.encode(&changed);
+        for signature in [documented, sdk] {
+            let (a, _) = signature.split_once('.').expect("dot");
+            prop_assert_eq!(check(&route, &headers(&[("http-hrflow-signature", signature.clone())]), b""), Ok(()));
+            let forged = headers(&[("http-hrflow-signature", format!("{a}.{b2}"))]);
+            prop_assert_eq!(check(&route, &forged, b""), Err(VerifyError::InvalidSignature));
+        }
+    }
+}
