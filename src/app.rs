@@ -1,63 +1,191 @@
 //! The state every request shares, handed down as one `Arc<App>` (no globals).
+//!
+//! What a reload replaces (routes, secrets, limits, upstreams) sits in one [`Runtime`]
+//! behind an atomic pointer; a request takes one snapshot and uses it throughout. What
+//! must survive a reload (the dedup cache, metrics, the connection pool) sits beside it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::config::{Config, Route};
-use crate::forward::Forwarder;
+use arc_swap::ArcSwap;
 
-/// Where "now" comes from. Injected so tests judge requests at a fixed time.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, Loaded, Route};
+use crate::dedup::Dedup;
+use crate::forward::{self, Forwarder, HttpsClient};
+use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
+use crate::ratelimit::Limiter;
 
-impl Clock {
-    pub fn system() -> Self {
-        Clock(Arc::new(SystemTime::now))
-    }
+pub use crate::clock::unix_seconds;
 
-    pub fn fixed(at: SystemTime) -> Self {
-        Clock(Arc::new(move || at))
-    }
+/// One configuration, ready to serve.
+pub struct Runtime {
+    pub config: Config,
+    routes: HashMap<String, Arc<RouteState>>,
+    pub forwarder: Forwarder,
+}
 
-    pub fn now(&self) -> SystemTime {
-        (self.0)()
+/// A route with what serving it needs, resolved once per configuration.
+pub struct RouteState {
+    pub route: Arc<Route>,
+    pub limiter: Option<Limiter>,
+    pub metrics: Arc<RouteMetrics>,
+}
+
+impl Runtime {
+    /// The route serving exactly `path`.
+    pub fn route(&self, path: &str) -> Option<&Arc<RouteState>> {
+        self.routes.get(path)
     }
 }
 
-/// Unix seconds, floored (negative before 1970).
-pub fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
+/// Called with the new `[log] level` after a reload.
+pub type LogLevelHook = Box<dyn Fn(&str) + Send + Sync>;
 
 pub struct App {
-    pub config: Config,
-    routes: HashMap<String, Arc<Route>>,
-    pub forwarder: Forwarder,
+    runtime: ArcSwap<Runtime>,
+    pub dedup: Dedup,
+    pub metrics: Metrics,
     pub clock: Clock,
+    client: HttpsClient,
+    /// Per route name, kept across reloads so label sets stay bounded.
+    route_metrics: Mutex<HashMap<String, Arc<RouteMetrics>>>,
+    pub unmatched: Arc<RouteMetrics>,
+    draining: AtomicBool,
+    log_level: Option<LogLevelHook>,
 }
 
 impl App {
     pub fn new(config: Config, clock: Clock) -> Self {
+        let metrics = Metrics::new();
+        let dedup = Dedup::new(config.dedup.max_entries, metrics.dedup_evictions.clone());
+        let unmatched = Arc::new(metrics.route(UNMATCHED));
+        let client = forward::client();
+        let mut app = App {
+            runtime: ArcSwap::from_pointee(Runtime {
+                config: config.clone(),
+                routes: HashMap::new(),
+                forwarder: Forwarder::new(client.clone(), &config.upstream),
+            }),
+            dedup,
+            metrics,
+            clock,
+            client,
+            route_metrics: Mutex::new(HashMap::new()),
+            unmatched,
+            draining: AtomicBool::new(false),
+            log_level: None,
+        };
+        let runtime = app.build(config);
+        app.runtime = ArcSwap::from_pointee(runtime);
+        app
+    }
+
+    /// Lets a reload change the log level (the subscriber is the binary's).
+    pub fn with_log_level_hook(mut self, hook: LogLevelHook) -> Self {
+        self.log_level = Some(hook);
+        self
+    }
+
+    /// The configuration in force now; hold it for the whole request.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    fn build(&self, config: Config) -> Runtime {
         let routes = config
             .routes
             .iter()
-            .map(|r| (r.path.clone(), Arc::clone(r)))
+            .map(|route| {
+                let state = RouteState {
+                    route: Arc::clone(route),
+                    limiter: route
+                        .rate_limit
+                        .as_ref()
+                        .map(|l| Limiter::new(l, self.clock.clone())),
+                    metrics: self.route_metrics(&route.name),
+                };
+                (route.path.clone(), Arc::new(state))
+            })
             .collect();
-        let forwarder = Forwarder::new(config.upstream.timeout, config.upstream.headers.clone());
-        App {
+        Runtime {
+            forwarder: Forwarder::new(self.client.clone(), &config.upstream),
             config,
             routes,
-            forwarder,
-            clock,
         }
     }
 
-    /// The route serving exactly `path`.
-    pub fn route(&self, path: &str) -> Option<&Arc<Route>> {
-        self.routes.get(path)
+    fn route_metrics(&self, name: &str) -> Arc<RouteMetrics> {
+        let mut all = self.route_metrics.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            all.entry(name.to_string())
+                .or_insert_with(|| Arc::new(self.metrics.route(name))),
+        )
+    }
+
+    /// Swaps in a newly loaded configuration, or keeps the old one when it is invalid.
+    /// Either way the attempt is logged and counted. Returns whether it took effect.
+    pub fn reload(&self, loaded: Result<Loaded, ConfigError>) -> bool {
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                for line in e.lines() {
+                    tracing::error!(problem = %line, "reload refused; the previous configuration stays in force");
+                }
+                self.metrics.reloaded(false);
+                return false;
+            }
+        };
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        let new = loaded.config;
+        let old = self.runtime();
+        let restart_only = [
+            (
+                "server.listen",
+                old.config.server.listen != new.server.listen,
+            ),
+            ("admin.listen", old.config.admin.listen != new.admin.listen),
+            (
+                "server.tls",
+                old.config.server.tls.is_some() != new.server.tls.is_some(),
+            ),
+            (
+                "dedup.backend",
+                old.config.dedup.backend != new.dedup.backend,
+            ),
+            (
+                "dedup.max_entries",
+                old.config.dedup.max_entries != new.dedup.max_entries,
+            ),
+            ("log.format", old.config.log.format != new.log.format),
+        ];
+        for (key, changed) in restart_only {
+            if changed {
+                tracing::warn!(
+                    key,
+                    "changed in the file but applies only after a restart; ignored"
+                );
+            }
+        }
+        if let Some(hook) = &self.log_level {
+            hook(&new.log.level);
+        }
+        let routes = new.routes.len();
+        self.runtime.store(Arc::new(self.build(new)));
+        self.metrics.reloaded(true);
+        tracing::info!(routes, "configuration reloaded");
+        true
+    }
+
+    /// From now on `/readyz` answers 503.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }

@@ -1,10 +1,13 @@
-//! The one error a request can end in, its status and its JSON body (SPEC §3).
+//! The one error a request can end in, its status, outcome and JSON body (SPEC §3), and
+//! [`Reply`], the answer every path renders into.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::forward::ForwardError;
+use crate::metrics::Outcome;
 use crate::providers::{MalformedPayload, VerifyError};
 
 /// Why a request was not delivered. Each boundary's error rolls up into this one.
@@ -18,6 +21,8 @@ pub enum GatewayError {
     Forbidden,
     #[error("body larger than {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    #[error("ambiguous message framing (Content-Length with Transfer-Encoding, or repeated)")]
+    AmbiguousFraming,
     #[error("the request body could not be read")]
     BadBody,
     #[error("the request took longer than the request timeout")]
@@ -26,6 +31,10 @@ pub enum GatewayError {
     Verify(#[from] VerifyError),
     #[error("{0}")]
     Malformed(#[from] MalformedPayload),
+    #[error("rate limit of this route exceeded")]
+    RateLimited { retry_after: u64 },
+    #[error("this event is being forwarded by another request; retry shortly")]
+    InFlight,
     #[error(transparent)]
     Forward(#[from] ForwardError),
 }
@@ -38,7 +47,7 @@ impl GatewayError {
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Forbidden => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::BadBody => StatusCode::BAD_REQUEST,
+            GatewayError::AmbiguousFraming | GatewayError::BadBody => StatusCode::BAD_REQUEST,
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Verify(
                 VerifyError::Unauthorized
@@ -49,30 +58,47 @@ impl GatewayError {
                 | VerifyError::InvalidSignature,
             ) => StatusCode::UNAUTHORIZED,
             GatewayError::Malformed(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::InFlight => StatusCode::CONFLICT,
             GatewayError::Forward(ForwardError::Unavailable(_)) => StatusCode::BAD_GATEWAY,
             GatewayError::Forward(ForwardError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
-    /// The `error` code of the JSON body, which is also the metrics outcome.
-    pub fn code(&self) -> &'static str {
-        match self {
-            GatewayError::NotFound => "not_found",
-            GatewayError::MethodNotAllowed => "method_not_allowed",
-            GatewayError::Forbidden => "forbidden",
-            GatewayError::PayloadTooLarge { .. } => "payload_too_large",
-            GatewayError::BadBody => "bad_request",
-            GatewayError::RequestTimeout => "request_timeout",
-            GatewayError::Verify(VerifyError::Unauthorized) => "unauthorized",
-            GatewayError::Verify(VerifyError::MissingSignature) => "missing_signature",
-            GatewayError::Verify(VerifyError::InvalidTimestamp) => "invalid_timestamp",
+    /// The metrics outcome; `None` for failures of the HTTP exchange itself, which are
+    /// not counted per route (SPEC §3).
+    pub fn outcome(&self) -> Option<Outcome> {
+        Some(match self {
+            GatewayError::NotFound => Outcome::NotFound,
+            GatewayError::MethodNotAllowed => Outcome::MethodNotAllowed,
+            GatewayError::Forbidden => Outcome::Forbidden,
+            GatewayError::PayloadTooLarge { .. } => Outcome::PayloadTooLarge,
+            GatewayError::AmbiguousFraming
+            | GatewayError::BadBody
+            | GatewayError::RequestTimeout => return None,
+            GatewayError::Verify(VerifyError::Unauthorized) => Outcome::Unauthorized,
+            GatewayError::Verify(VerifyError::MissingSignature) => Outcome::MissingSignature,
+            GatewayError::Verify(VerifyError::InvalidTimestamp) => Outcome::InvalidTimestamp,
             GatewayError::Verify(VerifyError::TimestampTooOld | VerifyError::TimestampTooNew) => {
-                "timestamp_out_of_tolerance"
+                Outcome::TimestampOutOfTolerance
             }
-            GatewayError::Verify(VerifyError::InvalidSignature) => "invalid_signature",
-            GatewayError::Malformed(_) => "malformed_payload",
-            GatewayError::Forward(ForwardError::Unavailable(_)) => "upstream_unavailable",
-            GatewayError::Forward(ForwardError::Timeout) => "upstream_timeout",
+            GatewayError::Verify(VerifyError::InvalidSignature) => Outcome::InvalidSignature,
+            GatewayError::Malformed(_) => Outcome::MalformedPayload,
+            GatewayError::RateLimited { .. } => Outcome::RateLimited,
+            GatewayError::InFlight => Outcome::InFlight,
+            GatewayError::Forward(ForwardError::Unavailable(_)) => Outcome::UpstreamUnavailable,
+            GatewayError::Forward(ForwardError::Timeout) => Outcome::UpstreamTimeout,
+        })
+    }
+
+    /// The `error` code of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self.outcome() {
+            Some(outcome) => outcome.as_str(),
+            None => match self {
+                GatewayError::RequestTimeout => "request_timeout",
+                _ => "bad_request",
+            },
         }
     }
 
@@ -87,29 +113,74 @@ impl GatewayError {
         }
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        let mut response = json_response(
+    pub fn into_reply(self) -> Reply {
+        let mut reply = Reply::json(
             self.status(),
             &serde_json::json!({ "error": self.code(), "message": self.public_message() }),
         );
-        if let GatewayError::MethodNotAllowed = self {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        match self {
+            GatewayError::MethodNotAllowed => {
+                reply
+                    .headers
+                    .insert(ALLOW, HeaderValue::from_static("POST"));
+            }
+            GatewayError::RateLimited { retry_after } => {
+                reply
+                    .headers
+                    .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            GatewayError::InFlight => {
+                reply
+                    .headers
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the connection cannot be trusted to be framed the way we read it.
+            GatewayError::AmbiguousFraming => {
+                reply
+                    .headers
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
-        response
+        reply
     }
 }
 
-/// A JSON response with the right Content-Type.
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+/// A complete answer: cheap to clone, so the copies that waited on an event's first
+/// delivery can answer exactly as it did.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn empty(status: StatusCode) -> Self {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A JSON answer with the right Content-Type.
+    pub fn json(status: StatusCode, body: &serde_json::Value) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Reply {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +198,7 @@ mod tests {
                 413,
                 "payload_too_large",
             ),
+            (GatewayError::AmbiguousFraming, 400, "bad_request"),
             (GatewayError::BadBody, 400, "bad_request"),
             (GatewayError::RequestTimeout, 408, "request_timeout"),
             (VerifyError::Unauthorized.into(), 401, "unauthorized"),
@@ -161,6 +233,12 @@ mod tests {
                 "malformed_payload",
             ),
             (
+                GatewayError::RateLimited { retry_after: 3 },
+                429,
+                "rate_limited",
+            ),
+            (GatewayError::InFlight, 409, "in_flight"),
+            (
                 ForwardError::Unavailable("x".into()).into(),
                 502,
                 "upstream_unavailable",
@@ -174,9 +252,23 @@ mod tests {
     }
 
     #[test]
-    fn method_not_allowed_says_what_is() {
-        let r = GatewayError::MethodNotAllowed.into_response();
-        assert_eq!(r.headers()[header::ALLOW], "POST");
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+    fn refusals_carry_the_headers_that_say_what_to_do() {
+        let r = GatewayError::MethodNotAllowed.into_reply();
+        assert_eq!(r.headers[ALLOW], "POST");
+        assert_eq!(r.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(
+            GatewayError::RateLimited { retry_after: 3 }
+                .into_reply()
+                .headers[RETRY_AFTER],
+            "3"
+        );
+        assert_eq!(
+            GatewayError::InFlight.into_reply().headers[RETRY_AFTER],
+            "1"
+        );
+        assert_eq!(
+            GatewayError::AmbiguousFraming.into_reply().headers[CONNECTION],
+            "close"
+        );
     }
 }

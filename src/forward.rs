@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use crate::config::Route;
+use crate::config::{Route, UpstreamConfig};
 use crate::providers::{header_safe, Event};
 
 /// The app's answer is passed back to the provider; past this size it is dropped, since
@@ -50,8 +50,26 @@ impl Answer {
     }
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The one pooled client for every upstream (HTTP and HTTPS), kept across reloads.
+pub fn client() -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(https)
+}
+
+/// The upstream settings of one configuration over the shared client.
 pub struct Forwarder {
     client: HttpsClient,
     timeout: Duration,
@@ -59,24 +77,11 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(timeout: Duration, extra_headers: HeaderMap) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(https);
+    pub fn new(client: HttpsClient, upstream: &UpstreamConfig) -> Self {
         Forwarder {
             client,
-            timeout,
-            extra_headers,
+            timeout: upstream.timeout,
+            extra_headers: upstream.headers.clone(),
         }
     }
 

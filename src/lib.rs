@@ -5,51 +5,119 @@
 //! # Modules
 //! - [`config`]: the TOML file (serde structs) validated into runtime types; `${…}`
 //!   interpolation; every problem reported with its key path.
-//! - [`app`]: [`App`], the state every request shares (routes, upstream client, clock).
+//! - [`app`]: [`App`], the state every request shares: the hot-swappable `Runtime`
+//!   (routes, limiters, upstream settings) and what survives reloads (dedup, metrics).
 //! - [`server`]: the public listener (HTTP/1.1 and HTTP/2), its limits and graceful drain.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
 //! - [`pipeline`]: one request, check by check, in the order of SPEC §3.
 //! - [`auth`]: static credentials of `[routes.auth]`.
 //! - [`providers`]: one file per signature scheme behind the `Provider` enum; the only
 //!   code that can make a `Verified` payload, and the normalization into `Event`s.
+//! - [`ratelimit`]: per-route limits on verified deliveries (governor).
+//! - [`dedup`]: claim / deliver / release of event ids (moka, LRU).
 //! - [`envelope`]: the normalized JSON the app receives.
 //! - [`forward`]: the pooled upstream client and the mapping of the app's answer.
-//! - [`error`]: [`GatewayError`], its status and JSON body.
-//! - [`logging`]: log format and level.
+//! - [`metrics`]: the Prometheus families on the gateway's own registry.
+//! - [`error`]: [`GatewayError`], its status, outcome and JSON body.
+//! - [`clock`], [`logging`]: the injectable clock; log format, level and reload.
 //!
 //! # The path of a request
 //! `server` accepts a connection and hands each request to `pipeline::handle`, which
-//! finds the route by exact path, checks the method, the source address and the body
-//! size (reading the body with a hard cap), checks `[routes.auth]`, and calls
-//! `providers::verify` with the clock's `now`. The `Verified` payload is normalized into
-//! events, each rendered by `envelope` and sent by `forward`; the app's 2xx/4xx answer
-//! goes back to the provider, anything else becomes 502/504 so the provider retries.
+//! takes a snapshot of the `Runtime`, refuses ambiguous framing, finds the route by exact
+//! path, checks the method, the source address and the body size (reading the body with
+//! a hard cap), checks `[routes.auth]`, and calls `providers::verify` with the clock's
+//! `now`. The `Verified` payload is normalized into events; the route's limiter takes one
+//! token; each event is claimed in `dedup`, rendered by `envelope` and sent by `forward`.
+//! The app's 2xx marks the id delivered and goes back to the provider; anything else
+//! releases the id so the provider's retry is forwarded.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
+pub mod dedup;
 pub mod envelope;
 pub mod error;
 pub mod forward;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod providers;
+pub mod ratelimit;
 pub mod server;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use app::{App, Clock};
+use tokio::net::TcpListener;
+
+pub use app::{App, LogLevelHook};
+pub use clock::Clock;
 pub use error::GatewayError;
 
-/// Binds the public listener of `config` and serves until `shutdown` resolves.
+/// Binds the listeners of `config`, serves until `shutdown` resolves, then drains.
+/// With `config_path`, SIGHUP reloads that file.
 pub async fn run(
     config: config::Config,
+    config_path: Option<PathBuf>,
+    log_level: Option<LogLevelHook>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
-    tracing::info!(listen = %listener.local_addr()?, routes = config.routes.len(), "hookwarden listening");
-    let app = Arc::new(App::new(config, Clock::system()));
-    server::serve(app, listener, shutdown).await;
+    let public = TcpListener::bind(config.server.listen).await?;
+    let admin = TcpListener::bind(config.admin.listen).await?;
+    let mut app = App::new(config, Clock::system());
+    if let Some(hook) = log_level {
+        app = app.with_log_level_hook(hook);
+    }
+    let app = Arc::new(app);
+    tracing::info!(
+        listen = %public.local_addr()?,
+        admin = %admin.local_addr()?,
+        routes = app.runtime().config.routes.len(),
+        "hookwarden listening"
+    );
+    let admin = tokio::spawn(admin::serve(Arc::clone(&app), admin));
+    let reloads = config_path.map(|path| tokio::spawn(reload_on_sighup(Arc::clone(&app), path)));
+    let draining = Arc::clone(&app);
+    server::serve(Arc::clone(&app), public, async move {
+        shutdown.await;
+        // Readiness fails first, so no new traffic is sent our way while we drain.
+        draining.start_draining();
+        tracing::info!("shutting down: draining in-flight requests");
+    })
+    .await;
+    admin.abort();
+    if let Some(task) = reloads {
+        task.abort();
+    }
     Ok(())
 }
+
+#[cfg(unix)]
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload needs a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!(path = %path.display(), "SIGHUP: reloading the configuration");
+        let file = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load_file(&file)).await;
+        match loaded {
+            Ok(loaded) => {
+                app.reload(loaded);
+            }
+            Err(e) => tracing::error!(error = %e, "reload task failed"),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_app: Arc<App>, _path: PathBuf) {}

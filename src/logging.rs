@@ -1,25 +1,50 @@
-//! Log set-up: `[log] format` and `level`, with `RUST_LOG` taking precedence.
+//! Log set-up: `[log] format` and `level`, with `RUST_LOG` taking precedence. The level
+//! can change on reload; the format needs a restart.
 
-use tracing_subscriber::EnvFilter;
+use std::io::IsTerminal;
 
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter};
+
+use crate::app::LogLevelHook;
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber (the one process-wide thing tracing needs). Called once
-/// by `main`; a second call is a no-op.
-pub fn init(log: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match log.format {
-        LogFormat::Json => builder
+/// Installs the process-wide subscriber (the one global tracing needs; called once by
+/// `main`) and returns the hook a reload calls with the new level.
+pub fn init(log: &LogConfig) -> LogLevelHook {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let filter = from_env
+        .as_deref()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .or_else(|| EnvFilter::try_new(&log.level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let json = (log.format == LogFormat::Json).then(|| {
+        fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+            .with_writer(std::io::stderr)
+    });
+    let text = (log.format == LogFormat::Text).then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text)
+        .try_init();
+    Box::new(move |level: &str| {
+        if from_env.is_some() {
+            return;
+        }
+        if let Ok(filter) = EnvFilter::try_new(level) {
+            let _ = handle.reload(filter);
+        }
+    })
 }

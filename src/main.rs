@@ -88,7 +88,7 @@ fn run(path: &Path) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    hookwarden::logging::init(&loaded.config.log);
+    let log_level = hookwarden::logging::init(&loaded.config.log);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -102,7 +102,13 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(hookwarden::run(loaded.config, shutdown_signal())) {
+    let served = runtime.block_on(hookwarden::run(
+        loaded.config,
+        Some(path.to_path_buf()),
+        Some(log_level),
+        shutdown_signal(),
+    ));
+    match served {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -134,5 +140,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: draining in-flight requests");
 }

@@ -1,35 +1,33 @@
-//! One request, top to bottom, in the order of SPEC §3. `handle` logs once and renders
-//! errors once; `handle_inner` is the pipeline and returns at the first failed check.
+//! One request, top to bottom, in the order of SPEC §3. `handle` counts, logs and renders
+//! once; `handle_inner` is the pipeline and returns at the first failed check.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
-use crate::app::{unix_seconds, App};
-use crate::config::{ForwardMode, Route};
-use crate::error::{json_response, GatewayError};
+use crate::app::{unix_seconds, App, RouteState, Runtime};
+use crate::config::ForwardMode;
+use crate::dedup::{Claim, Settled};
+use crate::error::{GatewayError, Reply};
 use crate::forward::Answer;
+use crate::metrics::Outcome;
 use crate::providers::{self, Event, Events};
 use crate::{auth, envelope};
 
-/// What the log line of a request names, filled in as the pipeline learns it.
+/// What the request's log line and metrics need, filled in as the pipeline learns it.
 #[derive(Default)]
 struct Trace {
-    route: Option<Arc<Route>>,
+    route: Option<Arc<RouteState>>,
     event_id: Option<String>,
-}
-
-/// A request that got through to the app, with the outcome it counts as.
-struct Done {
-    response: Response<Full<Bytes>>,
-    outcome: &'static str,
+    /// One per request, or one per batch element attempted.
+    outcomes: Vec<Outcome>,
 }
 
 /// Serves one request; never fails (every error becomes its JSON answer).
@@ -39,46 +37,60 @@ pub async fn handle(
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
     let started = StdInstant::now();
+    app.metrics.inflight.inc();
+    let runtime = app.runtime();
     let mut trace = Trace::default();
-    let (response, outcome) = match handle_inner(&app, req, peer, &mut trace).await {
-        Ok(done) => (done.response, done.outcome),
+    let (reply, counted) = match handle_inner(&app, &runtime, req, peer, &mut trace).await {
+        Ok(reply) => (reply, true),
         Err(err) => {
-            if let GatewayError::Forward(cause) = &err {
-                tracing::warn!(route = trace.route.as_ref().map(|r| r.name.as_str()), error = %cause, "forward failed");
-            }
-            let code = err.code();
-            (err.into_response(), code)
+            let outcome = err.outcome();
+            trace.outcomes.extend(outcome);
+            (err.into_reply(), outcome.is_some())
         }
     };
+    let metrics = trace.route.as_ref().map_or(&app.unmatched, |r| &r.metrics);
+    let elapsed = started.elapsed();
+    if counted {
+        for outcome in &trace.outcomes {
+            metrics.count(*outcome);
+        }
+        metrics.request_duration.observe(elapsed.as_secs_f64());
+    }
+    app.metrics.inflight.dec();
     tracing::info!(
         route = trace
             .route
             .as_ref()
-            .map_or("_unmatched", |r| r.name.as_str()),
-        outcome,
-        status = response.status().as_u16(),
+            .map_or(crate::metrics::UNMATCHED, |r| r.route.name.as_str()),
+        outcome = trace.outcomes.last().map_or("none", |o| o.as_str()),
+        status = reply.status.as_u16(),
         event_id = trace
             .event_id
             .as_deref()
             .map(|id| id.escape_debug().to_string()),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
-    response
+    reply.into_response()
 }
 
 async fn handle_inner(
     app: &App,
+    rt: &Runtime,
     req: Request<Incoming>,
     peer: SocketAddr,
     trace: &mut Trace,
-) -> Result<Done, GatewayError> {
-    let deadline = Instant::now() + app.config.server.request_timeout;
+) -> Result<Reply, GatewayError> {
+    let deadline = Instant::now() + rt.config.server.request_timeout;
+
+    // 0. A request whose length two parsers could read differently is never served.
+    refuse_ambiguous_framing(req.headers())?;
 
     // 1. Exact path match: the route decides every later check, and unknown paths learn
     //    nothing about which checks exist.
-    let route = Arc::clone(app.route(req.uri().path()).ok_or(GatewayError::NotFound)?);
-    trace.route = Some(Arc::clone(&route));
+    let state = Arc::clone(rt.route(req.uri().path()).ok_or(GatewayError::NotFound)?);
+    trace.route = Some(Arc::clone(&state));
+    let route = &state.route;
 
     // 2. Providers only POST; anything else is a probe or a mistake.
     if req.method() != Method::POST {
@@ -94,7 +106,7 @@ async fn handle_inner(
 
     // 4. Size cap: a declared oversize length is refused unread; a streamed one is cut off.
     let (parts, body) = req.into_parts();
-    let body = read_body(body, app.config.server.max_body_bytes, deadline).await?;
+    let body = read_body(body, rt.config.server.max_body_bytes, deadline).await?;
 
     // 5. Static credentials, when the route has them.
     if let Some(credentials) = &route.auth {
@@ -108,41 +120,46 @@ async fn handle_inner(
         body: &body,
         now: unix_seconds(received),
     };
-    let verified = providers::verify(&route, &request)?;
+    let verified = providers::verify(route, &request)?;
 
     // 10. Only now is the payload parsed: nothing unverified is ever interpreted.
-    let Events { events, batch } = verified.normalize(&route)?;
+    let Events { events, batch } = verified.normalize(route)?;
 
-    // 11–13. Rate limit and dedup slot in here (they need the verified event ids).
+    // 11. Rate limit, counting verified deliveries only, so forged traffic can never
+    //     spend a real provider's budget. One token per request, batch or not.
+    if let Some(limiter) = &state.limiter {
+        limiter
+            .check()
+            .map_err(|retry_after| GatewayError::RateLimited { retry_after })?;
+    }
 
-    // 14. Forward in order, stopping at the first event the app does not take: the
-    //     provider retries the whole request.
+    // 12–14. Each event once: dedup, then forward, in order, stopping at the first the
+    //        app does not take (the provider retries the whole request).
     let received_at = envelope::timestamp(received);
-    let mut delivered = Vec::with_capacity(events.len());
-    let mut last = None;
+    let mut ids = Vec::with_capacity(events.len());
     for event in &events {
         trace.event_id = Some(event.id.clone());
-        let answer = forward(app, &route, event, &received_at, deadline).await?;
-        if !answer.delivered() {
-            return Ok(Done {
-                response: passthrough(answer),
-                outcome: "upstream_rejected",
-            });
+        let (reply, outcome) = deliver(app, rt, &state, event, &received_at, deadline).await;
+        trace.outcomes.push(outcome);
+        match outcome {
+            Outcome::Delivered | Outcome::Duplicate if batch => ids.push(event.id.as_str()),
+            _ => return Ok(reply),
         }
-        delivered.push(event.id.as_str());
-        last = Some(answer);
     }
-    let response = match last {
-        Some(answer) if !batch => passthrough(answer),
-        _ => json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "delivered", "ids": delivered }),
-        ),
-    };
-    Ok(Done {
-        response,
-        outcome: "delivered",
-    })
+    Ok(Reply::json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "delivered", "ids": ids }),
+    ))
+}
+
+/// Content-Length beside Transfer-Encoding, or more than one Content-Length: a front
+/// proxy may have framed the body differently (request smuggling).
+fn refuse_ambiguous_framing(headers: &HeaderMap) -> Result<(), GatewayError> {
+    let lengths = headers.get_all(CONTENT_LENGTH).iter().count();
+    if lengths > 1 || (lengths == 1 && headers.contains_key(TRANSFER_ENCODING)) {
+        return Err(GatewayError::AmbiguousFraming);
+    }
+    Ok(())
 }
 
 /// Reads the whole body, at most `limit` bytes, before `deadline`.
@@ -160,13 +177,67 @@ async fn read_body(body: Incoming, limit: u64, deadline: Instant) -> Result<Byte
     }
 }
 
-async fn forward(
+/// Checks 12–14 for one event: forwarded by the first copy only; later copies answer
+/// `duplicate`, or wait for the first copy and answer as it did.
+async fn deliver(
     app: &App,
-    route: &Route,
+    rt: &Runtime,
+    state: &RouteState,
     event: &Event,
     received_at: &str,
     deadline: Instant,
-) -> Result<Answer, GatewayError> {
+) -> (Reply, Outcome) {
+    let route = &state.route;
+    if route.dedup_ttl.is_zero() {
+        return forward(rt, state, event, received_at, deadline).await;
+    }
+    loop {
+        match app.dedup.claim(&route.name, &event.id, route.dedup_ttl) {
+            Claim::Delivered => return duplicate(&event.id),
+            Claim::First(ticket) => {
+                let (reply, outcome) = forward(rt, state, event, received_at, deadline).await;
+                match outcome {
+                    Outcome::Delivered => ticket.delivered(),
+                    _ => ticket.failed(reply.clone(), outcome),
+                }
+                return (reply, outcome);
+            }
+            Claim::InFlight(mut first) => {
+                let settled = match tokio::time::timeout_at(
+                    deadline,
+                    first.wait_for(Option::is_some),
+                )
+                .await
+                {
+                    Err(_) => return (GatewayError::InFlight.into_reply(), Outcome::InFlight),
+                    Ok(Ok(settled)) => settled.clone(),
+                    Ok(Err(_)) => None,
+                };
+                match settled {
+                    Some(Settled::Delivered) => return duplicate(&event.id),
+                    Some(Settled::Failed { reply, outcome }) => return (reply, outcome),
+                    // The first copy went away without an answer: claim again.
+                    Some(Settled::Abandoned) | None => continue,
+                }
+            }
+        }
+    }
+}
+
+fn duplicate(id: &str) -> (Reply, Outcome) {
+    let body = serde_json::json!({ "status": "duplicate", "id": id });
+    (Reply::json(StatusCode::OK, &body), Outcome::Duplicate)
+}
+
+/// Check 14: one event to the app, and what its answer means for the provider.
+async fn forward(
+    rt: &Runtime,
+    state: &RouteState,
+    event: &Event,
+    received_at: &str,
+    deadline: Instant,
+) -> (Reply, Outcome) {
+    let route = &state.route;
     let (body, content_type) = match route.forward {
         ForwardMode::Normalized => (
             envelope::render(route, event, received_at),
@@ -174,20 +245,39 @@ async fn forward(
         ),
         ForwardMode::Raw => (event.raw_body().clone(), event.raw_content_type().cloned()),
     };
-    Ok(app
+    let started = StdInstant::now();
+    let result = rt
         .forwarder
         .send(route, event, body, content_type, deadline)
-        .await?)
+        .await;
+    state
+        .metrics
+        .upstream_duration
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(answer) if answer.delivered() => {
+            state.metrics.forwarded(&event.kind);
+            (passthrough(answer), Outcome::Delivered)
+        }
+        Ok(answer) => (passthrough(answer), Outcome::UpstreamRejected),
+        Err(cause) => {
+            tracing::warn!(route = %route.name, error = %cause, "forward failed");
+            let err = GatewayError::from(cause);
+            let outcome = err.outcome().unwrap_or(Outcome::UpstreamUnavailable);
+            (err.into_reply(), outcome)
+        }
+    }
 }
 
 /// The app's status, body and Content-Type, as the provider should see them.
-fn passthrough(answer: Answer) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(answer.body));
-    *response.status_mut() = answer.status;
+fn passthrough(answer: Answer) -> Reply {
     let mut headers = HeaderMap::new();
     if let Some(ct) = answer.content_type {
         headers.insert(CONTENT_TYPE, ct);
     }
-    *response.headers_mut() = headers;
-    response
+    Reply {
+        status: answer.status,
+        headers,
+        body: answer.body,
+    }
 }

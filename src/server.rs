@@ -13,6 +13,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::config::ServerConfig;
 use crate::pipeline;
 
 /// Header sections larger than this get 431 (SPEC §3).
@@ -22,7 +23,6 @@ const MAX_HEADERS: usize = 100;
 /// Serves `listener` until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish within `server.shutdown_grace`.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let builder = connection_builder(&app);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -39,9 +39,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
+        // Built per connection from the configuration in force, so a reload's timeouts
+        // apply to the next connection.
+        let builder = connection_builder(&app.runtime().config.server);
+        let shared = Arc::clone(&app);
         let service = service_fn(move |req| {
-            let app = Arc::clone(&app);
+            let app = Arc::clone(&shared);
             async move { Ok::<_, Infallible>(pipeline::handle(app, req, peer).await) }
         });
         let conn = builder
@@ -55,7 +58,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         });
     }
     drop(listener);
-    let grace = app.config.server.shutdown_grace;
+    let grace = app.runtime().config.server.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -64,8 +67,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     }
 }
 
-fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
-    let server = &app.config.server;
+fn connection_builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper ignores header_read_timeout without a timer: the timer is what makes the
     // slowloris guard real.

@@ -404,9 +404,6 @@ fn route(
         _ => None,
     };
 
-    if r.rate_limit.is_some() {
-        warnings.push(format!("{at}.rate_limit: not enforced by this build yet"));
-    }
     let tolerance = tolerance?;
     let dedup_ttl = dedup_ttl?;
     let timestamped =
@@ -516,16 +513,29 @@ fn whsec(c: &mut Checker<'_>, path: &str, raw: &str) -> Option<Secret> {
 }
 
 fn rate_limit(c: &mut Checker<'_>, at: &str, rl: &RateLimitSection) -> Option<RateLimit> {
-    if !(rl.per_second.is_finite() && rl.per_second > 0.0) {
+    let slowest = 1.0 / crate::ratelimit::MAX_PERIOD.as_secs_f64();
+    if !(rl.per_second.is_finite() && rl.per_second >= slowest) {
         return c.fail(
             format!("{at}.rate_limit.per_second"),
-            format!("must be greater than 0 (got {})", rl.per_second),
+            format!(
+                "must be at least one a day ({slowest:.8}) (got {})",
+                rl.per_second
+            ),
         );
     }
     let burst = match rl.burst {
         Some(0) => return c.fail(format!("{at}.rate_limit.burst"), "must be at least 1"),
+        Some(b) if b > crate::ratelimit::MAX_BURST => {
+            return c.fail(
+                format!("{at}.rate_limit.burst"),
+                format!("must be at most {}", crate::ratelimit::MAX_BURST),
+            )
+        }
         Some(b) => b,
-        None => rl.per_second.ceil().min(f64::from(u32::MAX)) as u32,
+        None => rl
+            .per_second
+            .ceil()
+            .min(f64::from(crate::ratelimit::MAX_BURST)) as u32,
     };
     Some(RateLimit {
         per_second: rl.per_second,

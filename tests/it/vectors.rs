@@ -67,7 +67,8 @@ async fn every_vector_passes() {
 async fn run(v: &Value) -> Result<(), String> {
     let upstream = Upstream::start().await;
     let now = UNIX_EPOCH + Duration::from_secs(v["now"].as_u64().expect("now"));
-    let gateway = Gateway::start_at(&config(&v["route"], &upstream.url()), Clock::fixed(now)).await;
+    let gateway =
+        Gateway::start_at(&config(&v["route"], &upstream.url()), Clock::manual(now)).await;
     let request = &v["request"];
     let headers: Vec<(&str, &str)> = request["headers"]
         .as_array()

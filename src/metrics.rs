@@ -1,0 +1,301 @@
+//! Prometheus metrics of SPEC §6 on a registry of our own (never the global default).
+//! Per-route label handles are resolved once per route, not per request.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// How one request (or one batch element) ended: the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Delivered,
+    Duplicate,
+    InFlight,
+    NotFound,
+    MethodNotAllowed,
+    Forbidden,
+    RateLimited,
+    PayloadTooLarge,
+    Unauthorized,
+    MissingSignature,
+    InvalidTimestamp,
+    TimestampOutOfTolerance,
+    InvalidSignature,
+    MalformedPayload,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 17] = [
+        Outcome::Delivered,
+        Outcome::Duplicate,
+        Outcome::InFlight,
+        Outcome::NotFound,
+        Outcome::MethodNotAllowed,
+        Outcome::Forbidden,
+        Outcome::RateLimited,
+        Outcome::PayloadTooLarge,
+        Outcome::Unauthorized,
+        Outcome::MissingSignature,
+        Outcome::InvalidTimestamp,
+        Outcome::TimestampOutOfTolerance,
+        Outcome::InvalidSignature,
+        Outcome::MalformedPayload,
+        Outcome::UpstreamRejected,
+        Outcome::UpstreamUnavailable,
+        Outcome::UpstreamTimeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Duplicate => "duplicate",
+            Outcome::InFlight => "in_flight",
+            Outcome::NotFound => "not_found",
+            Outcome::MethodNotAllowed => "method_not_allowed",
+            Outcome::Forbidden => "forbidden",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::PayloadTooLarge => "payload_too_large",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::MissingSignature => "missing_signature",
+            Outcome::InvalidTimestamp => "invalid_timestamp",
+            Outcome::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Outcome::InvalidSignature => "invalid_signature",
+            Outcome::MalformedPayload => "malformed_payload",
+            Outcome::UpstreamRejected => "upstream_rejected",
+            Outcome::UpstreamUnavailable => "upstream_unavailable",
+            Outcome::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+}
+
+/// The `route` label of requests that matched no route.
+pub const UNMATCHED: &str = "_unmatched";
+/// Distinct `type` label values kept per route; the rest count as `_other`.
+const MAX_TYPES: usize = 100;
+
+/// Latencies from well under a millisecond (a rejected signature) to the 30 s providers
+/// wait at most.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    forwarded: IntCounterVec,
+    pub dedup_entries: IntGauge,
+    pub dedup_evictions: IntCounter,
+    pub inflight: IntGauge,
+    reloads: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "hookwarden_requests_total",
+                "Requests by route and outcome (batch elements count one each)",
+            ),
+            &["route", "outcome"],
+        );
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "hookwarden_request_duration_seconds",
+                "Time from request to answer",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["route"],
+        );
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "hookwarden_upstream_duration_seconds",
+                "Time the app took to answer a forwarded event",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["route"],
+        );
+        let forwarded = IntCounterVec::new(
+            Opts::new(
+                "hookwarden_events_forwarded_total",
+                "Events the app accepted (2xx), by type",
+            ),
+            &["route", "type"],
+        );
+        let dedup_entries =
+            IntGauge::new("hookwarden_dedup_entries", "Event ids in the dedup cache");
+        let dedup_evictions = IntCounter::new(
+            "hookwarden_dedup_evictions_total",
+            "Event ids dropped from the dedup cache for max_entries (not ttl expiries)",
+        );
+        let inflight = IntGauge::new("hookwarden_inflight_requests", "Requests being served");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "hookwarden_config_reloads_total",
+                "Configuration reload attempts",
+            ),
+            &["result"],
+        );
+        let build_info =
+            IntGaugeVec::new(Opts::new("hookwarden_build_info", "Always 1"), &["version"]);
+        // Names and labels are literals: a failure here is a programming error caught by
+        // the first test that builds an App.
+        let (
+            requests,
+            request_duration,
+            upstream_duration,
+            forwarded,
+            dedup_entries,
+            dedup_evictions,
+            inflight,
+            reloads,
+            build_info,
+        ) = (
+            requests.expect("requests metric"),
+            request_duration.expect("request duration metric"),
+            upstream_duration.expect("upstream duration metric"),
+            forwarded.expect("forwarded metric"),
+            dedup_entries.expect("dedup entries metric"),
+            dedup_evictions.expect("dedup evictions metric"),
+            inflight.expect("inflight metric"),
+            reloads.expect("reloads metric"),
+            build_info.expect("build info metric"),
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for result in ["ok", "error"] {
+            reloads.with_label_values(&[result]);
+        }
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+            Box::new(requests.clone()),
+            Box::new(request_duration.clone()),
+            Box::new(upstream_duration.clone()),
+            Box::new(forwarded.clone()),
+            Box::new(dedup_entries.clone()),
+            Box::new(dedup_evictions.clone()),
+            Box::new(inflight.clone()),
+            Box::new(reloads.clone()),
+            Box::new(build_info),
+        ];
+        for c in collectors {
+            registry.register(c).expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            forwarded,
+            dedup_entries,
+            dedup_evictions,
+            inflight,
+            reloads,
+        }
+    }
+
+    /// The handles of one route (or of `_unmatched`).
+    pub fn route(&self, name: &str) -> RouteMetrics {
+        RouteMetrics {
+            name: name.to_string(),
+            outcomes: Outcome::ALL.map(|o| self.requests.with_label_values(&[name, o.as_str()])),
+            request_duration: self.request_duration.with_label_values(&[name]),
+            upstream_duration: self.upstream_duration.with_label_values(&[name]),
+            forwarded: self.forwarded.clone(),
+            types: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn reloaded(&self, ok: bool) {
+        self.reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding our own families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One route's label handles, resolved when the route is loaded.
+pub struct RouteMetrics {
+    name: String,
+    outcomes: [IntCounter; 17],
+    pub request_duration: Histogram,
+    pub upstream_duration: Histogram,
+    forwarded: IntCounterVec,
+    types: Mutex<HashMap<String, IntCounter>>,
+}
+
+impl RouteMetrics {
+    pub fn count(&self, outcome: Outcome) {
+        // ALL lists the variants in declaration order.
+        self.outcomes[outcome as usize].inc();
+    }
+
+    /// Counts an event the app accepted, keeping the `type` label set bounded.
+    pub fn forwarded(&self, kind: &str) {
+        let counter = {
+            let mut types = self
+                .types
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match types.get(kind) {
+                Some(c) => c.clone(),
+                None if types.len() < MAX_TYPES => {
+                    let c = self.forwarded.with_label_values(&[&self.name, kind]);
+                    types.insert(kind.to_string(), c.clone());
+                    c
+                }
+                None => self.forwarded.with_label_values(&[&self.name, "_other"]),
+            }
+        };
+        counter.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_index_their_own_counter() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn the_type_label_keeps_100_values_per_route() {
+        let m = Metrics::new();
+        let r = m.route("r");
+        for i in 0..150 {
+            r.forwarded(&format!("t{i}"));
+        }
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"hookwarden_events_forwarded_total{route="r",type="t99"} 1"#));
+        assert!(!text.contains(r#"type="t100""#));
+        assert!(text.contains(r#"hookwarden_events_forwarded_total{route="r",type="_other"} 50"#));
+        assert!(text.contains(r#"hookwarden_build_info{version=""#));
+    }
+}
