@@ -9,6 +9,7 @@
 //!   (routes, limiters, upstream settings) and what survives reloads (dedup, metrics).
 //! - [`server`]: the public listener (HTTP/1.1 and HTTP/2), its limits and graceful drain.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - [`framing`]: watches each connection's HTTP/1 framing for smuggling shapes.
 //! - [`pipeline`]: one request, check by check, in the order of SPEC §3.
 //! - [`auth`]: static credentials of `[routes.auth]`.
 //! - [`providers`]: one file per signature scheme behind the `Provider` enum; the only
@@ -41,6 +42,7 @@ pub mod dedup;
 pub mod envelope;
 pub mod error;
 pub mod forward;
+pub mod framing;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;

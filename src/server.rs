@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::config::ServerConfig;
+use crate::framing::Observed;
 use crate::pipeline;
 
 /// Header sections larger than this get 431 (SPEC §3).
@@ -42,10 +43,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         // Built per connection from the configuration in force, so a reload's timeouts
         // apply to the next connection.
         let builder = connection_builder(&app.runtime().config.server);
+        let (stream, verdicts) = Observed::new(stream);
         let shared = Arc::clone(&app);
         let service = service_fn(move |req| {
             let app = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(pipeline::handle(app, req, peer).await) }
+            let ambiguous = verdicts.next_is_ambiguous();
+            async move { Ok::<_, Infallible>(pipeline::handle(app, req, peer, ambiguous).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -1,9 +1,14 @@
 //! Integration tests: the real gateway over HTTP against a recording upstream.
 
 mod cli;
+mod dedup;
 mod delivery;
 mod forwarding;
+mod hostile;
 mod http;
+mod lifecycle;
+mod limits;
+mod metrics;
 mod providers;
 mod support;
 mod vectors;

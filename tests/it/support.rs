@@ -80,6 +80,7 @@ impl Received {
 struct UpstreamState {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Reply>>,
+    arrived: tokio::sync::Notify,
 }
 
 /// An app that records every request and answers from a script (200 once it runs out).
@@ -125,6 +126,17 @@ impl Upstream {
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().expect("lock").clone()
     }
+
+    /// Resolves once `n` requests have arrived (before they are answered).
+    pub async fn arrivals(&self, n: usize) {
+        loop {
+            let notified = self.state.arrived.notified();
+            if self.state.received.lock().expect("lock").len() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 async fn record(
@@ -142,6 +154,7 @@ async fn record(
         headers: parts.headers,
         body,
     });
+    state.arrived.notify_waiters();
     let reply = state
         .script
         .lock()
@@ -163,9 +176,11 @@ async fn record(
 
 // === Gateway ===
 
-/// The real gateway, serving on 127.0.0.1:0 until dropped.
+/// The real gateway, serving on 127.0.0.1:0 (and its admin port) until dropped.
 pub struct Gateway {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -183,12 +198,21 @@ impl Gateway {
             .await
             .expect("bind gateway");
         let addr = listener.local_addr().expect("addr");
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let admin = admin_listener.local_addr().expect("addr");
+        tokio::spawn(hookwarden::admin::serve(Arc::clone(&app), admin_listener));
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(hookwarden::server::serve(app, listener, async move {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(hookwarden::server::serve(
+            Arc::clone(&app),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Gateway {
             addr,
+            admin,
+            app,
             stop: Some(stop),
         }
     }
@@ -201,6 +225,24 @@ impl Gateway {
     ) -> Answer {
         send(self.addr, "POST", path, headers, body.into()).await
     }
+
+    /// The admin port's `/metrics`, as `series -> value`.
+    pub async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let answer = send(self.admin, "GET", "/metrics", &[], Bytes::new()).await;
+        assert_eq!(answer.status, 200);
+        parse_metrics(&String::from_utf8_lossy(&answer.body))
+    }
+}
+
+/// Prometheus text format: `name{labels} value` per sample line, comments skipped.
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Drop for Gateway {

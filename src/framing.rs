@@ -1,0 +1,370 @@
+//! Request-smuggling shapes that hyper normalises away, refused instead.
+//!
+//! hyper follows RFC 9112 §6.3: with both Transfer-Encoding and Content-Length it drops
+//! the length and closes the connection afterwards, and it folds repeated identical
+//! Content-Lengths into one. Both are safe at this hop, but a proxy in front of us may
+//! have framed the same bytes the other way, so the gateway refuses them (SPEC §3:
+//! broken at the HTTP level). hyper keeps the original headers private, so an observer
+//! on the connection's read side follows the HTTP/1 framing itself and records one
+//! verdict per request head; the pipeline takes them in order.
+//!
+//! The observer never refuses anything on its own: if it cannot follow the stream
+//! (HTTP/2, or input hyper rejects anyway) it stops judging and every later request
+//! counts as clean.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Beyond this a head is refused by hyper (431) before any request is dispatched.
+const MAX_HEAD: usize = 80 * 1024;
+const MAX_HEADERS: usize = 128;
+
+/// The verdicts of one connection, in request order.
+#[derive(Clone, Default)]
+pub struct Verdicts(Arc<Mutex<VecDeque<bool>>>);
+
+impl Verdicts {
+    /// Whether the next request's head was ambiguous. Called once per request.
+    pub fn next_is_ambiguous(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+            .unwrap_or(false)
+    }
+
+    fn push(&self, ambiguous: bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(ambiguous);
+    }
+}
+
+/// Where the observer is in the byte stream.
+enum State {
+    Head(Vec<u8>),
+    Body(u64),
+    ChunkSize(Vec<u8>),
+    ChunkData(u64),
+    ChunkDataEnd,
+    Trailers(Vec<u8>),
+    /// Not following any more.
+    Off,
+}
+
+/// An IO stream whose reads are watched for request framing.
+pub struct Observed<S> {
+    inner: S,
+    state: State,
+    verdicts: Verdicts,
+}
+
+impl<S> Observed<S> {
+    pub fn new(inner: S) -> (Self, Verdicts) {
+        let verdicts = Verdicts::default();
+        let observed = Observed {
+            inner,
+            state: State::Head(Vec::new()),
+            verdicts: verdicts.clone(),
+        };
+        (observed, verdicts)
+    }
+
+    fn observe(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let (next, used) = step(
+                std::mem::replace(&mut self.state, State::Off),
+                bytes,
+                &self.verdicts,
+            );
+            self.state = next;
+            if matches!(self.state, State::Off) {
+                return;
+            }
+            bytes = &bytes[used..];
+        }
+    }
+}
+
+/// Consumes a prefix of `bytes`; returns the next state and how much was used.
+fn step(state: State, bytes: &[u8], verdicts: &Verdicts) -> (State, usize) {
+    match state {
+        State::Off => (State::Off, bytes.len()),
+        State::Head(mut head) => {
+            // Empty lines before a request line are skipped, as hyper does.
+            if head.is_empty() {
+                let skip = bytes
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
+                if skip > 0 {
+                    return (State::Head(head), skip);
+                }
+            }
+            let before = head.len();
+            head.extend_from_slice(bytes);
+            match parse_head(&head, verdicts) {
+                Some((len, next)) => (next, len - before),
+                None if head.len() > MAX_HEAD => (State::Off, bytes.len()),
+                None => (State::Head(head), bytes.len()),
+            }
+        }
+        State::Body(left) => {
+            let used = left.min(bytes.len() as u64);
+            let next = if used == left {
+                State::Head(Vec::new())
+            } else {
+                State::Body(left - used)
+            };
+            (next, used as usize)
+        }
+        State::ChunkSize(mut line) | State::Trailers(mut line) if line.len() > MAX_HEAD => {
+            line.clear();
+            (State::Off, bytes.len())
+        }
+        State::ChunkSize(mut line) => match take_line(&mut line, bytes) {
+            None => (State::ChunkSize(line), bytes.len()),
+            Some(used) => {
+                let text = String::from_utf8_lossy(&line);
+                let size = text.split(';').next().unwrap_or("").trim();
+                match u64::from_str_radix(size, 16) {
+                    Ok(0) => (State::Trailers(Vec::new()), used),
+                    Ok(n) => (State::ChunkData(n), used),
+                    Err(_) => (State::Off, used),
+                }
+            }
+        },
+        State::ChunkData(left) => {
+            let used = left.min(bytes.len() as u64);
+            let next = if used == left {
+                State::ChunkDataEnd
+            } else {
+                State::ChunkData(left - used)
+            };
+            (next, used as usize)
+        }
+        State::ChunkDataEnd => {
+            let mut line = Vec::new();
+            match take_line(&mut line, bytes) {
+                Some(used) if line.is_empty() => (State::ChunkSize(Vec::new()), used),
+                // The CRLF may arrive split; anything else is not chunked framing.
+                None if bytes == b"\r" => (State::ChunkDataEnd, 1),
+                _ => (State::Off, bytes.len()),
+            }
+        }
+        State::Trailers(mut line) => match take_line(&mut line, bytes) {
+            None => (State::Trailers(line), bytes.len()),
+            Some(used) if line.is_empty() => (State::Head(Vec::new()), used),
+            Some(used) => (State::Trailers(Vec::new()), used),
+        },
+    }
+}
+
+/// Appends to `line` up to the next LF; returns how many bytes were used when the line
+/// is complete (`line` then holds it without CR/LF).
+fn take_line(line: &mut Vec<u8>, bytes: &[u8]) -> Option<usize> {
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(lf) => {
+            line.extend_from_slice(&bytes[..lf]);
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            Some(lf + 1)
+        }
+        None => {
+            line.extend_from_slice(bytes);
+            None
+        }
+    }
+}
+
+/// A complete head: its length, the verdict recorded, and how its body is framed.
+fn parse_head(head: &[u8], verdicts: &Verdicts) -> Option<(usize, State)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let len = match request.parse(head) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return None,
+        // HTTP/2's preface, or bytes hyper refuses on its own.
+        Err(_) => return Some((head.len(), State::Off)),
+    };
+    let mut lengths = Vec::new();
+    let mut codings = Vec::new();
+    for h in request.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            lengths.push(h.value);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            codings.push(h.value);
+        }
+    }
+    let ambiguous = lengths.len() > 1 || (!lengths.is_empty() && !codings.is_empty());
+    verdicts.push(ambiguous);
+    if ambiguous {
+        // The answer closes the connection.
+        return Some((len, State::Off));
+    }
+    let next = if let Some(last) = codings.last() {
+        let chunked = String::from_utf8_lossy(last)
+            .rsplit(',')
+            .next()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+        if chunked {
+            State::ChunkSize(Vec::new())
+        } else {
+            State::Off
+        }
+    } else if let Some(value) = lengths.first() {
+        match std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(0) => State::Head(Vec::new()),
+            Some(n) => State::Body(n),
+            None => State::Off,
+        }
+    } else {
+        State::Head(Vec::new())
+    };
+    Some((len, next))
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Observed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            if !matches!(self.state, State::Off) {
+                let fresh = buf.filled()[before..].to_vec();
+                self.observe(&fresh);
+            }
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Observed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `stream` in pieces cut at `cuts` and returns the verdicts.
+    fn verdicts_of(stream: &[u8], cuts: &[usize]) -> Vec<bool> {
+        let (mut observed, verdicts) = Observed::new(());
+        let mut at = 0;
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        cuts.sort_unstable();
+        for cut in cuts.into_iter().chain([stream.len()]) {
+            if cut > at {
+                observed.observe(&stream[at..cut]);
+                at = cut;
+            }
+        }
+        let all = verdicts.0.lock().unwrap().iter().copied().collect();
+        all
+    }
+
+    fn request(extra: &str, body: &str) -> String {
+        format!("POST /x HTTP/1.1\r\nhost: h\r\n{extra}\r\n{body}")
+    }
+
+    #[test]
+    fn smuggling_shapes_are_ambiguous_and_plain_framing_is_not() {
+        let both = request(
+            "content-length: 4\r\ntransfer-encoding: chunked\r\n",
+            "0\r\n\r\n",
+        );
+        assert_eq!(verdicts_of(both.as_bytes(), &[]), [true]);
+        let te_first = request(
+            "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n",
+            "0\r\n\r\n",
+        );
+        assert_eq!(verdicts_of(te_first.as_bytes(), &[]), [true]);
+        let twice = request("content-length: 2\r\ncontent-length: 2\r\n", "{}");
+        assert_eq!(verdicts_of(twice.as_bytes(), &[]), [true]);
+        let fine = request("content-length: 2\r\n", "{}")
+            + &request(
+                "transfer-encoding: chunked\r\n",
+                "2;x=y\r\n{}\r\n0\r\nt: 1\r\n\r\n",
+            );
+        assert_eq!(verdicts_of(fine.as_bytes(), &[]), [false, false]);
+    }
+
+    #[test]
+    fn http2_and_garbage_stop_the_observer_without_verdicts() {
+        assert!(verdicts_of(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", &[]).is_empty());
+        assert!(verdicts_of(b"\x16\x03\x01\x02\x00garbage\r\n\r\n", &[]).is_empty());
+    }
+
+    fn clean_request() -> impl Strategy<Value = String> {
+        let body = "[a-z{}\":,0-9\r\n]{0,40}";
+        prop_oneof![
+            Just(request("", "")),
+            body.prop_map(|b| request(&format!("content-length: {}\r\n", b.len()), &b)),
+            prop::collection::vec(body, 0..4).prop_map(|chunks| {
+                let mut encoded: String = chunks
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| format!("{:x}\r\n{c}\r\n", c.len()))
+                    .collect();
+                encoded.push_str("0\r\n\r\n");
+                request("transfer-encoding: chunked\r\n", &encoded)
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Keep-alive streams of well-framed requests, split anywhere, stay in step:
+        /// one clean verdict per request, and an ambiguous one where it belongs.
+        #[test]
+        fn the_observer_follows_any_split_of_well_framed_requests(
+            requests in prop::collection::vec(clean_request(), 1..6),
+            cuts in prop::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let mut stream: String = requests.concat();
+            stream.push_str(&request("content-length: 0\r\ntransfer-encoding: chunked\r\n", "0\r\n\r\n"));
+            let mut expected = vec![false; requests.len()];
+            expected.push(true);
+            prop_assert_eq!(verdicts_of(stream.as_bytes(), &cuts), expected);
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The real binary's lifecycle: SIGHUP reloads (a rotated secret takes effect, a broken
+//! file changes nothing) and SIGTERM drains in-flight requests before exiting 0.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{now, pairs, send, smartcv_headers, Reply, Upstream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn config(port: u16, admin: u16, upstream: &str, secret: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+shutdown_grace = "10s"
+[admin]
+listen = "127.0.0.1:{admin}"
+[upstream]
+url = "{upstream}"
+[log]
+format = "text"
+[[routes]]
+name = "smartcv"
+path = "/webhooks/smartcv"
+provider = "smartcv"
+secrets = ["{secret}"]
+"#
+    )
+}
+
+/// The binary, with its log lines readable as they come.
+struct Gateway {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+}
+
+impl Gateway {
+    fn start(path: &Path, port: u16, admin: u16) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config", path.to_str().expect("utf-8")])
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let gw = Gateway {
+            child,
+            lines,
+            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+            admin: format!("127.0.0.1:{admin}").parse().expect("addr"),
+        };
+        gw.wait_for("hookwarden listening");
+        gw
+    }
+
+    /// Blocks until a log line contains `text`: the gateway's own signal that something
+    /// happened. The bound only keeps a broken build from hanging the suite.
+    fn wait_for(&self, text: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no log line with {text:?}: {e}"),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    async fn deliver(&self, secret: &str, id: &str) -> crate::support::Answer {
+        let body = format!(r#"{{"id":"{id}","type":"t"}}"#);
+        let headers = smartcv_headers(secret, now(), &body);
+        send(
+            self.addr,
+            "POST",
+            "/webhooks/smartcv",
+            &pairs(&headers),
+            body.into(),
+        )
+        .await
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Multi-threaded: `wait_for` blocks on log lines while the upstream keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_a_secret_and_a_broken_file_keeps_the_old_config() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hookwarden.toml");
+    let (port, admin) = (free_port(), free_port());
+    std::fs::write(&path, config(port, admin, &upstream.url(), "old-secret")).expect("write");
+    let gw = Gateway::start(&path, port, admin);
+    assert_eq!(gw.deliver("old-secret", "e1").await.status, 200);
+
+    std::fs::write(&path, config(port, admin, &upstream.url(), "new-secret")).expect("write");
+    gw.signal("HUP");
+    gw.wait_for("configuration reloaded");
+    assert_eq!(gw.deliver("new-secret", "e2").await.status, 200);
+    let old = gw.deliver("old-secret", "e3").await;
+    assert_eq!(
+        (old.status, old.error().as_str()),
+        (401, "invalid_signature")
+    );
+
+    std::fs::write(&path, "[[routes]]\nname = \"BROKEN\"\n").expect("write");
+    gw.signal("HUP");
+    let refused = gw.wait_for("routes[0].name");
+    assert!(refused.contains("reload refused"), "{refused}");
+    assert_eq!(
+        gw.deliver("new-secret", "e4").await.status,
+        200,
+        "the old config still serves"
+    );
+    assert_eq!(upstream.received().len(), 3);
+
+    let m = send(gw.admin, "GET", "/metrics", &[], "".into()).await;
+    let m = crate::support::parse_metrics(&String::from_utf8_lossy(&m.body));
+    assert_eq!(m[r#"hookwarden_config_reloads_total{result="ok"}"#], 1.0);
+    assert_eq!(m[r#"hookwarden_config_reloads_total{result="error"}"#], 1.0);
+    assert_eq!(
+        m["hookwarden_dedup_entries"], 3.0,
+        "the dedup cache survived the reload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::status(200).delayed(Duration::from_millis(1500))]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hookwarden.toml");
+    let (port, admin) = (free_port(), free_port());
+    std::fs::write(&path, config(port, admin, &upstream.url(), "s")).expect("write");
+    let mut gw = Gateway::start(&path, port, admin);
+
+    let body = r#"{"id":"slow","type":"t"}"#;
+    let headers = smartcv_headers("s", now(), body);
+    let addr = gw.addr;
+    let in_flight = tokio::spawn(async move {
+        send(
+            addr,
+            "POST",
+            "/webhooks/smartcv",
+            &pairs(&headers),
+            body.into(),
+        )
+        .await
+    });
+    upstream.arrivals(1).await;
+
+    gw.signal("TERM");
+    gw.wait_for("shutting down");
+    let ready = send(gw.admin, "GET", "/readyz", &[], "".into()).await;
+    assert_eq!(ready.status, 503, "not ready while draining");
+    let refused = tokio::net::TcpStream::connect(gw.addr).await;
+    assert!(refused.is_err(), "the public listener stopped accepting");
+
+    let answer = in_flight.await.expect("task");
+    assert_eq!(answer.status, 200, "the in-flight request completed");
+    let status = gw.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
