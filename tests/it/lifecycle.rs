@@ -195,3 +195,38 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let status = gw.child.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_line_per_request_with_escaped_ids_and_no_secrets() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hookwarden.toml");
+    let (port, admin) = (free_port(), free_port());
+    let text = config(port, admin, &upstream.url(), "json-secret")
+        .replace("format = \"text\"", "format = \"json\"");
+    std::fs::write(&path, text).expect("write");
+    let gw = Gateway::start(&path, port, admin);
+    assert_eq!(
+        gw.deliver("json-secret", "line\\nbreak\\u0007")
+            .await
+            .status,
+        200
+    );
+    let line = gw.wait_for("\"message\":\"request\"");
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(entry["route"], "smartcv");
+    assert_eq!(entry["outcome"], "delivered");
+    assert_eq!(entry["status"], 200);
+    assert_eq!(
+        entry["event_id"], "line\\nbreak\\u{7}",
+        "control characters are escaped"
+    );
+    assert!(entry["duration_ms"].as_f64().is_some());
+    let bad = gw.deliver("wrong", "e2").await;
+    assert_eq!(bad.status, 401);
+    let refused = gw.wait_for("\"message\":\"request\"");
+    assert!(refused.contains("invalid_signature"), "{refused}");
+    for l in [&line, &refused] {
+        assert!(!l.contains("json-secret") && !l.contains("sha256="), "{l}");
+    }
+}
