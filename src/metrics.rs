@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -102,94 +103,82 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "hookwarden_requests_total",
-                "Requests by route and outcome (batch elements count one each)",
+        let requests = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "hookwarden_requests_total",
+                    "Requests by route and outcome (batch elements count one each)",
+                ),
+                &["route", "outcome"],
             ),
-            &["route", "outcome"],
         );
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "hookwarden_request_duration_seconds",
-                "Time from request to answer",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["route"],
-        );
-        let upstream_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "hookwarden_upstream_duration_seconds",
-                "Time the app took to answer a forwarded event",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["route"],
-        );
-        let forwarded = IntCounterVec::new(
-            Opts::new(
-                "hookwarden_events_forwarded_total",
-                "Events the app accepted (2xx), by type",
+        let request_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "hookwarden_request_duration_seconds",
+                    "Time from request to answer",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["route"],
             ),
-            &["route", "type"],
         );
-        let dedup_entries =
-            IntGauge::new("hookwarden_dedup_entries", "Event ids in the dedup cache");
-        let dedup_evictions = IntCounter::new(
-            "hookwarden_dedup_evictions_total",
-            "Event ids dropped from the dedup cache for max_entries (not ttl expiries)",
-        );
-        let inflight = IntGauge::new("hookwarden_inflight_requests", "Requests being served");
-        let reloads = IntCounterVec::new(
-            Opts::new(
-                "hookwarden_config_reloads_total",
-                "Configuration reload attempts",
+        let upstream_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "hookwarden_upstream_duration_seconds",
+                    "Time the app took to answer a forwarded event",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["route"],
             ),
-            &["result"],
         );
-        let build_info =
-            IntGaugeVec::new(Opts::new("hookwarden_build_info", "Always 1"), &["version"]);
-        // Names and labels are literals: a failure here is a programming error caught by
-        // the first test that builds an App.
-        let (
-            requests,
-            request_duration,
-            upstream_duration,
-            forwarded,
-            dedup_entries,
-            dedup_evictions,
-            inflight,
-            reloads,
-            build_info,
-        ) = (
-            requests.expect("requests metric"),
-            request_duration.expect("request duration metric"),
-            upstream_duration.expect("upstream duration metric"),
-            forwarded.expect("forwarded metric"),
-            dedup_entries.expect("dedup entries metric"),
-            dedup_evictions.expect("dedup evictions metric"),
-            inflight.expect("inflight metric"),
-            reloads.expect("reloads metric"),
-            build_info.expect("build info metric"),
+        let forwarded = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "hookwarden_events_forwarded_total",
+                    "Events the app accepted (2xx), by type",
+                ),
+                &["route", "type"],
+            ),
+        );
+        let dedup_entries = registered(
+            &registry,
+            IntGauge::new("hookwarden_dedup_entries", "Event ids in the dedup cache"),
+        );
+        let dedup_evictions = registered(
+            &registry,
+            IntCounter::new(
+                "hookwarden_dedup_evictions_total",
+                "Event ids dropped from the dedup cache for max_entries (not ttl expiries)",
+            ),
+        );
+        let inflight = registered(
+            &registry,
+            IntGauge::new("hookwarden_inflight_requests", "Requests being served"),
+        );
+        let reloads = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "hookwarden_config_reloads_total",
+                    "Configuration reload attempts",
+                ),
+                &["result"],
+            ),
+        );
+        let build_info = registered(
+            &registry,
+            IntGaugeVec::new(Opts::new("hookwarden_build_info", "Always 1"), &["version"]),
         );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         for result in ["ok", "error"] {
             reloads.with_label_values(&[result]);
-        }
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
-            Box::new(requests.clone()),
-            Box::new(request_duration.clone()),
-            Box::new(upstream_duration.clone()),
-            Box::new(forwarded.clone()),
-            Box::new(dedup_entries.clone()),
-            Box::new(dedup_evictions.clone()),
-            Box::new(inflight.clone()),
-            Box::new(reloads.clone()),
-            Box::new(build_info),
-        ];
-        for c in collectors {
-            registry.register(c).expect("metric names are unique");
         }
         Metrics {
             registry,
@@ -229,6 +218,19 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
     }
+}
+
+/// Defines and registers one family. Names and labels are literals, so a failure is a
+/// programming error that the first test building an `App` catches.
+fn registered<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<C>,
+) -> C {
+    let metric = metric.expect("metric definitions are valid literals");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
 }
 
 impl Default for Metrics {

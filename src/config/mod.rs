@@ -4,6 +4,7 @@
 pub mod file;
 mod interpolate;
 mod load;
+mod routes;
 mod validate;
 
 #[cfg(test)]
