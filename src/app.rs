@@ -140,7 +140,7 @@ impl App {
         for w in &loaded.warnings {
             tracing::warn!("{w}");
         }
-        let new = loaded.config;
+        let mut new = loaded.config;
         let old = self.runtime();
         let restart_only = [
             (
@@ -169,6 +169,11 @@ impl App {
                     "changed in the file but applies only after a restart; ignored"
                 );
             }
+        }
+        // Turning TLS on or off would change what the open port speaks; new certificates
+        // for a TLS port do apply.
+        if old.config.server.tls.is_some() != new.server.tls.is_some() {
+            new.server.tls = old.config.server.tls.clone();
         }
         if let Some(hook) = &self.log_level {
             hook(&new.log.level);

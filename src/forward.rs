@@ -12,8 +12,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use crate::config::{Route, UpstreamConfig};
+use crate::config::{Route, Secret, UpstreamConfig};
 use crate::providers::{header_safe, Event};
+use crate::sign;
 
 /// The app's answer is passed back to the provider; past this size it is dropped, since
 /// providers only look at the status.
@@ -74,6 +75,8 @@ pub struct Forwarder {
     client: HttpsClient,
     timeout: Duration,
     extra_headers: HeaderMap,
+    /// `upstream.signing_secret`: Standard Webhooks headers over what is sent.
+    signing_key: Option<Secret>,
 }
 
 impl Forwarder {
@@ -82,6 +85,7 @@ impl Forwarder {
             client,
             timeout: upstream.timeout,
             extra_headers: upstream.headers.clone(),
+            signing_key: upstream.signing_secret.clone(),
         }
     }
 
@@ -140,22 +144,35 @@ impl Forwarder {
         body: Bytes,
         content_type: Option<HeaderValue>,
     ) -> Result<Request<Full<Bytes>>, ForwardError> {
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = route.forward_uri.clone();
-        let headers = request.headers_mut();
+        let id = header_value(&event.id)?;
+        let mut headers = HeaderMap::with_capacity(8 + self.extra_headers.len());
         if let Some(ct) = content_type {
             headers.insert(CONTENT_TYPE, ct);
         }
-        let id = header_value(&event.id)?;
         headers.insert(EVENT_ID, id.clone());
-        headers.insert(IDEMPOTENCY_KEY, id);
+        headers.insert(IDEMPOTENCY_KEY, id.clone());
         headers.insert(EVENT_TYPE, header_value(&event.kind)?);
         headers.insert(PROVIDER, HeaderValue::from_static(route.provider.name()));
         headers.insert(ROUTE, header_value(&route.name)?);
         for (name, value) in &self.extra_headers {
             headers.append(name, value.clone());
         }
+        if let Some(key) = &self.signing_key {
+            // The id is signed as it stands in its header, so the app verifies what it got.
+            let id = id.to_str().unwrap_or_default();
+            let now = crate::clock::unix_seconds(std::time::SystemTime::now());
+            for (name, value) in sign::standard_webhooks(key, id, now, &body) {
+                // Already header-safe: the escaped id, digits, and base64.
+                let value = HeaderValue::try_from(value).map_err(|_| {
+                    ForwardError::Unavailable("unencodable signature header".into())
+                })?;
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = route.forward_uri.clone();
+        *request.headers_mut() = headers;
         Ok(request)
     }
 }

@@ -20,6 +20,9 @@
 //! - [`forward`]: the pooled upstream client and the mapping of the app's answer.
 //! - [`metrics`]: the Prometheus families on the gateway's own registry.
 //! - [`error`]: [`GatewayError`], its status, outcome and JSON body.
+//! - [`tls`]: the rustls configuration of `[server.tls]`.
+//! - [`sign`], [`send`]: signing as each provider does, for `hookwarden sign`, `send`
+//!   and the re-signing of forwarded requests.
 //! - [`clock`], [`logging`]: the injectable clock; log format, level and reload.
 //!
 //! # The path of a request
@@ -48,7 +51,10 @@ pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod ratelimit;
+pub mod send;
 pub mod server;
+pub mod sign;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;

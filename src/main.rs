@@ -22,6 +22,42 @@ enum Command {
     Run(ConfigArg),
     /// Validate the configuration and print the routes it would serve.
     Check(ConfigArg),
+    /// Print the headers a provider would send for a body file.
+    Sign(SignArgs),
+    /// Sign a body file the way a route verifies it and POST it to the gateway.
+    Send(SendArgs),
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// smartcv | semantikmatch | hrflow | standard-webhooks
+    #[arg(long)]
+    provider: String,
+    /// The provider's secret (standard-webhooks: whsec_...).
+    #[arg(long)]
+    secret: String,
+    /// Unix seconds to sign at (default: now).
+    #[arg(long, allow_hyphen_values = true)]
+    timestamp: Option<i64>,
+    /// Event id, for schemes that carry one (default: random).
+    #[arg(long)]
+    id: Option<String>,
+    /// The body to sign.
+    file: PathBuf,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The route (its `name`) whose scheme signs the body.
+    #[arg(long)]
+    route: String,
+    /// Gateway URL; one without a path gets the route's path (default: the listen address).
+    #[arg(long)]
+    to: Option<String>,
+    /// The body to send.
+    body: PathBuf,
 }
 
 #[derive(Args)]
@@ -41,6 +77,91 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(arg) => check(&arg.config),
         Command::Run(arg) => run(&arg.config),
+        Command::Sign(args) => sign(&args),
+        Command::Send(args) => send(&args),
+    }
+}
+
+fn read_body(path: &Path) -> Result<Vec<u8>, ExitCode> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!("cannot read {}: {e}", path.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn now() -> i64 {
+    hookwarden::clock::unix_seconds(std::time::SystemTime::now())
+}
+
+fn sign(args: &SignArgs) -> ExitCode {
+    let body = match read_body(&args.file) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let id = args.id.clone().unwrap_or_else(hookwarden::sign::random_id);
+    let timestamp = args.timestamp.unwrap_or_else(now);
+    match hookwarden::sign::for_provider(&args.provider, &args.secret, &body, timestamp, &id) {
+        Ok(headers) => {
+            for (name, value) in headers {
+                println!("{}: {}", name, String::from_utf8_lossy(value.as_bytes()));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn send(args: &SendArgs) -> ExitCode {
+    let loaded = match load(&args.config.config) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let body = match read_body(&args.body) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let config = &loaded.config;
+    let prepared = hookwarden::send::route(config, &args.route).and_then(|route| {
+        Ok((
+            route,
+            hookwarden::send::target(config, route, args.to.as_deref())?,
+        ))
+    });
+    let (route, target) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    println!("POST {target}");
+    match runtime.block_on(hookwarden::send::send(route, target, body.into(), now())) {
+        Ok((status, body)) => {
+            println!("{status}");
+            println!("{}", String::from_utf8_lossy(&body));
+            if status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

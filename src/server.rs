@@ -1,16 +1,18 @@
-//! The public listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with the
+//! The public listener: HTTP/1.1 and HTTP/2 on one port, optionally over TLS, with the
 //! HTTP-level limits of SPEC §3 and a graceful drain.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::config::ServerConfig;
@@ -40,25 +42,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        // Built per connection from the configuration in force, so a reload's timeouts
-        // apply to the next connection.
-        let builder = connection_builder(&app.runtime().config.server);
-        let (stream, verdicts) = Observed::new(stream);
-        let shared = Arc::clone(&app);
-        let service = service_fn(move |req| {
-            let app = Arc::clone(&shared);
-            let ambiguous = verdicts.next_is_ambiguous();
-            async move { Ok::<_, Infallible>(pipeline::handle(app, req, peer, ambiguous).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(connection(
+            Arc::clone(&app),
+            stream,
+            peer,
+            graceful.watcher(),
+        ));
     }
     drop(listener);
     let grace = app.runtime().config.server.shutdown_grace;
@@ -67,6 +56,47 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         .is_err()
     {
         tracing::warn!(grace = %humantime::format_duration(grace), "shutdown grace ran out with requests in flight");
+    }
+}
+
+/// One accepted connection, with the settings in force when it arrived (so a reload's
+/// timeouts and certificates apply to the next connection).
+async fn connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
+    let server = app.runtime().config.server.clone();
+    match &server.tls {
+        None => http(app, &server, stream, peer, watcher).await,
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.rustls));
+            // Plain HTTP, or a client that never finishes the handshake, ends here.
+            match tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => http(app, &server, tls_stream, peer, watcher).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn http<S>(
+    app: Arc<App>,
+    server: &ServerConfig,
+    stream: S,
+    peer: SocketAddr,
+    watcher: Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (stream, verdicts) = Observed::new(stream);
+    let service = service_fn(move |req| {
+        let app = Arc::clone(&app);
+        let ambiguous = verdicts.next_is_ambiguous();
+        async move { Ok::<_, Infallible>(pipeline::handle(app, req, peer, ambiguous).await) }
+    });
+    let conn = connection_builder(server)
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

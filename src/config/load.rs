@@ -37,7 +37,7 @@ pub fn load_str(
     }
     let file = deserialize_sections(table, &mut problems);
     let mut warnings = Vec::new();
-    let config = validate(&file, &mut problems, &mut warnings);
+    let config = validate(&file, base_dir, &mut problems, &mut warnings);
     match config {
         Some(config) if problems.is_empty() => Ok(Loaded { config, warnings }),
         _ => Err(ConfigError::Invalid(problems)),

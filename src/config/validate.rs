@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +105,7 @@ impl Checker<'_> {
 /// `problems`).
 pub fn validate(
     file: &FileConfig,
+    base_dir: &Path,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<String>,
 ) -> Option<Config> {
@@ -118,22 +120,34 @@ pub fn validate(
         let header_read_timeout = c.duration("server.header_read_timeout", &s.header_read_timeout);
         let request_timeout = c.duration("server.request_timeout", &s.request_timeout);
         let shutdown_grace = c.duration("server.shutdown_grace", &s.shutdown_grace);
-        let tls = s.tls.as_ref().map(|t| TlsConfig {
-            cert_file: t.cert_file.clone().into(),
-            key_file: t.key_file.clone().into(),
-        });
-        if tls.is_some() {
-            // Serving plaintext where the operator asked for HTTPS would be worse than
-            // refusing to start.
-            c.fail::<()>("server.tls", "HTTPS is not supported by this build yet");
-        }
+        let tls = match &s.tls {
+            None => Some(None),
+            Some(t) => {
+                let (cert_file, key_file) =
+                    (base_dir.join(&t.cert_file), base_dir.join(&t.key_file));
+                match crate::tls::server_config(&cert_file, &key_file) {
+                    Ok(rustls) => Some(Some(TlsConfig {
+                        cert_file,
+                        key_file,
+                        rustls,
+                    })),
+                    Err(e @ crate::tls::TlsError::Key { .. }) => {
+                        c.fail("server.tls.key_file", e.to_string())
+                    }
+                    Err(e @ crate::tls::TlsError::Rejected(_)) => {
+                        c.fail("server.tls.key_file", e.to_string())
+                    }
+                    Err(e) => c.fail("server.tls.cert_file", e.to_string()),
+                }
+            }
+        };
         Some(ServerConfig {
             listen: listen?,
             max_body_bytes: s.max_body_bytes,
             header_read_timeout: header_read_timeout?,
             request_timeout: request_timeout?,
             shutdown_grace: shutdown_grace?,
-            tls,
+            tls: tls?,
         })
     })();
 
@@ -151,16 +165,10 @@ pub fn validate(
             Some(raw) => c.duration("upstream.timeout", raw),
             None => Some(Duration::from_secs(10)),
         };
-        let signing_secret = u.signing_secret.as_deref().and_then(|raw| {
-            let key = routes::whsec(&mut c, "upstream.signing_secret", raw)?;
-            // Forwarding unsigned requests to an app that expects signatures would make it
-            // refuse every event.
-            c.fail::<()>(
-                "upstream.signing_secret",
-                "re-signing is not supported by this build yet",
-            );
-            Some(key)
-        });
+        let signing_secret = u
+            .signing_secret
+            .as_deref()
+            .and_then(|raw| routes::whsec(&mut c, "upstream.signing_secret", raw));
         let mut headers = HeaderMap::new();
         for (name, value) in &u.headers {
             let path = format!("upstream.headers.{name:?}");

@@ -128,20 +128,25 @@ pub fn any_secret_signs(
     candidates: &[&[u8]],
 ) -> bool {
     secrets.iter().any(|secret| {
-        let tag = match algorithm {
-            HmacAlgorithm::Sha256 => mac::<Hmac<Sha256>>(secret.expose(), message),
-            HmacAlgorithm::Sha512 => mac::<Hmac<Sha512>>(secret.expose(), message),
-        };
+        let tag = tag(algorithm, secret.expose(), message);
         candidates
             .iter()
             .any(|c| c.len() == tag.len() && bool::from(tag.ct_eq(c)))
     })
 }
 
+/// The HMAC of the concatenated `message` parts, for verifying and for signing.
+pub fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Vec<u8> {
+    match algorithm {
+        HmacAlgorithm::Sha256 => mac::<Hmac<Sha256>>(key, message),
+        HmacAlgorithm::Sha512 => mac::<Hmac<Sha512>>(key, message),
+    }
+}
+
 /// HMAC-SHA256 of the concatenated parts.
 #[cfg(test)]
 pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
-    mac::<Hmac<Sha256>>(key, message)
+    tag(HmacAlgorithm::Sha256, key, message)
 }
 
 fn mac<M: Mac + KeyInit>(key: &[u8], message: &[&[u8]]) -> Vec<u8> {

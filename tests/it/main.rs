@@ -11,4 +11,6 @@ mod limits;
 mod metrics;
 mod providers;
 mod support;
+mod tls;
+mod tools;
 mod vectors;

@@ -1,0 +1,104 @@
+//! `hookwarden send`: sign a body the way a route verifies it and POST it to the
+//! gateway, so an integrator can test a route end to end from the command line.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+
+use crate::config::{Config, Route};
+use crate::{forward, sign};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no route named {0:?} in the configuration")]
+    NoRoute(String),
+    #[error("invalid --to URL {0:?}: use a full URL such as http://127.0.0.1:8080")]
+    BadTarget(String),
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
+    #[error("request to {url} failed: {reason}")]
+    Failed { url: String, reason: String },
+}
+
+pub fn route<'a>(config: &'a Config, name: &str) -> Result<&'a Route, SendError> {
+    config
+        .routes
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.as_ref())
+        .ok_or_else(|| SendError::NoRoute(name.to_string()))
+}
+
+/// Where to send: `--to` (a URL without a path gets the route's path), else the
+/// configured listen address (a wildcard address means this machine) and the route path.
+pub fn target(config: &Config, route: &Route, to: Option<&str>) -> Result<Uri, SendError> {
+    let base = match to {
+        Some(url) => url.to_string(),
+        None => {
+            let scheme = if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let mut addr = config.server.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    [127, 0, 0, 1].into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            format!("{scheme}://{addr}")
+        }
+    };
+    let uri: Uri = base
+        .parse()
+        .map_err(|_| SendError::BadTarget(base.clone()))?;
+    if uri.scheme().is_none() || uri.authority().is_none() {
+        return Err(SendError::BadTarget(base));
+    }
+    let has_path = uri.path_and_query().is_some_and(|p| p.as_str() != "/");
+    if has_path {
+        return Ok(uri);
+    }
+    let mut parts = uri.into_parts();
+    parts.path_and_query = Some(
+        route
+            .path
+            .parse()
+            .map_err(|_| SendError::BadTarget(base.clone()))?,
+    );
+    Uri::from_parts(parts).map_err(|_| SendError::BadTarget(base))
+}
+
+/// Signs `body` for `route` at `timestamp` and POSTs it; returns the gateway's answer.
+pub async fn send(
+    route: &Route,
+    target: Uri,
+    body: Bytes,
+    timestamp: i64,
+) -> Result<(StatusCode, Bytes), SendError> {
+    let headers = sign::route_headers(route, &body, timestamp, &sign::random_id())?;
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = target.clone();
+    for (name, value) in headers {
+        request.headers_mut().append(name, value);
+    }
+    let failed = |reason: String| SendError::Failed {
+        url: target.to_string(),
+        reason,
+    };
+    let response = forward::client()
+        .request(request)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .to_bytes();
+    Ok((status, body))
+}
