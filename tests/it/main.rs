@@ -3,6 +3,7 @@
 mod cli;
 mod dedup;
 mod delivery;
+mod deploy;
 mod forwarding;
 mod hostile;
 mod http;

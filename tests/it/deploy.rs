@@ -1,0 +1,205 @@
+//! The deploy files parse, say what the README says, hold configurations that pass
+//! validation, and the dashboard asks only for metrics a live gateway exports.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::support::{now, pairs, smartcv_headers, Gateway, Upstream};
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
+}
+
+/// Every YAML document of a file, as JSON values.
+fn yaml(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(deploy(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .collect()
+}
+
+fn valid_config(text: &str) {
+    let vars = |name: &str| Some(format!("{name}-test-value"));
+    if let Err(e) = hookwarden::config::load_str(text, Path::new("."), &vars) {
+        panic!("invalid configuration:\n{e}");
+    }
+}
+
+#[test]
+fn the_kubernetes_sidecar_probes_the_admin_port_and_exposes_only_the_public_one() {
+    let deployment = &yaml("kubernetes/deployment.yaml")[0];
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 2, "the app and its sidecar");
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"] == "hookwarden")
+        .expect("hookwarden container");
+    assert_eq!(sidecar["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(sidecar["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(sidecar["readinessProbe"]["httpGet"]["port"], "admin");
+    let ports: Vec<_> = sidecar["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| (p["name"].clone(), p["containerPort"].clone()))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("public".into(), 8080.into()),
+            ("admin".into(), 9090.into())
+        ]
+    );
+    assert_eq!(
+        sidecar["envFrom"][0]["secretRef"]["name"],
+        "hookwarden-secrets"
+    );
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        (
+            annotations["prometheus.io/scrape"].as_str(),
+            annotations["prometheus.io/port"].as_str()
+        ),
+        (Some("true"), Some("9090"))
+    );
+
+    let service = &yaml("kubernetes/service.yaml")[0];
+    let exposed: Vec<_> = service["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| p["targetPort"].clone())
+        .collect();
+    assert_eq!(
+        exposed,
+        ["public"],
+        "the admin port is never in the Service"
+    );
+
+    let secret = &yaml("kubernetes/secret.yaml")[0];
+    let configmap = &yaml("kubernetes/configmap.yaml")[0];
+    let toml = configmap["data"]["hookwarden.toml"]
+        .as_str()
+        .expect("hookwarden.toml");
+    for key in secret["stringData"].as_object().expect("stringData").keys() {
+        assert!(
+            toml.contains(&format!("${{{key}}}")),
+            "{key} is injected but not used"
+        );
+    }
+    valid_config(toml);
+    let resources = &yaml("kubernetes/kustomization.yaml")[0]["resources"];
+    assert_eq!(resources.as_array().map(Vec::len), Some(4));
+}
+
+#[test]
+fn the_compose_stack_and_its_prometheus_config_hold_together() {
+    let compose = &yaml("compose.yaml")[0];
+    let services: BTreeSet<_> = compose["services"]
+        .as_object()
+        .expect("services")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        services,
+        ["app", "grafana", "hookwarden", "prometheus"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(
+        compose["services"]["hookwarden"]["build"]["dockerfile"],
+        "deploy/Dockerfile"
+    );
+    let prometheus = &yaml("prometheus.yml")[0];
+    assert_eq!(
+        prometheus["scrape_configs"][0]["static_configs"][0]["targets"][0],
+        "hookwarden:9090"
+    );
+    let toml = std::fs::read_to_string(deploy("hookwarden.compose.toml")).expect("compose config");
+    assert!(
+        toml.contains("listen = \"0.0.0.0:9090\""),
+        "Prometheus scrapes the admin port from another container"
+    );
+    valid_config(&toml);
+    for provisioning in [
+        "grafana/provisioning/datasources/prometheus.yaml",
+        "grafana/provisioning/dashboards/hookwarden.yaml",
+    ] {
+        assert_eq!(yaml(provisioning)[0]["apiVersion"], 1);
+    }
+    let dockerfile = std::fs::read_to_string(deploy("Dockerfile")).expect("Dockerfile");
+    for needed in [
+        "USER nonroot",
+        "EXPOSE 8080 9090",
+        "HOOKWARDEN_CONFIG=/etc/hookwarden/hookwarden.toml",
+        "AS build",
+    ] {
+        assert!(dockerfile.contains(needed), "Dockerfile lacks {needed:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_queries_is_exported() {
+    let text =
+        std::fs::read_to_string(deploy("grafana/hookwarden-dashboard.json")).expect("dashboard");
+    let dashboard: Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut queried = BTreeSet::new();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            exprs.push(target["expr"].as_str().expect("expr").to_string());
+        }
+    }
+    exprs.push(
+        dashboard["templating"]["list"][0]["definition"]
+            .as_str()
+            .expect("variable")
+            .to_string(),
+    );
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("hookwarden_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            queried.insert(name);
+        }
+    }
+    assert!(queried.len() >= 8, "{queried:?}");
+
+    // A live gateway, after one delivery so that every family has samples.
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&crate::delivery::config(&upstream.url(), "")).await;
+    let body = crate::delivery::SC_BODY;
+    let headers = smartcv_headers(crate::delivery::SECRET, now(), body);
+    assert_eq!(
+        gw.post("/webhooks/smartcv", &pairs(&headers), body)
+            .await
+            .status,
+        200
+    );
+    let exported: BTreeSet<String> = gw
+        .metrics()
+        .await
+        .keys()
+        .map(|series| series.split('{').next().unwrap_or(series).to_string())
+        .collect();
+    let missing: Vec<_> = queried
+        .iter()
+        .filter(|name| !exported.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics the gateway does not export: {missing:?}"
+    );
+}
