@@ -16,10 +16,32 @@ use moka::ops::compute::Op;
 use moka::policy::{EvictionPolicy, Expiry};
 use moka::sync::Cache;
 use prometheus::IntCounter;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::error::Reply;
 use crate::metrics::Outcome;
+
+/// What the cache holds per id: 128 bits of SHA-256 over the route and the id, instead
+/// of the strings (16 bytes, no allocation, whatever the id's length). Route names
+/// cannot hold NUL, so routes never share a key; telling two ids apart takes a 128-bit
+/// collision of SHA-256 among verified ids.
+type Key = u128;
+
+fn key(route: &str, id: &str) -> Key {
+    let digest = Sha256::new()
+        .chain_update(route)
+        .chain_update([0])
+        .chain_update(id)
+        .finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
+}
+
+/// Tables are allocated for at most this many ids up front (about 16 MB); beyond it they
+/// grow as ids arrive.
+const MAX_PRESIZE: usize = 1 << 20;
 
 /// How the first copy of an event ended, as the copies waiting on it learn it.
 #[derive(Clone, Debug)]
@@ -51,15 +73,15 @@ pub enum Claim {
 }
 
 pub struct Dedup {
-    cache: Cache<String, Slot>,
+    cache: Cache<Key, Slot>,
 }
 
 /// Delivered ids expire after their route's ttl; in-flight claims never expire (their
 /// ticket always settles or releases them).
 struct SlotExpiry;
 
-impl Expiry<String, Slot> for SlotExpiry {
-    fn expire_after_create(&self, _: &String, slot: &Slot, _: Instant) -> Option<Duration> {
+impl Expiry<Key, Slot> for SlotExpiry {
+    fn expire_after_create(&self, _: &Key, slot: &Slot, _: Instant) -> Option<Duration> {
         match slot {
             Slot::Delivered(ttl) => Some(*ttl),
             Slot::InFlight(_) => None,
@@ -68,7 +90,7 @@ impl Expiry<String, Slot> for SlotExpiry {
 
     fn expire_after_update(
         &self,
-        _: &String,
+        _: &Key,
         slot: &Slot,
         _: Instant,
         current: Option<Duration>,
@@ -83,7 +105,13 @@ impl Expiry<String, Slot> for SlotExpiry {
 impl Dedup {
     /// `evictions` counts ids dropped for `max_entries` (not ttl expiries).
     pub fn new(max_entries: u64, evictions: IntCounter) -> Self {
+        // Sized for the bound up front: growing the table rehashes every entry at once,
+        // which stalled requests for tens of milliseconds at each doubling (bench/run.sh).
+        let initial = usize::try_from(max_entries)
+            .unwrap_or(usize::MAX)
+            .min(MAX_PRESIZE);
         let cache = Cache::builder()
+            .initial_capacity(initial)
             .max_capacity(max_entries)
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(SlotExpiry)
@@ -99,15 +127,11 @@ impl Dedup {
     /// Claims `id` on `route`; the first caller gets the ticket, concurrent callers see
     /// it in flight.
     pub fn claim(&self, route: &str, id: &str, ttl: Duration) -> Claim {
-        // Route names cannot hold NUL, so keys of different routes never collide.
-        let mut key = String::with_capacity(route.len() + 1 + id.len());
-        key.push_str(route);
-        key.push('\0');
-        key.push_str(id);
+        let key = key(route, id);
         let (tx, rx) = watch::channel(None);
         let entry = self
             .cache
-            .entry(key.clone())
+            .entry(key)
             .or_insert_with(|| Slot::InFlight(rx.clone()));
         if entry.is_fresh() {
             return Claim::First(Ticket {
@@ -138,8 +162,8 @@ impl Dedup {
 /// The first copy's claim. Settle it with [`Ticket::delivered`] or [`Ticket::failed`];
 /// dropping it unsettled releases the id.
 pub struct Ticket {
-    cache: Cache<String, Slot>,
-    key: String,
+    cache: Cache<Key, Slot>,
+    key: Key,
     ttl: Duration,
     rx: watch::Receiver<Option<Settled>>,
     tx: Option<watch::Sender<Option<Settled>>>,
@@ -163,7 +187,7 @@ impl Ticket {
         // Remove only our own claim: if it was evicted meanwhile, the key may now hold
         // another copy's claim or a delivery.
         let ours = &self.rx;
-        self.cache.entry(self.key.clone()).and_compute_with(|current| match current {
+        self.cache.entry(self.key).and_compute_with(|current| match current {
             Some(entry) if matches!(entry.value(), Slot::InFlight(rx) if rx.same_channel(ours)) => Op::Remove,
             _ => Op::Nop,
         });

@@ -4,6 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+/// mimalloc instead of the system allocator: a request allocates many small, short-lived
+/// buffers, and glibc's malloc/free cost about a sixth of the gateway's own instructions
+/// per request (bench/run.sh, README "Performance").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hookwarden::config::{self, ConfigError, Loaded};
 
 #[derive(Parser)]

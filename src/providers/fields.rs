@@ -1,6 +1,7 @@
 //! The rules common to all providers (SPEC §4): where id, type, occurred_at and data come
 //! from, and how ids are written into headers.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use serde_json::Value;
@@ -27,34 +28,29 @@ pub fn event(
     derived_from: &[u8],
 ) -> Event {
     let f = &route.fields;
-    let pick = |over: &Option<String>, default: Option<&'static str>| -> Option<String> {
-        over.clone().or_else(|| default.map(str::to_string))
-    };
-    let id_ptr = pick(&f.id, defaults.id);
-    let kind_ptr = pick(&f.kind, defaults.kind);
-    let at_ptr = pick(&f.occurred_at, defaults.occurred_at);
-    let data_ptr = pick(&f.data, defaults.data);
+    let id_ptr = f.id.as_deref().or(defaults.id);
+    let kind_ptr = f.kind.as_deref().or(defaults.kind);
+    let at_ptr = f.occurred_at.as_deref().or(defaults.occurred_at);
+    let data_ptr = f.data.as_deref().or(defaults.data);
 
     let id = verified
         .signed_id
         .clone()
-        .or_else(|| id_ptr.and_then(|p| payload.pointer(&p).and_then(id_text)))
+        .or_else(|| id_ptr.and_then(|p| lookup(&payload, p)).and_then(id_text))
         .unwrap_or_else(|| derived_id(derived_from));
     let kind = kind_ptr
-        .and_then(|p| {
-            payload
-                .pointer(&p)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .and_then(|p| lookup(&payload, p))
+        .and_then(Value::as_str)
+        .map(str::to_string)
         .or_else(|| route.default_type.clone())
         .unwrap_or_else(|| "unknown".to_string());
     let occurred_at = at_ptr
-        .and_then(|p| payload.pointer(&p).cloned())
+        .and_then(|p| lookup(&payload, p))
+        .cloned()
         .unwrap_or(Value::Null);
     // Taken last and by move: the payload is not needed after this.
-    let data = match data_ptr.and_then(|p| payload.pointer_mut(&p).map(Value::take)) {
-        Some(found) => found,
+    let data = match data_ptr.and_then(|p| lookup_mut(&mut payload, p)) {
+        Some(found) => found.take(),
         None => payload,
     };
     Event {
@@ -64,6 +60,57 @@ pub fn event(
         data,
         raw: (verified.body.clone(), verified.content_type.clone()),
     }
+}
+
+/// RFC 6901 lookup, as `Value::pointer`, without allocating a string per token (only a
+/// token holding an escape, `~0` or `~1`, is copied).
+fn lookup<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+    let mut target = value;
+    for token in tokens(pointer)? {
+        target = match target {
+            Value::Object(map) => map.get(token.as_ref())?,
+            Value::Array(list) => list.get(index(&token)?)?,
+            _ => return None,
+        };
+    }
+    Some(target)
+}
+
+fn lookup_mut<'a>(value: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
+    let mut target = value;
+    for token in tokens(pointer)? {
+        target = match target {
+            Value::Object(map) => map.get_mut(token.as_ref())?,
+            Value::Array(list) => list.get_mut(index(&token)?)?,
+            _ => return None,
+        };
+    }
+    Some(target)
+}
+
+/// The reference tokens of a pointer: none for `""`, `None` when it does not start
+/// with `/`.
+fn tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
+    let rest = if pointer.is_empty() {
+        None
+    } else {
+        Some(pointer.strip_prefix('/')?)
+    };
+    Some(rest.into_iter().flat_map(|r| r.split('/')).map(|t| {
+        if t.contains('~') {
+            Cow::Owned(t.replace("~1", "/").replace("~0", "~"))
+        } else {
+            Cow::Borrowed(t)
+        }
+    }))
+}
+
+/// An array index as RFC 6901 writes it: digits, no sign, no leading zero.
+fn index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 /// An id as found in the payload: a non-empty string, or an integer's digits as received.
@@ -120,6 +167,39 @@ mod tests {
         assert_eq!(get("e"), None);
         assert_eq!(get("f"), None);
         assert_eq!(get("g"), None);
+    }
+
+    #[test]
+    fn lookups_agree_with_serde_json_pointers() {
+        let v: Value =
+            serde_json::from_str(r#"{"a":{"b/c":[10,{"d~e":"x"}],"":1},"n":null,"list":[0,1,2]}"#)
+                .unwrap();
+        for p in [
+            "",
+            "/a",
+            "/a/b~1c",
+            "/a/b~1c/0",
+            "/a/b~1c/1/d~0e",
+            "/a/",
+            "/n",
+            "/list/2",
+            "/list/02",
+            "/list/+1",
+            "/list/3",
+            "/missing",
+            "a",
+            "/a/b~1c/x",
+            "/list/-",
+        ] {
+            assert_eq!(lookup(&v, p), v.pointer(p), "{p:?}");
+            let mut copy = v.clone();
+            let expected = v.clone().pointer_mut(p).map(|x| x.take());
+            assert_eq!(
+                lookup_mut(&mut copy, p).map(|x| x.take()),
+                expected,
+                "{p:?}"
+            );
+        }
     }
 
     #[test]
