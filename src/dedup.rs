@@ -173,7 +173,7 @@ impl Ticket {
     /// The app took the event: remember the id for the ttl.
     pub fn delivered(mut self) {
         self.cache
-            .insert(self.key.clone(), Slot::Delivered(self.ttl));
+            .insert(self.key, Slot::Delivered(self.ttl));
         self.settle(Settled::Delivered);
     }
 
