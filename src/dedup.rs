@@ -172,8 +172,7 @@ pub struct Ticket {
 impl Ticket {
     /// The app took the event: remember the id for the ttl.
     pub fn delivered(mut self) {
-        self.cache
-            .insert(self.key, Slot::Delivered(self.ttl));
+        self.cache.insert(self.key, Slot::Delivered(self.ttl));
         self.settle(Settled::Delivered);
     }
 
