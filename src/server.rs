@@ -50,6 +50,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         ));
     }
     drop(listener);
+    tracing::info!("listener closed; waiting for in-flight requests");
     let grace = app.runtime().config.server.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await

@@ -184,7 +184,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     upstream.arrivals(1).await;
 
     gw.signal("TERM");
-    gw.wait_for("shutting down");
+    gw.wait_for("listener closed");
     let ready = send(gw.admin, "GET", "/readyz", &[], "".into()).await;
     assert_eq!(ready.status, 503, "not ready while draining");
     let refused = tokio::net::TcpStream::connect(gw.addr).await;
