@@ -13,8 +13,7 @@ import statistics
 import subprocess
 import sys
 
-PROXIES = ["hyper-pass", "nginx", "hookwarden"]
-CONFIGS = ["direct"] + PROXIES
+CONFIGS = ["direct", "hyper-pass", "nginx", "hookwarden"]
 
 
 def load(path):
@@ -33,7 +32,7 @@ def pick(rows, config, mode, scheme="smartcv", size=1024):
 
 
 def half_rate(rows, scheme, size):
-    best = [median([r["rps"] for r in pick(rows, c, "closed", scheme, size)]) for c in PROXIES]
+    best = [median([r["rps"] for r in pick(rows, c, "closed", scheme, size)]) for c in CONFIGS if c != "direct"]
     return int(0.5 * min(b for b in best if b))
 
 
@@ -73,19 +72,19 @@ def report(rows, out):
             sel = pick(rows, c, "closed", scheme, size)
             row[c] = {"rps": median([r["rps"] for r in sel]), "cpu": median([r["cpu_us_per_request"] for r in sel])}
         summary["matrix"].append(row)
-    k = summary["configs"]
+    k = {c: summary["configs"].get(c) or {} for c in ["direct", "hyper-pass", "nginx", "hookwarden"] + CONFIGS}
     def ratio(a, b):
         return a / b if a and b else None
     summary["ratios"] = {
-        "cpu_hookwarden_over_nginx": ratio(k["hookwarden"]["cpu_us_per_request"], k["nginx"]["cpu_us_per_request"]),
-        "cpu_hookwarden_over_hyper_pass": ratio(k["hookwarden"]["cpu_us_per_request"], k["hyper-pass"]["cpu_us_per_request"]),
-        "p99_added_us": (k["hookwarden"]["p99_us"] - k["direct"]["p99_us"]) if k["hookwarden"]["p99_us"] and k["direct"]["p99_us"] else None,
+        "cpu_hookwarden_over_nginx": ratio(k["hookwarden"].get("cpu_us_per_request"), k["nginx"].get("cpu_us_per_request")),
+        "cpu_hookwarden_over_hyper_pass": ratio(k["hookwarden"].get("cpu_us_per_request"), k["hyper-pass"].get("cpu_us_per_request")),
+        "p99_added_us": (k["hookwarden"]["p99_us"] - k["direct"]["p99_us"]) if k["hookwarden"].get("p99_us") and k["direct"].get("p99_us") else None,
     }
     dedup = [r for r in rows if r.get("config") == "dedup"]
     summary["dedup"] = dedup[-1] if dedup else None
 
     lines = [f"Machine: {summary['machine']}. Proxy pinned to core 0; load generator and app on core 1.", ""]
-    rate = k["hookwarden"]["rate"]
+    rate = next((k[c]["rate"] for c in CONFIGS if k[c].get("rate")), None)
     lines += [
         f"SmartCV events of 1 KiB, 10% duplicates. Throughput: closed loop. Latency: open loop at {fmt(rate)} req/s"
         " (half the slowest proxy's max), from the scheduled send time. Medians over rounds.", "",
@@ -107,9 +106,9 @@ def report(rows, out):
     if summary["void_rounds"]:
         lines.append(f"- void rounds (the app did not receive what was answered 2xx): {summary['void_rounds']}")
     lines += ["", "Throughput by scheme and body size (req/s, CPU µs/req of the proxy):", "",
-              "| scheme | body | direct | hyper-pass | nginx | hookwarden |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+              "| scheme | body | " + " | ".join(CONFIGS) + " |", "| --- | ---: |" + " ---: |" * len(CONFIGS)]
     for m in summary["matrix"]:
-        cells = [fmt(m["direct"]["rps"])] + [f"{fmt(m[c]['rps'])} ({fmt(m[c]['cpu'], 1)})" for c in PROXIES]
+        cells = [fmt(m[c]["rps"]) if c == "direct" else f"{fmt(m[c]['rps'])} ({fmt(m[c]['cpu'], 1)})" for c in CONFIGS]
         lines.append(f"| {m['scheme']} | {m['body_size'] // 1024} KiB | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
@@ -126,7 +125,7 @@ def chart(k, rate):
     quantiles = [("p50_us", "p50", "#8ab6d6"), ("p99_us", "p99", "#2978b5"), ("p999_us", "p99.9", "#0c4a7a")]
     top = max([k[c][q] or 0 for c in CONFIGS for q, _, _ in quantiles] + [1])
     width, height, left, bottom, group = 640, 320, 60, 40, 140
-    scale = (height - bottom - 30) / top
+    scale = (height - bottom - 60) / top
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="{left}" y="18" font-size="14">Latency at {fmt(rate)} req/s (µs, lower is better)</text>']
@@ -135,6 +134,7 @@ def chart(k, rate):
         y = height - bottom - v * scale
         out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{v:,.0f}</text>')
+    group = (width - left - 20) // len(CONFIGS)
     for gi, c in enumerate(CONFIGS):
         x0 = left + 20 + gi * group
         for qi, (q, _, color) in enumerate(quantiles):
@@ -164,6 +164,8 @@ if __name__ == "__main__":
         sys.exit(0)
     rows = load(sys.argv[1])
     if sys.argv[2] == "--half-rate":
+        CONFIGS = sys.argv[5:] or CONFIGS
         print(half_rate(rows, sys.argv[3], int(sys.argv[4])))
     else:
+        CONFIGS = sys.argv[4:] or CONFIGS
         report(rows, sys.argv[3])

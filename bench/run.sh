@@ -23,7 +23,10 @@ CONNECTIONS=${CONNECTIONS:-32}
 DUPLICATES=${DUPLICATES:-0.1}
 BODY_SIZES=${BODY_SIZES:-"1024 4096 20480"}
 SCHEMES=${SCHEMES:-"smartcv standard-webhooks"}
-DEDUP_IDS=${DEDUP_IDS:-1000000}
+DEDUP_IDS=${DEDUP_IDS:-1000000}   # 0 skips the dedup memory measurement
+# Configurations to compare; hookwarden-mt forces the multi-threaded runtime (hookwarden
+# chooses the current-thread one when, as here, it is pinned to one core).
+read -r -a CONFIGS <<<"${CONFIGS:-direct hyper-pass nginx hookwarden}"
 OUT=${OUT:-bench/results}
 
 for tool in nginx taskset python3; do
@@ -86,6 +89,10 @@ start() {
       taskset -c 0 "$BIN/hookwarden" run --config bench/hookwarden.toml 2>>"$WORK/hookwarden.log" &
       wait_port 8083 >&2
       echo "8083 $!" ;;
+    hookwarden-mt)
+      HOOKWARDEN_RUNTIME=multi_thread taskset -c 0 "$BIN/hookwarden" run --config bench/hookwarden.toml 2>>"$WORK/hookwarden.log" &
+      wait_port 8083 >&2
+      echo "8083 $!" ;;
   esac
 }
 
@@ -144,34 +151,35 @@ import json, sys
 config, ticks, rss, hz, result = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
 result.update(config=config, cpu_us_per_request=(ticks / hz * 1e6 / result["requests"]) if ticks else None, peak_rss_kb=rss or None)
 # Duplicates are answered by hookwarden itself; the others forward them.
-expected = result["ok"] - (result["duplicates"] if config == "hookwarden" else 0)
+expected = result["ok"] - (result["duplicates"] if config.startswith("hookwarden") else 0)
 result["void"] = result["upstream_received"] != expected
 print(json.dumps(result))
 EOF
   tail -n 1 "$RAW" | python3 bench/report.py --line
 }
 
-CONFIGS=(direct hyper-pass nginx hookwarden)
+N=${#CONFIGS[@]}
 echo "== throughput (closed loop, $CONNECTIONS connections, $DURATION per round, $ROUNDS rounds)"
 for round in $(seq 1 "$ROUNDS"); do
   for scheme in $SCHEMES; do
     for size in $BODY_SIZES; do
       # Rotate the order every round.
-      for i in 0 1 2 3; do
-        measure "${CONFIGS[$(((i + round) % 4))]}" "$scheme" "$size"
+      for i in $(seq 0 $((N - 1))); do
+        measure "${CONFIGS[$(((i + round) % N))]}" "$scheme" "$size"
       done
     done
   done
 done
 
-RATE=$(python3 bench/report.py "$RAW" --half-rate smartcv 1024)
+RATE=$(python3 bench/report.py "$RAW" --half-rate smartcv 1024 "${CONFIGS[@]}")
 echo "== latency (open loop at $RATE req/s: half the slowest proxy's max, smartcv 1 KiB)"
 for round in $(seq 1 "$ROUNDS"); do
-  for i in 0 1 2 3; do
-    measure "${CONFIGS[$(((i + round) % 4))]}" smartcv 1024 "$RATE"
+  for i in $(seq 0 $((N - 1))); do
+    measure "${CONFIGS[$(((i + round) % N))]}" smartcv 1024 "$RATE"
   done
 done
 
+if [ "$DEDUP_IDS" -gt 0 ]; then
 echo "== hookwarden holding $DEDUP_IDS event ids"
 read -r port pid < <(start hookwarden)
 sent=0
@@ -184,5 +192,6 @@ done
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 stop "$pid"
 echo "{\"config\": \"dedup\", \"ids\": $sent, \"rss_kb\": $rss}" >>"$RAW"
+fi
 
-python3 bench/report.py "$RAW" --out "$OUT"
+python3 bench/report.py "$RAW" --out "$OUT" "${CONFIGS[@]}"

@@ -219,10 +219,7 @@ fn run(path: &Path) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");
@@ -244,6 +241,25 @@ fn run(path: &Path) -> ExitCode {
             tracing::error!(error = %e, "gateway failed");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// The tokio runtime. With one core to run on (a cgroup quota or CPU affinity of one,
+/// as for most sidecars) a single-threaded runtime costs less per request and has a
+/// shorter tail than worker threads taking turns on that core (README "Performance");
+/// with more, one worker per core. `HOOKWARDEN_RUNTIME=current_thread|multi_thread`
+/// overrides the choice, `TOKIO_WORKER_THREADS` the worker count.
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let single = match std::env::var("HOOKWARDEN_RUNTIME").as_deref() {
+        Ok("current_thread") => true,
+        Ok("multi_thread") => false,
+        _ => one_core,
+    };
+    if single {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
     }
 }
 
