@@ -257,9 +257,13 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         _ => one_core,
     };
     if single {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     }
 }
 
