@@ -182,3 +182,43 @@ fn check_refuses_a_key_that_does_not_fit_and_a_missing_certificate() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("server.tls.cert_file: cannot read certificates from /nonexistent/tls.crt"));
 }
+
+#[tokio::test]
+async fn a_reload_serves_the_new_certificate_to_new_connections() {
+    let (old, new) = (certs(), certs());
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&tls_config(&old, &upstream.url())).await;
+    let trusts = |certs: &Certs| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certs.der.clone()).expect("root");
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(client))
+    };
+    let handshake = |connector: tokio_rustls::TlsConnector| async move {
+        let stream = TcpStream::connect(gw.addr).await.expect("connect");
+        connector
+            .connect(ServerName::try_from("localhost").expect("name"), stream)
+            .await
+            .is_ok()
+    };
+    assert!(handshake(trusts(&old)).await);
+    assert!(
+        !handshake(trusts(&new)).await,
+        "the new certificate is not served yet"
+    );
+
+    let text = tls_config(&new, &upstream.url());
+    let loaded = hookwarden::config::load_str(&text, std::path::Path::new("."), &|_| None);
+    assert!(gw.app.reload(loaded));
+    assert!(
+        handshake(trusts(&new)).await,
+        "new connections get the reloaded certificate"
+    );
+    assert!(!handshake(trusts(&old)).await);
+}
