@@ -187,7 +187,7 @@ async fn connection(
         };
         seq += 1;
         let (id, body) = match &last_unique {
-            Some(previous) if seq % every == 0 => previous.clone(),
+            Some(previous) if seq.is_multiple_of(every) => previous.clone(),
             _ => {
                 let id = format!("evt-{run_id}-{conn}-{seq}");
                 let body = event(&id, args.body_size);

@@ -142,11 +142,17 @@ async fn handle_inner(
 
     // 12–14. Each event once: dedup, then forward, in order, stopping at the first the
     //        app does not take (the provider retries the whole request).
-    let received_at = envelope::timestamp(received);
+    let delivery = Delivery {
+        app,
+        rt,
+        state: &state,
+        received_at: envelope::timestamp(received),
+        deadline,
+    };
     let mut ids = Vec::with_capacity(events.len());
     for event in &events {
         trace.event_id = Some(event.id.clone());
-        let (reply, outcome) = deliver(app, rt, &state, event, &received_at, deadline).await;
+        let (reply, outcome) = delivery.deliver(event).await;
         trace.outcomes.push(outcome);
         match outcome {
             Outcome::Delivered | Outcome::Duplicate if batch => ids.push(event.id.as_str()),
@@ -174,48 +180,88 @@ async fn read_body(body: Incoming, limit: u64, deadline: Instant) -> Result<Byte
     }
 }
 
-/// Checks 12–14 for one event: forwarded by the first copy only; later copies answer
-/// `duplicate`, or wait for the first copy and answer as it did.
-async fn deliver(
-    app: &App,
-    rt: &Runtime,
-    state: &RouteState,
-    event: &Event,
-    received_at: &str,
+/// What delivering a request's events needs, shared by its events.
+struct Delivery<'a> {
+    app: &'a App,
+    rt: &'a Runtime,
+    state: &'a RouteState,
+    received_at: String,
     deadline: Instant,
-) -> (Reply, Outcome) {
-    let route = &state.route;
-    if route.dedup_ttl.is_zero() {
-        return forward(rt, state, event, received_at, deadline).await;
-    }
-    loop {
-        match app.dedup.claim(&route.name, &event.id, route.dedup_ttl) {
-            Claim::Delivered => return duplicate(&event.id),
-            Claim::First(ticket) => {
-                let (reply, outcome) = forward(rt, state, event, received_at, deadline).await;
-                match outcome {
-                    Outcome::Delivered => ticket.delivered(),
-                    _ => ticket.failed(reply.clone(), outcome),
+}
+
+impl Delivery<'_> {
+    /// Checks 12–14 for one event: forwarded by the first copy only; later copies
+    /// answer `duplicate`, or wait for the first copy and answer as it did.
+    async fn deliver(&self, event: &Event) -> (Reply, Outcome) {
+        let route = &self.state.route;
+        if route.dedup_ttl.is_zero() {
+            return self.forward(event).await;
+        }
+        loop {
+            match self
+                .app
+                .dedup
+                .claim(&route.name, &event.id, route.dedup_ttl)
+            {
+                Claim::Delivered => return duplicate(&event.id),
+                Claim::First(ticket) => {
+                    let (reply, outcome) = self.forward(event).await;
+                    match outcome {
+                        Outcome::Delivered => ticket.delivered(),
+                        _ => ticket.failed(reply.clone(), outcome),
+                    }
+                    return (reply, outcome);
                 }
-                return (reply, outcome);
+                Claim::InFlight(mut first) => {
+                    let waited =
+                        tokio::time::timeout_at(self.deadline, first.wait_for(Option::is_some));
+                    let settled = match waited.await {
+                        Err(_) => return (GatewayError::InFlight.into_reply(), Outcome::InFlight),
+                        Ok(Ok(settled)) => settled.clone(),
+                        Ok(Err(_)) => None,
+                    };
+                    match settled {
+                        Some(Settled::Delivered) => return duplicate(&event.id),
+                        Some(Settled::Failed { reply, outcome }) => return (reply, outcome),
+                        // The first copy went away without an answer: claim again.
+                        Some(Settled::Abandoned) | None => continue,
+                    }
+                }
             }
-            Claim::InFlight(mut first) => {
-                let settled = match tokio::time::timeout_at(
-                    deadline,
-                    first.wait_for(Option::is_some),
-                )
-                .await
-                {
-                    Err(_) => return (GatewayError::InFlight.into_reply(), Outcome::InFlight),
-                    Ok(Ok(settled)) => settled.clone(),
-                    Ok(Err(_)) => None,
-                };
-                match settled {
-                    Some(Settled::Delivered) => return duplicate(&event.id),
-                    Some(Settled::Failed { reply, outcome }) => return (reply, outcome),
-                    // The first copy went away without an answer: claim again.
-                    Some(Settled::Abandoned) | None => continue,
-                }
+        }
+    }
+
+    /// Check 14: one event to the app, and what its answer means for the provider.
+    async fn forward(&self, event: &Event) -> (Reply, Outcome) {
+        let route = &self.state.route;
+        let (body, content_type) = match route.forward {
+            ForwardMode::Normalized => (
+                envelope::render(route, event, &self.received_at),
+                Some(HeaderValue::from_static("application/json")),
+            ),
+            ForwardMode::Raw => (event.raw_body().clone(), event.raw_content_type().cloned()),
+        };
+        let started = StdInstant::now();
+        let result = self
+            .rt
+            .forwarder
+            .send(route, event, body, content_type, self.deadline)
+            .await;
+        let metrics = &self.state.metrics;
+        metrics
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(answer) if answer.delivered() => {
+                metrics.forwarded(&event.kind);
+                (passthrough(answer), Outcome::Delivered)
+            }
+            Ok(answer) => (passthrough(answer), Outcome::UpstreamRejected),
+            Err(cause) => {
+                tracing::warn!(route = %route.name, error = %cause, "forward failed");
+                let err = GatewayError::from(cause);
+                let outcome = err.outcome().unwrap_or(Outcome::UpstreamUnavailable);
+                (err.into_reply(), outcome)
             }
         }
     }
@@ -224,46 +270,6 @@ async fn deliver(
 fn duplicate(id: &str) -> (Reply, Outcome) {
     let body = serde_json::json!({ "status": "duplicate", "id": id });
     (Reply::json(StatusCode::OK, &body), Outcome::Duplicate)
-}
-
-/// Check 14: one event to the app, and what its answer means for the provider.
-async fn forward(
-    rt: &Runtime,
-    state: &RouteState,
-    event: &Event,
-    received_at: &str,
-    deadline: Instant,
-) -> (Reply, Outcome) {
-    let route = &state.route;
-    let (body, content_type) = match route.forward {
-        ForwardMode::Normalized => (
-            envelope::render(route, event, received_at),
-            Some(HeaderValue::from_static("application/json")),
-        ),
-        ForwardMode::Raw => (event.raw_body().clone(), event.raw_content_type().cloned()),
-    };
-    let started = StdInstant::now();
-    let result = rt
-        .forwarder
-        .send(route, event, body, content_type, deadline)
-        .await;
-    state
-        .metrics
-        .upstream_duration
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(answer) if answer.delivered() => {
-            state.metrics.forwarded(&event.kind);
-            (passthrough(answer), Outcome::Delivered)
-        }
-        Ok(answer) => (passthrough(answer), Outcome::UpstreamRejected),
-        Err(cause) => {
-            tracing::warn!(route = %route.name, error = %cause, "forward failed");
-            let err = GatewayError::from(cause);
-            let outcome = err.outcome().unwrap_or(Outcome::UpstreamUnavailable);
-            (err.into_reply(), outcome)
-        }
-    }
 }
 
 /// The app's status, body and Content-Type, as the provider should see them.
