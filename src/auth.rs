@@ -5,7 +5,7 @@ use http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Auth, Secret};
-use crate::providers::VerifyError;
+use crate::providers::{self, VerifyError};
 
 pub fn check(auth: &Auth, headers: &HeaderMap) -> Result<(), VerifyError> {
     let ok = match auth {
@@ -36,11 +36,11 @@ fn credentials<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a [u8]> {
         .then(|| rest.trim_ascii_start())
 }
 
+/// Exactly one copy of the header, as every security header is read.
 fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a [u8]> {
-    let mut all = headers.get_all(name).into_iter();
-    match (all.next(), all.next()) {
-        (Some(v), None) => Some(v.as_bytes()),
-        _ => None,
+    match providers::header(headers, name) {
+        providers::Header::One(value) => Some(value),
+        providers::Header::Absent | providers::Header::Repeated => None,
     }
 }
 

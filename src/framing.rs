@@ -244,8 +244,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Observed<S> {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
             if !matches!(self.state, State::Off) {
-                let fresh = buf.filled()[before..].to_vec();
-                self.observe(&fresh);
+                self.observe(&buf.filled()[before..]);
             }
         }
         polled

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::config::Route;
 
 pub use fields::{derived_id, header_safe};
-pub use sig::tag as hmac_tag;
+pub use sig::{header, tag as hmac_tag, Header};
 
 /// The built-in schemes a route's `provider` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
