@@ -6,18 +6,22 @@
 //! provider's retry goes through. Copies that arrive while the first is in flight wait
 //! for its outcome instead of being forwarded.
 //!
-//! The cache is moka with LRU eviction: its default TinyLFU admission can refuse brand
-//! new keys when full, which would silently forget the ids just delivered.
+//! The two states live apart. Claims in flight sit in a small map under a lock (there
+//! are never more than the requests being served); delivered ids sit in moka, with LRU
+//! eviction (its default TinyLFU admission can refuse brand new keys when full, which
+//! would silently forget the ids just delivered) and each route's ttl. So an event costs
+//! moka one lookup and one insert, and moka never holds a claim's waiters.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use moka::notification::RemovalCause;
-use moka::ops::compute::Op;
 use moka::policy::{EvictionPolicy, Expiry};
 use moka::sync::Cache;
 use prometheus::IntCounter;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::error::Reply;
 use crate::metrics::Outcome;
@@ -56,49 +60,44 @@ pub enum Settled {
     Abandoned,
 }
 
-#[derive(Clone)]
-enum Slot {
-    InFlight(watch::Receiver<Option<Settled>>),
-    Delivered(Duration),
+/// One claim in flight: its outcome, set once, and the copies waiting for it.
+#[derive(Default)]
+struct Flight {
+    settled: OnceLock<Settled>,
+    done: Notify,
 }
 
 /// What a copy of an event may do.
-pub enum Claim {
+pub enum Claim<'a> {
     /// Forward it, then settle the ticket.
-    First(Ticket),
+    First(Ticket<'a>),
     /// Already delivered within the ttl.
     Delivered,
     /// Another copy is being forwarded: wait for its outcome.
-    InFlight(watch::Receiver<Option<Settled>>),
+    InFlight(Waiter),
 }
 
 pub struct Dedup {
-    cache: Cache<Key, Slot>,
+    delivered: Cache<Key, Duration>,
+    in_flight: Mutex<HashMap<Key, Arc<Flight>>>,
 }
 
-/// Delivered ids expire after their route's ttl; in-flight claims never expire (their
-/// ticket always settles or releases them).
-struct SlotExpiry;
+/// Each delivered id expires after its own route's ttl.
+struct RouteTtl;
 
-impl Expiry<Key, Slot> for SlotExpiry {
-    fn expire_after_create(&self, _: &Key, slot: &Slot, _: Instant) -> Option<Duration> {
-        match slot {
-            Slot::Delivered(ttl) => Some(*ttl),
-            Slot::InFlight(_) => None,
-        }
+impl Expiry<Key, Duration> for RouteTtl {
+    fn expire_after_create(&self, _: &Key, ttl: &Duration, _: Instant) -> Option<Duration> {
+        Some(*ttl)
     }
 
     fn expire_after_update(
         &self,
         _: &Key,
-        slot: &Slot,
+        ttl: &Duration,
         _: Instant,
-        current: Option<Duration>,
+        _: Option<Duration>,
     ) -> Option<Duration> {
-        match slot {
-            Slot::Delivered(ttl) => Some(*ttl),
-            Slot::InFlight(_) => current,
-        }
+        Some(*ttl)
     }
 }
 
@@ -110,100 +109,138 @@ impl Dedup {
         let initial = usize::try_from(max_entries)
             .unwrap_or(usize::MAX)
             .min(MAX_PRESIZE);
-        let cache = Cache::builder()
+        let delivered = Cache::builder()
             .initial_capacity(initial)
             .max_capacity(max_entries)
             .eviction_policy(EvictionPolicy::lru())
-            .expire_after(SlotExpiry)
-            .eviction_listener(move |_key, _slot, cause| {
+            .expire_after(RouteTtl)
+            .eviction_listener(move |_key, _ttl, cause| {
                 if cause == RemovalCause::Size {
                     evictions.inc();
                 }
             })
             .build();
-        Dedup { cache }
+        Dedup {
+            delivered,
+            in_flight: Mutex::default(),
+        }
     }
 
     /// Claims `id` on `route`; the first caller gets the ticket, concurrent callers see
     /// it in flight.
-    pub fn claim(&self, route: &str, id: &str, ttl: Duration) -> Claim {
+    pub fn claim(&self, route: &str, id: &str, ttl: Duration) -> Claim<'_> {
         let key = key(route, id);
-        let (tx, rx) = watch::channel(None);
-        let entry = self
-            .cache
-            .entry(key)
-            .or_insert_with(|| Slot::InFlight(rx.clone()));
-        if entry.is_fresh() {
-            return Claim::First(Ticket {
-                cache: self.cache.clone(),
-                key,
-                ttl,
-                rx,
-                tx: Some(tx),
-            });
+        let flight = {
+            // The lock covers the map alone, never a moka call.
+            let mut flights = self.flights();
+            if let Some(first) = flights.get(&key) {
+                return Claim::InFlight(Waiter(Arc::clone(first)));
+            }
+            let flight = Arc::new(Flight::default());
+            flights.insert(key, Arc::clone(&flight));
+            flight
+        };
+        let ticket = Ticket {
+            dedup: self,
+            key,
+            ttl,
+            flight,
+            open: true,
+        };
+        // Looked up only once the claim is registered: a copy settling as delivered
+        // writes moka before it leaves the map, so no delivery can slip between the two
+        // lookups. Copies that joined this claim meanwhile learn it was delivered.
+        if self.delivered.get(&key).is_some() {
+            ticket.close(Settled::Delivered);
+            return Claim::Delivered;
         }
-        match entry.into_value() {
-            Slot::Delivered(_) => Claim::Delivered,
-            Slot::InFlight(rx) => Claim::InFlight(rx),
-        }
+        Claim::First(ticket)
     }
 
     /// Ids held now (delivered and in flight), after pending evictions ran.
     pub fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.delivered.run_pending_tasks();
+        let in_flight = self.flights().len();
+        self.delivered.entry_count() + in_flight as u64
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn flights(&self) -> MutexGuard<'_, HashMap<Key, Arc<Flight>>> {
+        // Nothing panics while holding it; a poisoned map is still consistent.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The first copy's claim. Settle it with [`Ticket::delivered`] or [`Ticket::failed`];
 /// dropping it unsettled releases the id.
-pub struct Ticket {
-    cache: Cache<Key, Slot>,
+pub struct Ticket<'a> {
+    dedup: &'a Dedup,
     key: Key,
     ttl: Duration,
-    rx: watch::Receiver<Option<Settled>>,
-    tx: Option<watch::Sender<Option<Settled>>>,
+    flight: Arc<Flight>,
+    open: bool,
 }
 
-impl Ticket {
+impl Ticket<'_> {
     /// The app took the event: remember the id for the ttl.
-    pub fn delivered(mut self) {
-        self.cache.insert(self.key, Slot::Delivered(self.ttl));
-        self.settle(Settled::Delivered);
+    pub fn delivered(self) {
+        self.dedup.delivered.insert(self.key, self.ttl);
+        self.close(Settled::Delivered);
     }
 
     /// The app did not take it: forget the id so the retry is forwarded.
-    pub fn failed(mut self, reply: Reply, outcome: Outcome) {
-        self.release();
-        self.settle(Settled::Failed { reply, outcome });
+    pub fn failed(self, reply: Reply, outcome: Outcome) {
+        self.close(Settled::Failed { reply, outcome });
     }
 
-    fn release(&self) {
-        // Remove only our own claim: if it was evicted meanwhile, the key may now hold
-        // another copy's claim or a delivery.
-        let ours = &self.rx;
-        self.cache.entry(self.key).and_compute_with(|current| match current {
-            Some(entry) if matches!(entry.value(), Slot::InFlight(rx) if rx.same_channel(ours)) => Op::Remove,
-            _ => Op::Nop,
-        });
+    fn close(mut self, settled: Settled) {
+        self.settle(settled);
     }
 
-    fn settle(&mut self, outcome: Settled) {
-        if let Some(tx) = self.tx.take() {
-            tx.send_replace(Some(outcome));
+    fn settle(&mut self, settled: Settled) {
+        self.open = false;
+        {
+            let mut flights = self.dedup.flights();
+            if flights
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                flights.remove(&self.key);
+            }
+        }
+        let _ = self.flight.settled.set(settled);
+        self.flight.done.notify_waiters();
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.settle(Settled::Abandoned);
         }
     }
 }
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if self.tx.is_some() {
-            self.release();
-            self.settle(Settled::Abandoned);
+/// A copy waiting for the first copy of its event.
+pub struct Waiter(Arc<Flight>);
+
+impl Waiter {
+    /// The first copy's outcome, once it has one.
+    pub async fn settled(&self) -> Settled {
+        loop {
+            // Registered before the check, so a settle in between still wakes it.
+            let notified = self.0.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(settled) = self.0.settled.get() {
+                return settled.clone();
+            }
+            notified.await;
         }
     }
 }
@@ -234,13 +271,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_failure_releases_the_id_and_tells_the_waiters() {
+    #[tokio::test]
+    async fn a_failure_releases_the_id_and_tells_the_waiters() {
         let (d, _) = dedup(100);
         let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
             panic!("first")
         };
-        let Claim::InFlight(rx) = d.claim("r", "e1", TTL) else {
+        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
             panic!("in flight")
         };
         ticket.failed(
@@ -248,11 +285,11 @@ mod tests {
             Outcome::UpstreamUnavailable,
         );
         assert!(matches!(
-            &*rx.borrow(),
-            Some(Settled::Failed {
+            waiter.settled().await,
+            Settled::Failed {
                 outcome: Outcome::UpstreamUnavailable,
                 ..
-            })
+            }
         ));
         assert!(
             matches!(d.claim("r", "e1", TTL), Claim::First(_)),
@@ -260,17 +297,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_dropped_ticket_releases_the_id_as_abandoned() {
+    #[tokio::test]
+    async fn a_dropped_ticket_releases_the_id_as_abandoned() {
         let (d, _) = dedup(100);
         let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
             panic!("first")
         };
-        let Claim::InFlight(rx) = d.claim("r", "e1", TTL) else {
+        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
             panic!("in flight")
         };
         drop(ticket);
-        assert!(matches!(&*rx.borrow(), Some(Settled::Abandoned)));
+        assert!(matches!(waiter.settled().await, Settled::Abandoned));
         assert!(matches!(d.claim("r", "e1", TTL), Claim::First(_)));
     }
 
@@ -292,5 +329,23 @@ mod tests {
             );
         }
         assert_eq!(evictions.get(), 40);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_parked_before_the_outcome_is_woken_by_it() {
+        let (d, _) = dedup(100);
+        let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
+            panic!("first")
+        };
+        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
+            panic!("in flight")
+        };
+        let waiting = tokio::spawn(async move { waiter.settled().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        ticket.delivered();
+        let settled = waiting.await.unwrap();
+        assert!(matches!(settled, Settled::Delivered));
+        assert_eq!(d.len(), 1, "the claim left the map, the id is in the cache");
     }
 }

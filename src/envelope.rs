@@ -3,42 +3,43 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::Route;
 use crate::providers::Event;
-
-#[derive(Serialize)]
-struct Envelope<'a> {
-    id: &'a str,
-    provider: &'a str,
-    route: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    occurred_at: &'a Value,
-    received_at: &'a str,
-    data: &'a Value,
-}
 
 /// `received_at` as RFC 3339 UTC with milliseconds, computed once per request.
 pub fn timestamp(received: SystemTime) -> String {
     humantime::format_rfc3339_millis(received).to_string()
 }
 
-/// The JSON body of `forward = "normalized"`.
+/// The JSON body of `forward = "normalized"`, its members in SPEC §5's order.
+///
+/// Written member by member: `occurred_at` and `data` are usually spans of the verified
+/// body, copied as they are, not values to serialize again.
 pub fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
-    let envelope = Envelope {
-        id: &event.id,
-        provider: route.provider.name(),
-        route: &route.name,
-        kind: &event.kind,
-        occurred_at: &event.occurred_at,
-        received_at,
-        data: &event.data,
-    };
-    // Serializing borrowed strings and `Value`s into a Vec cannot fail.
-    Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
+    // Sized from the verified body, which the data is (a part of), so it never regrows.
+    let mut out = Vec::with_capacity(event.raw_body().len() + 256);
+    out.extend_from_slice(b"{\"id\":");
+    string(&mut out, &event.id);
+    out.extend_from_slice(b",\"provider\":");
+    string(&mut out, route.provider.name());
+    out.extend_from_slice(b",\"route\":");
+    string(&mut out, &route.name);
+    out.extend_from_slice(b",\"type\":");
+    string(&mut out, &event.kind);
+    out.extend_from_slice(b",\"occurred_at\":");
+    event.occurred_at.write(&mut out);
+    out.extend_from_slice(b",\"received_at\":");
+    string(&mut out, received_at);
+    out.extend_from_slice(b",\"data\":");
+    event.data.write(&mut out);
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+fn string(out: &mut Vec<u8>, text: &str) {
+    // Escaping a `str` into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, text);
 }
 
 #[cfg(test)]

@@ -212,19 +212,18 @@ impl Delivery<'_> {
                     }
                     return (reply, outcome);
                 }
-                Claim::InFlight(mut first) => {
-                    let waited =
-                        tokio::time::timeout_at(self.deadline, first.wait_for(Option::is_some));
-                    let settled = match waited.await {
+                Claim::InFlight(first) => {
+                    let settled = match tokio::time::timeout_at(self.deadline, first.settled())
+                        .await
+                    {
                         Err(_) => return (GatewayError::InFlight.into_reply(), Outcome::InFlight),
-                        Ok(Ok(settled)) => settled.clone(),
-                        Ok(Err(_)) => None,
+                        Ok(settled) => settled,
                     };
                     match settled {
-                        Some(Settled::Delivered) => return duplicate(&event.id),
-                        Some(Settled::Failed { reply, outcome }) => return (reply, outcome),
+                        Settled::Delivered => return duplicate(&event.id),
+                        Settled::Failed { reply, outcome } => return (reply, outcome),
                         // The first copy went away without an answer: claim again.
-                        Some(Settled::Abandoned) | None => continue,
+                        Settled::Abandoned => continue,
                     }
                 }
             }

@@ -7,7 +7,8 @@ use std::fmt::Write;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Event, Verified};
+use super::json::{self, Json};
+use super::{Event, MalformedPayload, Verified};
 use crate::config::Route;
 
 /// A provider's own pointers; a route's `fields` override each one.
@@ -16,6 +17,56 @@ pub struct Pointers {
     pub kind: Option<&'static str>,
     pub occurred_at: Option<&'static str>,
     pub data: Option<&'static str>,
+}
+
+/// Builds the event from a verified JSON body by the common rules, reading the body once
+/// and forwarding its own text (see `json`); `object` refuses a top level that is not
+/// an object. The id, when derived, is over the body.
+pub fn event_from_json(
+    route: &Route,
+    defaults: &Pointers,
+    verified: &Verified,
+    object: bool,
+) -> Result<Event, MalformedPayload> {
+    let body = &verified.body;
+    let checked = json::check(body)?;
+    if object && !checked.object {
+        return Err(MalformedPayload("body is JSON but not an object".into()));
+    }
+    let text = match std::str::from_utf8(body) {
+        Ok(text) if !checked.repeats_a_key => text,
+        // A repeated key: the tree keeps its last value, which is what the app must see.
+        _ => {
+            return Ok(event(
+                route,
+                defaults,
+                verified,
+                super::parse_json(body)?,
+                body,
+            ))
+        }
+    };
+    let [id_ptr, kind_ptr, at_ptr, data_ptr] = pointers(route, defaults);
+    let find = |pointer: Option<&str>| pointer.and_then(|p| json::lookup(text, p));
+    let id = verified
+        .signed_id
+        .clone()
+        .or_else(|| find(id_ptr).and_then(id_from_text))
+        .unwrap_or_else(|| derived_id(body));
+    let kind = find(kind_ptr)
+        .filter(|t| t.starts_with('"'))
+        .and_then(|t| serde_json::from_str::<String>(t).ok())
+        .or_else(|| route.default_type.clone())
+        .unwrap_or_else(|| "unknown".to_string());
+    let occurred_at = find(at_ptr).map_or(Json::NULL, |t| Json::Text(json::span(body, t)));
+    let data = find(data_ptr).unwrap_or_else(|| json::trim(text));
+    Ok(Event {
+        id,
+        kind,
+        occurred_at,
+        data: Json::Text(json::span(body, data)),
+        raw: (body.clone(), verified.content_type.clone()),
+    })
 }
 
 /// Builds the event from `payload` by the common rules. `derived_from` is the text whose
@@ -27,12 +78,7 @@ pub fn event(
     mut payload: Value,
     derived_from: &[u8],
 ) -> Event {
-    let f = &route.fields;
-    let id_ptr = f.id.as_deref().or(defaults.id);
-    let kind_ptr = f.kind.as_deref().or(defaults.kind);
-    let at_ptr = f.occurred_at.as_deref().or(defaults.occurred_at);
-    let data_ptr = f.data.as_deref().or(defaults.data);
-
+    let [id_ptr, kind_ptr, at_ptr, data_ptr] = pointers(route, defaults);
     let id = verified
         .signed_id
         .clone()
@@ -46,8 +92,7 @@ pub fn event(
         .unwrap_or_else(|| "unknown".to_string());
     let occurred_at = at_ptr
         .and_then(|p| lookup(&payload, p))
-        .cloned()
-        .unwrap_or(Value::Null);
+        .map_or(Json::NULL, |v| Json::Tree(v.clone()));
     // Taken last and by move: the payload is not needed after this.
     let data = match data_ptr.and_then(|p| lookup_mut(&mut payload, p)) {
         Some(found) => found.take(),
@@ -57,9 +102,20 @@ pub fn event(
         id,
         kind,
         occurred_at,
-        data,
+        data: Json::Tree(data),
         raw: (verified.body.clone(), verified.content_type.clone()),
     }
+}
+
+/// The id, type, occurred_at and data pointers: the route's `fields`, else the provider's.
+fn pointers<'a>(route: &'a Route, defaults: &Pointers) -> [Option<&'a str>; 4] {
+    let f = &route.fields;
+    [
+        f.id.as_deref().or(defaults.id),
+        f.kind.as_deref().or(defaults.kind),
+        f.occurred_at.as_deref().or(defaults.occurred_at),
+        f.data.as_deref().or(defaults.data),
+    ]
 }
 
 /// RFC 6901 lookup, as `Value::pointer`, without allocating a string per token (only a
@@ -90,7 +146,7 @@ fn lookup_mut<'a>(value: &'a mut Value, pointer: &str) -> Option<&'a mut Value> 
 
 /// The reference tokens of a pointer: none for `""`, `None` when it does not start
 /// with `/`.
-fn tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
+pub(super) fn tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
     let rest = if pointer.is_empty() {
         None
     } else {
@@ -106,7 +162,7 @@ fn tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>> {
 }
 
 /// An array index as RFC 6901 writes it: digits, no sign, no leading zero.
-fn index(token: &str) -> Option<usize> {
+pub(super) fn index(token: &str) -> Option<usize> {
     if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
         return None;
     }
@@ -124,6 +180,17 @@ fn id_text(v: &Value) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The same rule over an id's JSON text: a non-empty string, or integer digits.
+fn id_from_text(text: &str) -> Option<String> {
+    if text.starts_with('"') {
+        return serde_json::from_str::<String>(text)
+            .ok()
+            .filter(|s| !s.is_empty());
+    }
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    (!unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit())).then(|| text.to_string())
 }
 
 /// `sha256:` + lowercase hex SHA-256 of `bytes`.
@@ -167,6 +234,19 @@ mod tests {
         assert_eq!(get("e"), None);
         assert_eq!(get("f"), None);
         assert_eq!(get("g"), None);
+    }
+
+    #[test]
+    fn ids_read_from_text_follow_the_same_rule() {
+        let v: Value = serde_json::from_str(
+            r#"{"a":"x","b":123456789012345678901234567890,"c":-7,"d":1.5,"e":1e3,"f":"","g":true,"h":"\u00e9","i":null,"j":{}}"#,
+        )
+        .unwrap();
+        let text = serde_json::to_string(&v).unwrap();
+        for key in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
+            let raw = json::lookup(&text, &format!("/{key}")).unwrap();
+            assert_eq!(id_from_text(raw), id_text(&v[key]), "{key}");
+        }
     }
 
     #[test]

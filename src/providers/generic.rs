@@ -3,7 +3,7 @@
 //! routes with `[routes.hmac]` use the same check.
 
 use super::fields::{self, Pointers};
-use super::{parse_json, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::config::{HmacScheme, MessagePart, Route, SigEncoding};
 
 pub const SCHEME: Scheme = Scheme {
@@ -71,7 +71,6 @@ pub fn check(
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
-    let payload = parse_json(&verified.body)?;
-    let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+    let event = fields::event_from_json(route, &POINTERS, &verified, false)?;
     Ok(Events::one(event))
 }

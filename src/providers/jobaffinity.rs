@@ -2,9 +2,7 @@
 //! its support, so a route carries `[routes.auth]` and/or `[routes.hmac]`.
 
 use super::fields::{self, Pointers};
-use super::{
-    generic, parse_object, Events, MalformedPayload, Request, Scheme, Verified, VerifyError,
-};
+use super::{generic, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::config::Route;
 
 pub const SCHEME: Scheme = Scheme {
@@ -36,7 +34,6 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
-    let payload = parse_object(&verified.body)?;
-    let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+    let event = fields::event_from_json(route, &POINTERS, &verified, true)?;
     Ok(Events::one(event))
 }

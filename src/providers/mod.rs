@@ -10,6 +10,7 @@ mod form;
 mod generic;
 mod hrflow;
 mod jobaffinity;
+pub mod json;
 mod semantikmatch;
 mod sig;
 mod smartcv;
@@ -25,6 +26,7 @@ use serde_json::Value;
 use crate::config::Route;
 
 pub use fields::{derived_id, header_safe};
+pub use json::Json;
 pub use sig::{header, tag as hmac_tag, Header};
 
 /// The built-in schemes a route's `provider` names.
@@ -201,8 +203,8 @@ impl Events {
 pub struct Event {
     pub id: String,
     pub kind: String,
-    pub occurred_at: Value,
-    pub data: Value,
+    pub occurred_at: Json,
+    pub data: Json,
     /// What `forward = "raw"` sends: the verified bytes and their Content-Type.
     raw: (Bytes, Option<HeaderValue>),
 }

@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::fields::{self, Pointers};
-use super::{parse_object, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::config::{HmacAlgorithm, Route};
 
 pub const SCHEME: Scheme = Scheme {
@@ -43,7 +43,6 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
-    let payload = parse_object(&verified.body)?;
-    let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+    let event = fields::event_from_json(route, &POINTERS, &verified, true)?;
     Ok(Events::one(event))
 }

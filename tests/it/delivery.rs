@@ -101,6 +101,33 @@ async fn a_valid_smartcv_delivery_arrives_once_as_an_envelope_with_its_headers()
 }
 
 #[tokio::test]
+async fn data_travels_as_the_text_sent_unless_a_key_repeats() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), "")).await;
+    let data = "{\n  \"name\": \"Ren\\u00e9e\",\n  \"n\": 1.50e2\n}";
+    let sent = format!(r#"{{"id":"evt_text","type":"t","data":{data}}}"#);
+    let repeated = r#"{"id":"evt_rep","type":"t","data":{"k":"first","k":"last"}}"#;
+    for body in [sent.as_str(), repeated] {
+        let headers = smartcv_headers(SECRET, now(), body);
+        let answer = gw
+            .post("/webhooks/smartcv", &pairs(&headers), body.to_string())
+            .await;
+        assert_eq!(answer.status, 200, "{body}");
+    }
+    let received = upstream.received();
+    assert_eq!(received.len(), 2);
+
+    // As sent: same whitespace, same escapes, same digits.
+    let text = String::from_utf8(received[0].body.to_vec()).expect("utf-8");
+    assert!(text.ends_with(&format!(r#","data":{data}}}"#)), "{text}");
+    assert_eq!(received[0].json()["data"]["name"], "Renée");
+
+    // A repeated key is resolved before the app sees it: the last value, once.
+    let text = String::from_utf8(received[1].body.to_vec()).expect("utf-8");
+    assert!(text.ends_with(r#","data":{"k":"last"}}"#), "{text}");
+}
+
+#[tokio::test]
 async fn a_flat_semantikmatch_delivery_gets_a_derived_id_and_decoded_client_data() {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&config(&upstream.url(), "")).await;

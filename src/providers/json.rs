@@ -1,0 +1,423 @@
+//! Reading a verified JSON payload once, without building a tree (SPEC §3 check 10, §4).
+//!
+//! [`check`] walks the document with serde_json's own parser, so it refuses exactly what
+//! parsing into a `Value` refuses (bad syntax, `NaN`, lone surrogates, invalid UTF-8,
+//! nesting past 128), and notes whether any object repeats a key. When none does, the
+//! envelope's `occurred_at` and `data` are the payload's own text, found by [`lookup`]
+//! and copied as sent: no tree, no re-serialization, every digit and escape kept. A
+//! document that repeats a key goes through a `Value` instead, so that the app sees the
+//! last value, as SPEC §3 reads it, and never the copy its own parser might prefer.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::MalformedPayload;
+
+/// A JSON value for the envelope: a span of the verified body, or a tree built when the
+/// payload had to be transformed or re-read.
+#[derive(Clone, PartialEq)]
+pub enum Json {
+    Text(Bytes),
+    Tree(Value),
+}
+
+impl Json {
+    pub const NULL: Json = Json::Text(Bytes::from_static(b"null"));
+
+    /// Appends the value's JSON text.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Json::Text(text) => out.extend_from_slice(text),
+            // Writing a `Value` into a Vec cannot fail.
+            Json::Tree(value) => {
+                let _ = serde_json::to_writer(out, value);
+            }
+        }
+    }
+
+    /// The value as a tree (tests and tools; the gateway never needs it).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Text(text) => serde_json::from_slice(text).unwrap_or(Value::Null),
+            Json::Tree(value) => value.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Payload content stays out of Debug output, as bodies stay out of logs.
+        match self {
+            Json::Text(text) => write!(f, "Json::Text({} bytes)", text.len()),
+            Json::Tree(_) => f.write_str("Json::Tree(..)"),
+        }
+    }
+}
+
+/// What [`check`] learned of a valid document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// The top level is an object.
+    pub object: bool,
+    /// Some object, at any depth, repeats a key.
+    pub repeats_a_key: bool,
+}
+
+/// Strict RFC 8259 check of `bytes` (the rules of [`super::parse_json`]), without
+/// building anything.
+pub fn check(bytes: &[u8]) -> Result<Checked, MalformedPayload> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut repeats_a_key = false;
+    Walk {
+        repeats_a_key: &mut repeats_a_key,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| MalformedPayload(format!("body is not valid JSON ({e})")))?;
+    Ok(Checked {
+        object: first_byte(bytes) == Some(b'{'),
+        repeats_a_key,
+    })
+}
+
+/// The text of the value `pointer` (RFC 6901) names in `doc`, a document that passed
+/// [`check`] without repeating a key: so the first member of a name is the only one, and
+/// reading stops there instead of going through the rest (the data, often).
+pub fn lookup<'a>(doc: &'a str, pointer: &str) -> Option<&'a str> {
+    let mut target = trim(doc);
+    for token in super::fields::tokens(pointer)? {
+        // Checked first: with `arbitrary_precision`, serde_json shows a number as a map,
+        // which must not answer for a key.
+        let step = match first_byte(target.as_bytes())? {
+            b'{' => Step::Key(&token),
+            b'[' => Step::Index(super::fields::index(&token)?),
+            _ => return None,
+        };
+        let mut found = None;
+        let mut de = serde_json::Deserializer::from_str(target);
+        // Ends in an error when it stops early; `found` tells.
+        let _ = Member {
+            step,
+            found: &mut found,
+        }
+        .deserialize(&mut de);
+        target = found?;
+    }
+    Some(target)
+}
+
+/// The part of `body` that `text` (borrowed from it) covers, without a copy.
+pub fn span(body: &Bytes, text: &str) -> Bytes {
+    let start = (text.as_ptr() as usize).checked_sub(body.as_ptr() as usize);
+    match start {
+        Some(start) if start + text.len() <= body.len() => body.slice(start..start + text.len()),
+        // Not reached: every text handed here was borrowed from `body`.
+        _ => Bytes::copy_from_slice(text.as_bytes()),
+    }
+}
+
+/// The document without the whitespace JSON allows around it.
+pub fn trim(doc: &str) -> &str {
+    doc.trim_matches([' ', '\t', '\n', '\r'])
+}
+
+fn first_byte(bytes: &[u8]) -> Option<u8> {
+    bytes
+        .iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Visits every value of a document, noting repeated keys.
+struct Walk<'r> {
+    repeats_a_key: &'r mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(()) = seq.next_element_seed(Walk {
+            repeats_a_key: &mut *self.repeats_a_key,
+        })? {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(Key(key)) = map.next_key()? {
+            keys.push(key);
+            map.next_value_seed(Walk {
+                repeats_a_key: &mut *self.repeats_a_key,
+            })?;
+        }
+        if !*self.repeats_a_key && repeats(&mut keys) {
+            *self.repeats_a_key = true;
+        }
+        Ok(())
+    }
+}
+
+fn repeats(keys: &mut [Cow<'_, str>]) -> bool {
+    if keys.len() <= 8 {
+        return keys
+            .iter()
+            .enumerate()
+            .any(|(i, k)| keys[i + 1..].contains(k));
+    }
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
+}
+
+/// An object key, borrowed from the document unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
+/// One step of a pointer: an object's member or an array's element.
+enum Step<'t> {
+    Key(&'t str),
+    Index(usize),
+}
+
+/// Finds one step's text, then stops reading with an error.
+struct Member<'t, 'f, 'de> {
+    step: Step<'t>,
+    found: &'f mut Option<&'de str>,
+}
+
+impl<'de> DeserializeSeed<'de> for Member<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Member<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object or an array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Step::Key(wanted) = self.step else {
+            return Ok(());
+        };
+        while let Some(Key(key)) = map.next_key()? {
+            if key == wanted {
+                *self.found = Some(map.next_value::<&'de RawValue>()?.get());
+                return Err(A::Error::custom(STOP));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Step::Index(wanted) = self.step else {
+            return Ok(());
+        };
+        for _ in 0..wanted {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        *self.found = seq.next_element::<&'de RawValue>()?.map(RawValue::get);
+        Err(A::Error::custom(STOP))
+    }
+}
+
+/// The "error" that ends a lookup once its member is found.
+const STOP: &str = "found";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn check_refuses_what_a_value_parse_refuses() {
+        let deep_ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let too_deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        let cases: Vec<&[u8]> = vec![
+            br#"{"a":1}"#,
+            b" [1, 2.5e3, -0, true, null] ",
+            br#"{"a":NaN}"#,
+            br#"{"a":Infinity}"#,
+            br#"{"a":"\ud800"}"#,
+            br#"{"a":"\udc00x"}"#,
+            br#"{"a":"\ud83d\ude00"}"#,
+            b"{\"a\":\"\xff\"}",
+            b"{\"a\":\"\x01\"}",
+            br#"{"a":1,}"#,
+            br#"{"a":1} x"#,
+            b"",
+            b"123456789012345678901234567890",
+            deep_ok.as_bytes(),
+            too_deep.as_bytes(),
+        ];
+        for case in cases {
+            let expected = serde_json::from_slice::<Value>(case).is_ok();
+            assert_eq!(
+                check(case).is_ok(),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_keys_are_noticed_at_any_depth_and_with_escapes() {
+        let repeats = |s: &str| check(s.as_bytes()).unwrap().repeats_a_key;
+        assert!(!repeats(r#"{"a":1,"b":{"a":2}}"#));
+        assert!(repeats(r#"{"a":1,"a":2}"#));
+        assert!(repeats(r#"{"x":[{"k":1,"k":1}]}"#));
+        assert!(repeats(r#"{"\u0061":1,"a":2}"#));
+        let many: Vec<String> = (0..20).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(!repeats(&format!("{{{}}}", many.join(","))));
+        assert!(repeats(&format!("{{{},\"k7\":0}}", many.join(","))));
+    }
+
+    #[test]
+    fn lookups_give_the_text_as_sent() {
+        let doc = r#" { "a" : { "b/c" : [ 10 , { "d~e" : "x" } ] , "" : 1 } ,
+            "n" : 1.50 , "big" : 123456789012345678901234567890 , "s" : "\u00e9" } "#;
+        assert_eq!(lookup(doc, ""), Some(trim(doc)));
+        assert_eq!(lookup(doc, "/a/b~1c/0"), Some("10"));
+        assert_eq!(lookup(doc, "/a/b~1c/1/d~0e"), Some(r#""x""#));
+        assert_eq!(lookup(doc, "/a/"), Some("1"));
+        assert_eq!(lookup(doc, "/n"), Some("1.50"));
+        assert_eq!(lookup(doc, "/big"), Some("123456789012345678901234567890"));
+        assert_eq!(lookup(doc, "/s"), Some(r#""\u00e9""#));
+        for missing in ["/zz", "/a/b~1c/2", "/a/b~1c/01", "/n/x", "a", "/s/0"] {
+            assert_eq!(lookup(doc, missing), None, "{missing}");
+        }
+        assert_eq!(
+            lookup(r#"{"n":5}"#, "/n/$serde_json::private::Number"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_span_is_a_slice_of_the_body() {
+        let body = Bytes::from_static(br#"{"data":{"k":1}}"#);
+        let doc = std::str::from_utf8(&body).unwrap();
+        let found = span(&body, lookup(doc, "/data").unwrap());
+        assert_eq!(&found[..], br#"{"k":1}"#);
+        assert_eq!(found.as_ptr(), body[8..].as_ptr());
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-c\"\\\\é\u{1F600}]{0,4}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                prop::collection::vec(("[a-c]{0,2}", inner), 0..5)
+                    .prop_map(|members| { Value::Object(members.into_iter().collect()) }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Every pointer into a document finds the same value as `Value::pointer`.
+        #[test]
+        fn lookups_agree_with_value_pointers(doc in json(), pretty in any::<bool>()) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&doc).unwrap()
+            } else {
+                serde_json::to_string(&doc).unwrap()
+            };
+            prop_assert!(!check(text.as_bytes()).unwrap().repeats_a_key);
+            let mut pointers = vec![String::new()];
+            let mut i = 0;
+            while i < pointers.len() && pointers.len() < 64 {
+                let p = pointers[i].clone();
+                match doc.pointer(&p) {
+                    Some(Value::Object(m)) => pointers.extend(m.keys().map(|k| {
+                        format!("{p}/{}", k.replace('~', "~0").replace('/', "~1"))
+                    })),
+                    Some(Value::Array(a)) => pointers.extend((0..=a.len()).map(|j| format!("{p}/{j}"))),
+                    _ => {}
+                }
+                pointers.push(format!("{p}/nope"));
+                i += 1;
+            }
+            for p in &pointers {
+                let found = lookup(&text, p).map(|t| serde_json::from_str::<Value>(t).unwrap());
+                prop_assert_eq!(found.as_ref(), doc.pointer(p), "{}", p);
+            }
+        }
+    }
+}
