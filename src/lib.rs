@@ -81,6 +81,9 @@ pub async fn run(
         app = app.with_log_level_hook(hook);
     }
     let app = Arc::new(app);
+    // Registered before the gateway says it is listening: a SIGHUP sent as soon as it
+    // does must reload, not meet the default action (exit).
+    let hangups = config_path.and_then(|path| hangup::listen().map(|signals| (path, signals)));
     tracing::info!(
         listen = %public.local_addr()?,
         admin = %admin.local_addr()?,
@@ -88,7 +91,8 @@ pub async fn run(
         "hookwarden listening"
     );
     let admin = tokio::spawn(admin::serve(Arc::clone(&app), admin));
-    let reloads = config_path.map(|path| tokio::spawn(reload_on_sighup(Arc::clone(&app), path)));
+    let reloads = hangups
+        .map(|(path, signals)| tokio::spawn(reload_on_sighup(Arc::clone(&app), path, signals)));
     let draining = Arc::clone(&app);
     server::serve(Arc::clone(&app), public, async move {
         shutdown.await;
@@ -104,17 +108,8 @@ pub async fn run(
     Ok(())
 }
 
-#[cfg(unix)]
-async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload needs a restart");
-            return;
-        }
-    };
-    while hangups.recv().await.is_some() {
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut signals: hangup::Signals) {
+    while hangup::next(&mut signals).await {
         tracing::info!(path = %path.display(), "SIGHUP: reloading the configuration");
         let file = path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load_file(&file)).await;
@@ -127,5 +122,34 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
     }
 }
 
+#[cfg(unix)]
+mod hangup {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    pub type Signals = tokio::signal::unix::Signal;
+
+    pub fn listen() -> Option<Signals> {
+        signal(SignalKind::hangup())
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload needs a restart");
+            })
+            .ok()
+    }
+
+    pub async fn next(signals: &mut Signals) -> bool {
+        signals.recv().await.is_some()
+    }
+}
+
 #[cfg(not(unix))]
-async fn reload_on_sighup(_app: Arc<App>, _path: PathBuf) {}
+mod hangup {
+    pub struct Signals;
+
+    pub fn listen() -> Option<Signals> {
+        None
+    }
+
+    pub async fn next(_: &mut Signals) -> bool {
+        false
+    }
+}

@@ -226,12 +226,16 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let served = runtime.block_on(hookwarden::run(
-        loaded.config,
-        Some(path.to_path_buf()),
-        Some(log_level),
-        shutdown_signal(),
-    ));
+    let served = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        hookwarden::run(
+            loaded.config,
+            Some(path.to_path_buf()),
+            Some(log_level),
+            shutdown,
+        )
+        .await
+    });
     match served {
         Ok(()) => {
             tracing::info!("stopped");
@@ -267,24 +271,25 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-/// SIGTERM (orchestrators) or SIGINT (a terminal).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM (orchestrators) or SIGINT (a terminal). The handlers are installed when this
+/// is called, before the gateway says it is listening, so a signal sent as soon as it
+/// does drains it instead of killing it (the default action).
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
