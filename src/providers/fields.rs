@@ -47,19 +47,22 @@ pub fn event_from_json(
         }
     };
     let [id_ptr, kind_ptr, at_ptr, data_ptr] = pointers(route, defaults);
-    let find = |pointer: Option<&str>| pointer.and_then(|p| json::lookup(text, p));
+    // A signed id wins, so its pointer is not even looked up.
+    let id_ptr = id_ptr.filter(|_| verified.signed_id.is_none());
+    let [id_text, kind_text, at_text, data_text] =
+        json::lookup_all(text, [id_ptr, kind_ptr, at_ptr, data_ptr]);
     let id = verified
         .signed_id
         .clone()
-        .or_else(|| find(id_ptr).and_then(id_from_text))
+        .or_else(|| id_text.and_then(id_from_text))
         .unwrap_or_else(|| derived_id(body));
-    let kind = find(kind_ptr)
+    let kind = kind_text
         .filter(|t| t.starts_with('"'))
         .and_then(|t| serde_json::from_str::<String>(t).ok())
         .or_else(|| route.default_type.clone())
         .unwrap_or_else(|| "unknown".to_string());
-    let occurred_at = find(at_ptr).map_or(Json::NULL, |t| Json::Text(json::span(body, t)));
-    let data = find(data_ptr).unwrap_or_else(|| json::trim(text));
+    let occurred_at = at_text.map_or(Json::NULL, |t| Json::Text(json::span(body, t)));
+    let data = data_text.unwrap_or_else(|| json::trim(text));
     Ok(Event {
         id,
         kind,

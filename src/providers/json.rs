@@ -114,6 +114,53 @@ pub fn lookup<'a>(doc: &'a str, pointer: &str) -> Option<&'a str> {
     Some(target)
 }
 
+/// Several [`lookup`]s in one pass over the top-level object: each member is read once,
+/// and reading stops when every pointer has its value. The envelope's four pointers
+/// mostly name top-level members, so a payload is scanned once instead of four times.
+pub fn lookup_all<'a, const N: usize>(
+    doc: &'a str,
+    pointers: [Option<&str>; N],
+) -> [Option<&'a str>; N] {
+    let doc = trim(doc);
+    let mut found = [None; N];
+    // (slot, first token, the rest of the pointer) for pointers into the top object.
+    let mut wanted: Vec<(usize, Cow<'_, str>, &str)> = Vec::with_capacity(N);
+    for (slot, pointer) in pointers.iter().enumerate() {
+        match pointer.map(|p| (p, split_first(p))) {
+            Some(("", _)) => found[slot] = Some(doc),
+            Some((_, Some((token, rest)))) if first_byte(doc.as_bytes()) == Some(b'{') => {
+                wanted.push((slot, token, rest));
+            }
+            // Into an array, or not a pointer: one at a time.
+            Some((p, _)) => found[slot] = lookup(doc, p),
+            None => {}
+        }
+    }
+    if wanted.is_empty() {
+        return found;
+    }
+    let mut de = serde_json::Deserializer::from_str(doc);
+    // Ends in an error when it stops early; `found` tells.
+    let _ = Members {
+        wanted: &mut wanted,
+        found: &mut found,
+    }
+    .deserialize(&mut de);
+    found
+}
+
+/// A pointer's first reference token, unescaped, and the pointer after it.
+fn split_first(pointer: &str) -> Option<(Cow<'_, str>, &str)> {
+    let rest = pointer.strip_prefix('/')?;
+    let (token, after) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let token = if token.contains('~') {
+        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(token)
+    };
+    Some((token, after))
+}
+
 /// The part of `body` that `text` (borrowed from it) covers, without a copy.
 pub fn span(body: &Bytes, text: &str) -> Bytes {
     let start = (text.as_ptr() as usize).checked_sub(body.as_ptr() as usize);
@@ -293,6 +340,53 @@ impl<'de> Visitor<'de> for Member<'_, '_, 'de> {
     }
 }
 
+/// The members of the top object that [`lookup_all`] wants, each read once.
+struct Members<'w, 't, 'f, 'de, const N: usize> {
+    wanted: &'w mut Vec<(usize, Cow<'t, str>, &'t str)>,
+    found: &'f mut [Option<&'de str>; N],
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Members<'_, '_, '_, 'de, N> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Members<'_, '_, '_, 'de, N> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key()? {
+            if !self.wanted.iter().any(|(_, token, _)| *token == key) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let text = map.next_value::<&'de RawValue>()?.get();
+            self.wanted.retain(|(slot, token, rest)| {
+                if *token != key {
+                    return true;
+                }
+                self.found[*slot] = if rest.is_empty() {
+                    Some(text)
+                } else {
+                    lookup(text, rest)
+                };
+                false
+            });
+            if self.wanted.is_empty() {
+                return Err(A::Error::custom(STOP));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The "error" that ends a lookup once its member is found.
 const STOP: &str = "found";
 
@@ -417,6 +511,15 @@ mod tests {
             for p in &pointers {
                 let found = lookup(&text, p).map(|t| serde_json::from_str::<Value>(t).unwrap());
                 prop_assert_eq!(found.as_ref(), doc.pointer(p), "{}", p);
+            }
+            for four in pointers.chunks(4) {
+                let asked: Vec<Option<&str>> = four.iter().map(|p| Some(p.as_str())).collect();
+                let mut asked4 = [None; 4];
+                asked4[..asked.len()].copy_from_slice(&asked);
+                let all = lookup_all(&text, asked4);
+                for (p, got) in four.iter().zip(all) {
+                    prop_assert_eq!(got, lookup(&text, p), "{}", p);
+                }
             }
         }
     }
