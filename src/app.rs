@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use http::HeaderMap;
 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Loaded, Route};
@@ -31,6 +32,8 @@ pub struct RouteState {
     pub route: Arc<Route>,
     pub limiter: Option<Limiter>,
     pub metrics: Arc<RouteMetrics>,
+    /// The headers every event of the route carries to the app, built once.
+    pub forward_headers: HeaderMap,
 }
 
 impl Runtime {
@@ -94,6 +97,7 @@ impl App {
     }
 
     fn build(&self, config: Config) -> Runtime {
+        let forwarder = Forwarder::new(self.client.clone(), &config.upstream);
         let routes = config
             .routes
             .iter()
@@ -105,12 +109,13 @@ impl App {
                         .as_ref()
                         .map(|l| Limiter::new(l, self.clock.clone())),
                     metrics: self.route_metrics(&route.name),
+                    forward_headers: forwarder.route_headers(route),
                 };
                 (route.path.clone(), Arc::new(state))
             })
             .collect();
         Runtime {
-            forwarder: Forwarder::new(self.client.clone(), &config.upstream),
+            forwarder,
             config,
             routes,
         }

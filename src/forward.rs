@@ -94,12 +94,13 @@ impl Forwarder {
     pub async fn send(
         &self,
         route: &Route,
+        route_headers: &HeaderMap,
         event: &Event,
         body: Bytes,
         content_type: Option<HeaderValue>,
         deadline: Instant,
     ) -> Result<Answer, ForwardError> {
-        let request = self.request(route, event, body, content_type)?;
+        let request = self.request(route, route_headers, event, body, content_type)?;
         let deadline = deadline.min(Instant::now() + self.timeout);
         let exchange = async {
             let response = self
@@ -137,26 +138,37 @@ impl Forwarder {
             .unwrap_or(Err(ForwardError::Timeout))
     }
 
+    /// What every event of `route` carries: where it came from (the route name escaped
+    /// like an id), and `upstream.headers`. Built once per configuration.
+    pub fn route_headers(&self, route: &Route) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(8 + self.extra_headers.len());
+        headers.insert(PROVIDER, HeaderValue::from_static(route.provider.name()));
+        if let Ok(name) = header_value(&route.name) {
+            headers.insert(ROUTE, name);
+        }
+        for (name, value) in &self.extra_headers {
+            headers.append(name, value.clone());
+        }
+        headers
+    }
+
     fn request(
         &self,
         route: &Route,
+        route_headers: &HeaderMap,
         event: &Event,
         body: Bytes,
         content_type: Option<HeaderValue>,
     ) -> Result<Request<Full<Bytes>>, ForwardError> {
         let id = header_value(&event.id)?;
-        let mut headers = HeaderMap::with_capacity(8 + self.extra_headers.len());
+        let mut headers = route_headers.clone();
+        // Appended, as `upstream.headers` are: a name configured there is not replaced.
         if let Some(ct) = content_type {
-            headers.insert(CONTENT_TYPE, ct);
+            headers.append(CONTENT_TYPE, ct);
         }
-        headers.insert(EVENT_ID, id.clone());
-        headers.insert(IDEMPOTENCY_KEY, id.clone());
-        headers.insert(EVENT_TYPE, header_value(&event.kind)?);
-        headers.insert(PROVIDER, HeaderValue::from_static(route.provider.name()));
-        headers.insert(ROUTE, header_value(&route.name)?);
-        for (name, value) in &self.extra_headers {
-            headers.append(name, value.clone());
-        }
+        headers.append(EVENT_ID, id.clone());
+        headers.append(IDEMPOTENCY_KEY, id.clone());
+        headers.append(EVENT_TYPE, header_value(&event.kind)?);
         if let Some(key) = &self.signing_key {
             // The id is signed as it stands in its header, so the app verifies what it got.
             let id = id.to_str().unwrap_or_default();

@@ -107,6 +107,13 @@ fn step(state: State, bytes: &[u8], verdicts: &Verdicts) -> (State, usize) {
                     return (State::Head(head), skip);
                 }
             }
+            // The usual case, a whole head in one read, is judged where it lies; only a
+            // head split across reads is gathered first.
+            if head.is_empty() {
+                if let Some((len, next)) = parse_head(bytes, verdicts) {
+                    return (next, len);
+                }
+            }
             let before = head.len();
             head.extend_from_slice(bytes);
             match parse_head(&head, verdicts) {
@@ -194,22 +201,23 @@ fn parse_head(head: &[u8], verdicts: &Verdicts) -> Option<(usize, State)> {
         // HTTP/2's preface, or bytes hyper refuses on its own.
         Err(_) => return Some((head.len(), State::Off)),
     };
-    let mut lengths = Vec::new();
-    let mut codings = Vec::new();
+    // The first Content-Length and how many there were; the last Transfer-Encoding.
+    let (mut length, mut lengths, mut coding) = (None, 0, None);
     for h in request.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            lengths.push(h.value);
+            length = length.or(Some(h.value));
+            lengths += 1;
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            codings.push(h.value);
+            coding = Some(h.value);
         }
     }
-    let ambiguous = lengths.len() > 1 || (!lengths.is_empty() && !codings.is_empty());
+    let ambiguous = lengths > 1 || (lengths == 1 && coding.is_some());
     verdicts.push(ambiguous);
     if ambiguous {
         // The answer closes the connection.
         return Some((len, State::Off));
     }
-    let next = if let Some(last) = codings.last() {
+    let next = if let Some(last) = coding {
         let chunked = String::from_utf8_lossy(last)
             .rsplit(',')
             .next()
@@ -219,7 +227,7 @@ fn parse_head(head: &[u8], verdicts: &Verdicts) -> Option<(usize, State)> {
         } else {
             State::Off
         }
-    } else if let Some(value) = lengths.first() {
+    } else if let Some(value) = length {
         match std::str::from_utf8(value)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())

@@ -244,7 +244,14 @@ impl Delivery<'_> {
         let result = self
             .rt
             .forwarder
-            .send(route, event, body, content_type, self.deadline)
+            .send(
+                route,
+                &self.state.forward_headers,
+                event,
+                body,
+                content_type,
+                self.deadline,
+            )
             .await;
         let metrics = &self.state.metrics;
         metrics
