@@ -219,6 +219,7 @@ fn run(path: &Path) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    no_huge_pages();
     let runtime = match build_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -245,6 +246,18 @@ fn run(path: &Path) -> ExitCode {
             tracing::error!(error = %e, "gateway failed");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// No transparent huge pages for the gateway. mimalloc asks for them, and the dedup cache
+/// grows by 2 MB pages that the kernel zeroes inside whichever request touches them
+/// first: a 5–8 ms stall, a dozen times in 5 s at 20k req/s (`perf`, README
+/// "Performance"). A sidecar's tail matters more than the TLB reach they save. Failure
+/// only costs that tail, so it is logged, not fatal.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off");
     }
 }
 

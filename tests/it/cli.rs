@@ -157,6 +157,17 @@ async fn run_serves_the_example_until_sigterm_and_exits_0() {
         .any(|l| l.contains("hookwarden listening"));
     assert!(ready, "the gateway never said it was listening");
 
+    // Transparent huge pages are off for the gateway (main.rs says why); kernels since
+    // 5.0 show it in the process status.
+    #[cfg(target_os = "linux")]
+    {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("proc status");
+        if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+            assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+        }
+    }
+
     let headers = smartcv_headers("sample-smartcv-secret", now(), SC_BODY);
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
     let answer = send(
