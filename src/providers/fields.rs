@@ -28,24 +28,39 @@ pub fn event_from_json(
     verified: &Verified,
     object: bool,
 ) -> Result<Event, MalformedPayload> {
-    let body = &verified.body;
-    let checked = json::check(body)?;
+    Ok(match json_text(verified, object)? {
+        Some(text) => event_from_text(route, defaults, verified, text),
+        // A repeated key: the tree keeps its last value, which is what the app must see.
+        None => event(
+            route,
+            defaults,
+            verified,
+            super::parse_json(&verified.body)?,
+            &verified.body,
+        ),
+    })
+}
+
+/// The verified body as checked JSON text, or `None` when it repeats a key (then only a
+/// tree says which value counts). `object` refuses a top level that is not an object.
+pub fn json_text(verified: &Verified, object: bool) -> Result<Option<&str>, MalformedPayload> {
+    let checked = json::check(&verified.body)?;
     if object && !checked.object {
         return Err(MalformedPayload("body is JSON but not an object".into()));
     }
-    let text = match std::str::from_utf8(body) {
-        Ok(text) if !checked.repeats_a_key => text,
-        // A repeated key: the tree keeps its last value, which is what the app must see.
-        _ => {
-            return Ok(event(
-                route,
-                defaults,
-                verified,
-                super::parse_json(body)?,
-                body,
-            ))
-        }
-    };
+    Ok(std::str::from_utf8(&verified.body)
+        .ok()
+        .filter(|_| !checked.repeats_a_key))
+}
+
+/// The common rules over `text`, the verified body as [`json_text`] gave it.
+pub fn event_from_text(
+    route: &Route,
+    defaults: &Pointers,
+    verified: &Verified,
+    text: &str,
+) -> Event {
+    let body = &verified.body;
     let [id_ptr, kind_ptr, at_ptr, data_ptr] = pointers(route, defaults);
     // A signed id wins, so its pointer is not even looked up.
     let id_ptr = id_ptr.filter(|_| verified.signed_id.is_none());
@@ -63,13 +78,13 @@ pub fn event_from_json(
         .unwrap_or_else(|| "unknown".to_string());
     let occurred_at = at_text.map_or(Json::NULL, |t| Json::Text(json::span(body, t)));
     let data = data_text.unwrap_or_else(|| json::trim(text));
-    Ok(Event {
+    Event {
         id,
         kind,
         occurred_at,
         data: Json::Text(json::span(body, data)),
         raw: (body.clone(), verified.content_type.clone()),
-    })
+    }
 }
 
 /// Builds the event from `payload` by the common rules. `derived_from` is the text whose

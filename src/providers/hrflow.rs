@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use super::fields::{self, Pointers};
 use super::{
-    form, parse_json, sig, Event, Events, MalformedPayload, Request, Scheme, Verified, VerifyError,
+    form, json, parse_json, sig, Event, Events, MalformedPayload, Request, Scheme, Verified,
+    VerifyError,
 };
 use crate::config::{ForwardMode, HmacAlgorithm, Route};
 
@@ -83,6 +84,14 @@ fn signed_request(route: &Route, a: &[u8], b: &[u8]) -> Result<Verified, VerifyE
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     if verified.media_type_is(FORM) {
         return Ok(Events::one(form_event(route, &verified)));
+    }
+    // An object is one event, forwarded as sent (unless it repeats a key).
+    if json::first_byte(&verified.body) == Some(b'{') {
+        if let Some(text) = fields::json_text(&verified, true)? {
+            return Ok(Events::one(fields::event_from_text(
+                route, &POINTERS, &verified, text,
+            )));
+        }
     }
     let payload = parse_json(&verified.body)?;
     match payload {

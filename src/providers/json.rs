@@ -176,7 +176,8 @@ pub fn trim(doc: &str) -> &str {
     doc.trim_matches([' ', '\t', '\n', '\r'])
 }
 
-fn first_byte(bytes: &[u8]) -> Option<u8> {
+/// The first byte after leading whitespace.
+pub fn first_byte(bytes: &[u8]) -> Option<u8> {
     bytes
         .iter()
         .copied()

@@ -125,6 +125,21 @@ async fn data_travels_as_the_text_sent_unless_a_key_repeats() {
     // A repeated key is resolved before the app sees it: the last value, once.
     let text = String::from_utf8(received[1].body.to_vec()).expect("utf-8");
     assert!(text.ends_with(r#","data":{"k":"last"}}"#), "{text}");
+
+    // Semantikmatch's envelope shape too; its flat shape is decoded, so rewritten.
+    let payload = "{ \"applicationId\" : \"a-9\" }";
+    let body = format!(r#"{{"id":"sm-1","type":"evaluation.completed","payload":{payload}}}"#);
+    let sig = hmac_hex(SM_SECRET, &[body.as_bytes()]);
+    let answer = gw
+        .post(
+            "/webhooks/semantikmatch",
+            &[("x-semantikmatch-signature", &sig)],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    let text = String::from_utf8(upstream.received()[2].body.to_vec()).expect("utf-8");
+    assert!(text.ends_with(&format!(r#","data":{payload}}}"#)), "{text}");
 }
 
 #[tokio::test]
