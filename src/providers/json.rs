@@ -42,14 +42,6 @@ impl Json {
             }
         }
     }
-
-    /// The value as a tree (tests and tools; the gateway never needs it).
-    pub fn to_value(&self) -> Value {
-        match self {
-            Json::Text(text) => serde_json::from_slice(text).unwrap_or(Value::Null),
-            Json::Tree(value) => value.clone(),
-        }
-    }
 }
 
 impl fmt::Debug for Json {
