@@ -140,7 +140,7 @@ impl Dedup {
             flights.insert(key, Arc::clone(&flight));
             flight
         };
-        let ticket = Ticket {
+        let mut ticket = Ticket {
             dedup: self,
             key,
             ttl,
@@ -151,7 +151,7 @@ impl Dedup {
         // writes moka before it leaves the map, so no delivery can slip between the two
         // lookups. Copies that joined this claim meanwhile learn it was delivered.
         if self.delivered.get(&key).is_some() {
-            ticket.close(Settled::Delivered);
+            ticket.settle(Settled::Delivered);
             return Claim::Delivered;
         }
         Claim::First(ticket)
@@ -188,18 +188,14 @@ pub struct Ticket<'a> {
 
 impl Ticket<'_> {
     /// The app took the event: remember the id for the ttl.
-    pub fn delivered(self) {
+    pub fn delivered(mut self) {
         self.dedup.delivered.insert(self.key, self.ttl);
-        self.close(Settled::Delivered);
+        self.settle(Settled::Delivered);
     }
 
     /// The app did not take it: forget the id so the retry is forwarded.
-    pub fn failed(self, reply: Reply, outcome: Outcome) {
-        self.close(Settled::Failed { reply, outcome });
-    }
-
-    fn close(mut self, settled: Settled) {
-        self.settle(settled);
+    pub fn failed(mut self, reply: Reply, outcome: Outcome) {
+        self.settle(Settled::Failed { reply, outcome });
     }
 
     fn settle(&mut self, settled: Settled) {

@@ -66,16 +66,13 @@ pub fn event_from_text(
     let id_ptr = id_ptr.filter(|_| verified.signed_id.is_none());
     let [id_text, kind_text, at_text, data_text] =
         json::lookup_all(text, [id_ptr, kind_ptr, at_ptr, data_ptr]);
-    let id = verified
-        .signed_id
-        .clone()
-        .or_else(|| id_text.and_then(id_from_text))
-        .unwrap_or_else(|| derived_id(body));
-    let kind = kind_text
-        .filter(|t| t.starts_with('"'))
-        .and_then(|t| serde_json::from_str::<String>(t).ok())
-        .or_else(|| route.default_type.clone())
-        .unwrap_or_else(|| "unknown".to_string());
+    let id = id_or_derived(verified, || id_text.and_then(id_from_text), body);
+    let kind = kind_or_default(
+        route,
+        kind_text
+            .filter(|t| t.starts_with('"'))
+            .and_then(|t| serde_json::from_str::<String>(t).ok()),
+    );
     let occurred_at = at_text.map_or(Json::NULL, |t| Json::Text(json::span(body, t)));
     let data = data_text.unwrap_or_else(|| json::trim(text));
     Event {
@@ -97,17 +94,18 @@ pub fn event(
     derived_from: &[u8],
 ) -> Event {
     let [id_ptr, kind_ptr, at_ptr, data_ptr] = pointers(route, defaults);
-    let id = verified
-        .signed_id
-        .clone()
-        .or_else(|| id_ptr.and_then(|p| lookup(&payload, p)).and_then(id_text))
-        .unwrap_or_else(|| derived_id(derived_from));
-    let kind = kind_ptr
-        .and_then(|p| lookup(&payload, p))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| route.default_type.clone())
-        .unwrap_or_else(|| "unknown".to_string());
+    let id = id_or_derived(
+        verified,
+        || id_ptr.and_then(|p| lookup(&payload, p)).and_then(id_text),
+        derived_from,
+    );
+    let kind = kind_or_default(
+        route,
+        kind_ptr
+            .and_then(|p| lookup(&payload, p))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    );
     let occurred_at = at_ptr
         .and_then(|p| lookup(&payload, p))
         .map_or(Json::NULL, |v| Json::Tree(v.clone()));
@@ -123,6 +121,27 @@ pub fn event(
         data: Json::Tree(data),
         raw: (verified.body.clone(), verified.content_type.clone()),
     }
+}
+
+/// The id: a signed header's, else the one `found` in the payload, else derived from
+/// `derived_from`.
+fn id_or_derived(
+    verified: &Verified,
+    found: impl FnOnce() -> Option<String>,
+    derived_from: &[u8],
+) -> String {
+    verified
+        .signed_id
+        .clone()
+        .or_else(found)
+        .unwrap_or_else(|| derived_id(derived_from))
+}
+
+/// The type `found` in the payload, else the route's `default_type`, else `unknown`.
+fn kind_or_default(route: &Route, found: Option<String>) -> String {
+    found
+        .or_else(|| route.default_type.clone())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// The id, type, occurred_at and data pointers: the route's `fields`, else the provider's.
@@ -170,13 +189,16 @@ pub(super) fn tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>
     } else {
         Some(pointer.strip_prefix('/')?)
     };
-    Some(rest.into_iter().flat_map(|r| r.split('/')).map(|t| {
-        if t.contains('~') {
-            Cow::Owned(t.replace("~1", "/").replace("~0", "~"))
-        } else {
-            Cow::Borrowed(t)
-        }
-    }))
+    Some(rest.into_iter().flat_map(|r| r.split('/')).map(unescape))
+}
+
+/// One reference token as written (`~1` for `/`, `~0` for `~`), copied only when escaped.
+pub(super) fn unescape(token: &str) -> Cow<'_, str> {
+    if token.contains('~') {
+        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+    } else {
+        Cow::Borrowed(token)
+    }
 }
 
 /// An array index as RFC 6901 writes it: digits, no sign, no leading zero.
@@ -191,13 +213,15 @@ pub(super) fn index(token: &str) -> Option<usize> {
 fn id_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => {
-            let digits = n.to_string();
-            let unsigned = digits.strip_prefix('-').unwrap_or(&digits);
-            (!unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
-        }
+        Value::Number(n) => integer(n.to_string()),
         _ => None,
     }
+}
+
+/// A number's digits as received, when it is an integer (no fraction, no exponent).
+fn integer(digits: String) -> Option<String> {
+    let unsigned = digits.strip_prefix('-').unwrap_or(&digits);
+    (!unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
 /// The same rule over an id's JSON text: a non-empty string, or integer digits.
@@ -207,8 +231,7 @@ fn id_from_text(text: &str) -> Option<String> {
             .ok()
             .filter(|s| !s.is_empty());
     }
-    let unsigned = text.strip_prefix('-').unwrap_or(text);
-    (!unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit())).then(|| text.to_string())
+    integer(text.to_string())
 }
 
 /// `sha256:` + lowercase hex SHA-256 of `bytes`.

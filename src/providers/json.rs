@@ -145,12 +145,7 @@ pub fn lookup_all<'a, const N: usize>(
 fn split_first(pointer: &str) -> Option<(Cow<'_, str>, &str)> {
     let rest = pointer.strip_prefix('/')?;
     let (token, after) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-    let token = if token.contains('~') {
-        Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
-    } else {
-        Cow::Borrowed(token)
-    };
-    Some((token, after))
+    Some((super::fields::unescape(token), after))
 }
 
 /// The part of `body` that `text` (borrowed from it) covers, without a copy.
