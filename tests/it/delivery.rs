@@ -93,7 +93,7 @@ async fn a_valid_smartcv_delivery_arrives_once_as_an_envelope_with_its_headers()
         "{received_at}"
     );
     // Digits survive exactly: the envelope's text holds the number as sent.
-    let text = String::from_utf8(got.body.to_vec()).expect("utf-8");
+    let text = got.text();
     assert!(
         text.contains(r#""data":{"resume":{"id":"r_1","score":12345678901234567890.10}}"#),
         "{text}"
@@ -118,12 +118,12 @@ async fn data_travels_as_the_text_sent_unless_a_key_repeats() {
     assert_eq!(received.len(), 2);
 
     // As sent: same whitespace, same escapes, same digits.
-    let text = String::from_utf8(received[0].body.to_vec()).expect("utf-8");
+    let text = received[0].text();
     assert!(text.ends_with(&format!(r#","data":{data}}}"#)), "{text}");
     assert_eq!(received[0].json()["data"]["name"], "Renée");
 
     // A repeated key is resolved before the app sees it: the last value, once.
-    let text = String::from_utf8(received[1].body.to_vec()).expect("utf-8");
+    let text = received[1].text();
     assert!(text.ends_with(r#","data":{"k":"last"}}"#), "{text}");
 
     // Semantikmatch's envelope shape too; its flat shape is decoded, so rewritten.
@@ -138,7 +138,7 @@ async fn data_travels_as_the_text_sent_unless_a_key_repeats() {
         )
         .await;
     assert_eq!(answer.status, 200);
-    let text = String::from_utf8(upstream.received()[2].body.to_vec()).expect("utf-8");
+    let text = upstream.received()[2].text();
     assert!(text.ends_with(&format!(r#","data":{payload}}}"#)), "{text}");
 }
 

@@ -69,6 +69,11 @@ impl Received {
         serde_json::from_slice(&self.body).expect("the upstream received JSON")
     }
 
+    /// The body as the app got it, byte for byte.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).expect("the upstream received UTF-8")
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
