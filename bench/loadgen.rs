@@ -49,11 +49,21 @@ struct Args {
     #[arg(long, default_value_t = 0.1)]
     duplicates: f64,
     /// Open loop at this many requests per second (all connections together).
-    #[arg(long)]
+    #[arg(long, value_parser = send_rate)]
     rate: Option<f64>,
     /// The upstream's request counter (GET), to check what reached it.
     #[arg(long)]
     count_url: Option<String>,
+}
+
+/// A rate the pacer can keep: at least one nanosecond between sends.
+fn send_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 1e9 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate above 0 and at most 1e9 per second"
+        )),
+    }
 }
 
 #[derive(Default)]
