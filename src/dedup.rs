@@ -252,6 +252,17 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(60);
 
+    /// The first copy's ticket and a second copy waiting on it.
+    fn first_and_waiter(d: &Dedup) -> (Ticket<'_>, Waiter) {
+        let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
+            panic!("first")
+        };
+        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
+            panic!("in flight")
+        };
+        (ticket, waiter)
+    }
+
     #[test]
     fn the_first_copy_claims_and_a_delivered_id_is_remembered() {
         let (d, _) = dedup(100);
@@ -270,12 +281,7 @@ mod tests {
     #[tokio::test]
     async fn a_failure_releases_the_id_and_tells_the_waiters() {
         let (d, _) = dedup(100);
-        let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
-            panic!("first")
-        };
-        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
-            panic!("in flight")
-        };
+        let (ticket, waiter) = first_and_waiter(&d);
         ticket.failed(
             Reply::empty(http::StatusCode::BAD_GATEWAY),
             Outcome::UpstreamUnavailable,
@@ -296,12 +302,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_ticket_releases_the_id_as_abandoned() {
         let (d, _) = dedup(100);
-        let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
-            panic!("first")
-        };
-        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
-            panic!("in flight")
-        };
+        let (ticket, waiter) = first_and_waiter(&d);
         drop(ticket);
         assert!(matches!(waiter.settled().await, Settled::Abandoned));
         assert!(matches!(d.claim("r", "e1", TTL), Claim::First(_)));
@@ -330,12 +331,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_parked_before_the_outcome_is_woken_by_it() {
         let (d, _) = dedup(100);
-        let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
-            panic!("first")
-        };
-        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
-            panic!("in flight")
-        };
+        let (ticket, waiter) = first_and_waiter(&d);
         let waiting = tokio::spawn(async move { waiter.settled().await });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());

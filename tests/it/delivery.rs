@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{hmac_hex, now, pairs, smartcv_headers, Gateway, Upstream};
+use crate::support::{hmac_hex, now, pairs, smartcv_headers, Answer, Gateway, Upstream};
 
 pub const SECRET: &str = "sc_secret";
 pub const SM_SECRET: &str = "sm_secret";
@@ -129,17 +129,22 @@ async fn data_travels_as_the_text_sent_unless_a_key_repeats() {
     // Semantikmatch's envelope shape too; its flat shape is decoded, so rewritten.
     let payload = "{ \"applicationId\" : \"a-9\" }";
     let body = format!(r#"{{"id":"sm-1","type":"evaluation.completed","payload":{payload}}}"#);
-    let sig = hmac_hex(SM_SECRET, &[body.as_bytes()]);
-    let answer = gw
-        .post(
-            "/webhooks/semantikmatch",
-            &[("x-semantikmatch-signature", &sig)],
-            body,
-        )
-        .await;
+    let answer = post_semantikmatch(&gw, body).await;
     assert_eq!(answer.status, 200);
     let text = upstream.received()[2].text();
     assert!(text.ends_with(&format!(r#","data":{payload}}}"#)), "{text}");
+}
+
+/// Posts `body` to the Semantikmatch route, signed as Semantikmatch signs it.
+async fn post_semantikmatch(gw: &Gateway, body: impl Into<String>) -> Answer {
+    let body = body.into();
+    let sig = hmac_hex(SM_SECRET, &[body.as_bytes()]);
+    gw.post(
+        "/webhooks/semantikmatch",
+        &[("x-semantikmatch-signature", &sig)],
+        body,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -148,14 +153,7 @@ async fn a_flat_semantikmatch_delivery_gets_a_derived_id_and_decoded_client_data
     let gw = Gateway::start(&config(&upstream.url(), "")).await;
     let body =
         r#"{"applicationId":"a-1","totalScore":85.5,"client_data":"{\"candidate_id\":\"CRM-1\"}"}"#;
-    let sig = hmac_hex(SM_SECRET, &[body.as_bytes()]);
-    let answer = gw
-        .post(
-            "/webhooks/semantikmatch",
-            &[("x-semantikmatch-signature", &sig)],
-            body,
-        )
-        .await;
+    let answer = post_semantikmatch(&gw, body).await;
     assert_eq!(answer.status, 200);
     let env = upstream.received()[0].json();
     assert_eq!(
