@@ -62,7 +62,11 @@ pub struct App {
 impl App {
     pub fn new(config: Config, clock: Clock) -> Self {
         let metrics = Metrics::new();
-        let dedup = Dedup::new(config.dedup.max_entries, metrics.dedup_evictions.clone());
+        let dedup = Dedup::new(
+            config.dedup.max_entries,
+            metrics.dedup_evictions.clone(),
+            clock.clone(),
+        );
         let unmatched = Arc::new(metrics.route(UNMATCHED));
         let client = forward::client();
         let mut app = App {

@@ -15,7 +15,7 @@
 //! - [`providers`]: one file per signature scheme behind the `Provider` enum; the only
 //!   code that can make a `Verified` payload, and the normalization into `Event`s.
 //! - [`ratelimit`]: per-route limits on verified deliveries (governor).
-//! - [`dedup`]: claim / deliver / release of event ids (moka, LRU).
+//! - [`dedup`]: claim / deliver / release of event ids (a sharded LRU with ttls).
 //! - [`envelope`]: the normalized JSON the app receives.
 //! - [`forward`]: the pooled upstream client and the mapping of the app's answer.
 //! - [`metrics`]: the Prometheus families on the gateway's own registry.

@@ -7,31 +7,31 @@
 //! for its outcome instead of being forwarded.
 //!
 //! The two states live apart. Claims in flight sit in a small map under a lock (there
-//! are never more than the requests being served); delivered ids sit in moka, with LRU
-//! eviction (its default TinyLFU admission can refuse brand new keys when full, which
-//! would silently forget the ids just delivered) and each route's ttl. So an event costs
-//! moka one lookup and one insert, and moka never holds a claim's waiters.
+//! are never more than the requests being served); delivered ids sit in [`delivered`],
+//! a compact LRU (never an admission policy such as TinyLFU, which can refuse brand new
+//! keys when full and so silently forget the ids just delivered) with each route's ttl
+//! on the injected clock. An event costs it one lookup and one insert, and it never
+//! holds a claim's waiters.
+
+mod delivered;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::notification::RemovalCause;
-use moka::policy::{EvictionPolicy, Expiry};
-use moka::sync::Cache;
 use prometheus::IntCounter;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
 use crate::error::Reply;
 use crate::metrics::Outcome;
+use delivered::{Delivered, Key};
 
 /// What the cache holds per id: 128 bits of SHA-256 over the route and the id, instead
 /// of the strings (16 bytes, no allocation, whatever the id's length). Route names
 /// cannot hold NUL, so routes never share a key; telling two ids apart takes a 128-bit
 /// collision of SHA-256 among verified ids.
-type Key = u128;
-
 fn key(route: &str, id: &str) -> Key {
     let digest = Sha256::new()
         .chain_update(route)
@@ -42,10 +42,6 @@ fn key(route: &str, id: &str) -> Key {
     first.copy_from_slice(&digest[..16]);
     u128::from_le_bytes(first)
 }
-
-/// Tables are allocated for at most this many ids up front (about 16 MB); beyond it they
-/// grow as ids arrive.
-const MAX_PRESIZE: usize = 1 << 20;
 
 /// How the first copy of an event ended, as the copies waiting on it learn it.
 #[derive(Clone, Debug)]
@@ -78,51 +74,19 @@ pub enum Claim<'a> {
 }
 
 pub struct Dedup {
-    delivered: Cache<Key, Duration>,
+    delivered: Delivered,
     in_flight: Mutex<HashMap<Key, Arc<Flight>>>,
-}
-
-/// Each delivered id expires after its own route's ttl.
-struct RouteTtl;
-
-impl Expiry<Key, Duration> for RouteTtl {
-    fn expire_after_create(&self, _: &Key, ttl: &Duration, _: Instant) -> Option<Duration> {
-        Some(*ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &Key,
-        ttl: &Duration,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(*ttl)
-    }
+    /// Ttls run on its monotonic time, so tests move it instead of waiting.
+    clock: Clock,
 }
 
 impl Dedup {
     /// `evictions` counts ids dropped for `max_entries` (not ttl expiries).
-    pub fn new(max_entries: u64, evictions: IntCounter) -> Self {
-        // Sized for the bound up front: growing the table rehashes every entry at once,
-        // which stalled requests for tens of milliseconds at each doubling (bench/run.sh).
-        let initial = usize::try_from(max_entries)
-            .unwrap_or(usize::MAX)
-            .min(MAX_PRESIZE);
-        let delivered = Cache::builder()
-            .initial_capacity(initial)
-            .max_capacity(max_entries)
-            .eviction_policy(EvictionPolicy::lru())
-            .expire_after(RouteTtl)
-            .eviction_listener(move |_key, _ttl, cause| {
-                if cause == RemovalCause::Size {
-                    evictions.inc();
-                }
-            })
-            .build();
+    pub fn new(max_entries: u64, evictions: IntCounter, clock: Clock) -> Self {
         Dedup {
-            delivered,
+            delivered: Delivered::new(max_entries, evictions),
             in_flight: Mutex::default(),
+            clock,
         }
     }
 
@@ -131,7 +95,7 @@ impl Dedup {
     pub fn claim(&self, route: &str, id: &str, ttl: Duration) -> Claim<'_> {
         let key = key(route, id);
         let flight = {
-            // The lock covers the map alone, never a moka call.
+            // The lock covers the map alone, never the delivered table.
             let mut flights = self.flights();
             if let Some(first) = flights.get(&key) {
                 return Claim::InFlight(Waiter(Arc::clone(first)));
@@ -148,20 +112,20 @@ impl Dedup {
             open: true,
         };
         // Looked up only once the claim is registered: a copy settling as delivered
-        // writes moka before it leaves the map, so no delivery can slip between the two
-        // lookups. Copies that joined this claim meanwhile learn it was delivered.
-        if self.delivered.get(&key).is_some() {
+        // records the id before it leaves the map, so no delivery can slip between the
+        // two lookups. Copies that joined this claim meanwhile learn it was delivered.
+        if self.delivered.contains(key, self.clock.elapsed()) {
             ticket.settle(Settled::Delivered);
             return Claim::Delivered;
         }
         Claim::First(ticket)
     }
 
-    /// Ids held now (delivered and in flight), after pending evictions ran.
+    /// Ids held now (delivered and unexpired, and in flight).
     pub fn len(&self) -> u64 {
-        self.delivered.run_pending_tasks();
+        let delivered = self.delivered.len(self.clock.elapsed());
         let in_flight = self.flights().len();
-        self.delivered.entry_count() + in_flight as u64
+        (delivered + in_flight) as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -189,7 +153,10 @@ pub struct Ticket<'a> {
 impl Ticket<'_> {
     /// The app took the event: remember the id for the ttl.
     pub fn delivered(mut self) {
-        self.dedup.delivered.insert(self.key, self.ttl);
+        let now = self.dedup.clock.elapsed();
+        self.dedup
+            .delivered
+            .insert(self.key, now.saturating_add(self.ttl), now);
         self.settle(Settled::Delivered);
     }
 
@@ -246,8 +213,16 @@ mod tests {
     use super::*;
 
     fn dedup(max: u64) -> (Dedup, IntCounter) {
+        let (d, evictions, _) = dedup_at(max);
+        (d, evictions)
+    }
+
+    /// With the manual clock that its ttls run on.
+    fn dedup_at(max: u64) -> (Dedup, IntCounter, Clock) {
         let evictions = IntCounter::new("e", "e").unwrap();
-        (Dedup::new(max, evictions.clone()), evictions)
+        let clock = Clock::manual(std::time::UNIX_EPOCH);
+        let d = Dedup::new(max, evictions.clone(), clock.clone());
+        (d, evictions, clock)
     }
 
     const TTL: Duration = Duration::from_secs(60);
@@ -276,6 +251,27 @@ mod tests {
             matches!(d.claim("other", "e1", TTL), Claim::First(_)),
             "routes are separate"
         );
+    }
+
+    #[test]
+    fn a_delivered_id_is_forgotten_after_its_routes_ttl() {
+        let (d, evictions, clock) = dedup_at(100);
+        for (route, ttl) in [("short", TTL), ("long", 2 * TTL)] {
+            let Claim::First(t) = d.claim(route, "e1", ttl) else {
+                panic!("first on {route}")
+            };
+            t.delivered();
+        }
+        clock.advance(TTL - Duration::from_millis(1));
+        assert!(matches!(d.claim("short", "e1", TTL), Claim::Delivered));
+        clock.advance(Duration::from_millis(1));
+        assert!(
+            matches!(d.claim("short", "e1", TTL), Claim::First(_)),
+            "the provider's replay after the ttl is forwarded again"
+        );
+        assert!(matches!(d.claim("long", "e1", 2 * TTL), Claim::Delivered));
+        assert_eq!(d.len(), 1);
+        assert_eq!(evictions.get(), 0, "expiry is not eviction");
     }
 
     #[tokio::test]
@@ -316,7 +312,6 @@ mod tests {
                 panic!("first {i}")
             };
             t.delivered();
-            d.len();
         }
         assert_eq!(d.len(), 10);
         for i in 40..50 {
