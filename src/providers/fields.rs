@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::json::{self, Json};
+use super::json::{self, Doc, Json};
 use super::{Event, MalformedPayload, Verified};
 use crate::config::Route;
 
@@ -29,7 +29,7 @@ pub fn event_from_json(
     object: bool,
 ) -> Result<Event, MalformedPayload> {
     Ok(match json_text(verified, object)? {
-        Some(text) => event_from_text(route, defaults, verified, text),
+        Some(doc) => event_from_text(route, defaults, verified, &doc),
         // A repeated key: the tree keeps its last value, which is what the app must see.
         None => event(
             route,
@@ -41,31 +41,29 @@ pub fn event_from_json(
     })
 }
 
-/// The verified body as checked JSON text, or `None` when it repeats a key (then only a
-/// tree says which value counts). `object` refuses a top level that is not an object.
-pub fn json_text(verified: &Verified, object: bool) -> Result<Option<&str>, MalformedPayload> {
+/// The verified body as checked JSON, or `None` when it repeats a key (then only a tree
+/// says which value counts). `object` refuses a top level that is not an object.
+pub fn json_text(verified: &Verified, object: bool) -> Result<Option<Doc<'_>>, MalformedPayload> {
     let checked = json::check(&verified.body)?;
     if object && !checked.object {
         return Err(MalformedPayload("body is JSON but not an object".into()));
     }
-    Ok(std::str::from_utf8(&verified.body)
-        .ok()
-        .filter(|_| !checked.repeats_a_key))
+    Ok((!checked.repeats_a_key).then_some(checked.doc))
 }
 
-/// The common rules over `text`, the verified body as [`json_text`] gave it.
+/// The common rules over `doc`, the verified body as [`json_text`] gave it.
 pub fn event_from_text(
     route: &Route,
     defaults: &Pointers,
     verified: &Verified,
-    text: &str,
+    doc: &Doc<'_>,
 ) -> Event {
     let body = &verified.body;
     let [id_ptr, kind_ptr, at_ptr, data_ptr] = pointers(route, defaults);
     // A signed id wins, so its pointer is not even looked up.
     let id_ptr = id_ptr.filter(|_| verified.signed_id.is_none());
     let [id_text, kind_text, at_text, data_text] =
-        json::lookup_all(text, [id_ptr, kind_ptr, at_ptr, data_ptr]);
+        doc.lookup_all([id_ptr, kind_ptr, at_ptr, data_ptr]);
     let id = id_or_derived(verified, || id_text.and_then(id_from_text), body);
     let kind = kind_or_default(
         route,
@@ -74,7 +72,7 @@ pub fn event_from_text(
             .and_then(|t| serde_json::from_str::<String>(t).ok()),
     );
     let occurred_at = at_text.map_or(Json::NULL, |t| Json::Text(json::span(body, t)));
-    let data = data_text.unwrap_or_else(|| json::trim(text));
+    let data = data_text.unwrap_or_else(|| json::trim(doc.text));
     Event {
         id,
         kind,

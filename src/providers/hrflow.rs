@@ -87,9 +87,9 @@ fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPaylo
     }
     // An object is one event, forwarded as sent (unless it repeats a key).
     if json::first_byte(&verified.body) == Some(b'{') {
-        if let Some(text) = fields::json_text(&verified, true)? {
+        if let Some(doc) = fields::json_text(&verified, true)? {
             return Ok(Events::one(fields::event_from_text(
-                route, &POINTERS, &verified, text,
+                route, &POINTERS, &verified, &doc,
             )));
         }
     }

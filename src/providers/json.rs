@@ -55,21 +55,60 @@ impl fmt::Debug for Json {
 }
 
 /// What [`check`] learned of a valid document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checked {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked<'a> {
     /// The top level is an object.
     pub object: bool,
     /// Some object, at any depth, repeats a key.
     pub repeats_a_key: bool,
+    pub doc: Doc<'a>,
+}
+
+/// A checked document's text, with where its top-level members' values lie when the
+/// walk could tell, so that looking them up reads nothing again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc<'a> {
+    pub text: &'a str,
+    /// (key, value text) of each top-level member in order; `None` when the top level
+    /// is not an object or a key holds escapes (it is then not where the text has it).
+    members: Option<Vec<(&'a str, &'a str)>>,
+}
+
+impl<'a> Doc<'a> {
+    /// [`lookup_all`], answered from the members' spans where the walk noted them. Only
+    /// for a document that repeats no key: the first member of a name is the only one.
+    pub fn lookup_all<const N: usize>(&self, pointers: [Option<&str>; N]) -> [Option<&'a str>; N] {
+        let Some(members) = &self.members else {
+            return lookup_all(self.text, pointers);
+        };
+        pointers.map(|pointer| {
+            let pointer = pointer?;
+            if pointer.is_empty() {
+                return Some(trim(self.text));
+            }
+            let (token, rest) = split_first(pointer)?;
+            let (_, value) = members.iter().find(|(key, _)| *key == token)?;
+            if rest.is_empty() {
+                Some(value)
+            } else {
+                lookup(value, rest)
+            }
+        })
+    }
 }
 
 /// Strict RFC 8259 check of `bytes` (the rules of [`super::parse_json`]), without
 /// building anything.
-pub fn check(bytes: &[u8]) -> Result<Checked, MalformedPayload> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+pub fn check(bytes: &[u8]) -> Result<Checked<'_>, MalformedPayload> {
+    // UTF-8 first, in one pass over the whole body, so the walk need not check each string.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| MalformedPayload(format!("body is not valid JSON (not UTF-8: {e})")))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let mut repeats_a_key = false;
+    let mut top_keys = None;
     Walk {
         repeats_a_key: &mut repeats_a_key,
+        top_keys: Some(&mut top_keys),
     }
     .deserialize(&mut de)
     .and_then(|()| de.end())
@@ -77,7 +116,71 @@ pub fn check(bytes: &[u8]) -> Result<Checked, MalformedPayload> {
     Ok(Checked {
         object: first_byte(bytes) == Some(b'{'),
         repeats_a_key,
+        doc: Doc {
+            text,
+            members: top_keys.and_then(|keys| members(text, &keys)),
+        },
     })
+}
+
+/// Each top-level member's (key, value text), from where its key lies in `doc`, a valid
+/// document: between a key and the next one stand only `": value ,` and whitespace, and
+/// after the last one `value }`. `None` when a key was unescaped into a copy.
+fn members<'a>(doc: &'a str, keys: &[Cow<'a, str>]) -> Option<Vec<(&'a str, &'a str)>> {
+    let bytes = doc.as_bytes();
+    let base = doc.as_ptr() as usize;
+    // (key, where its opening quote is, where its value starts)
+    let mut starts = Vec::with_capacity(keys.len());
+    for key in keys {
+        let Cow::Borrowed(key) = key else {
+            return None;
+        };
+        // A key lies inside the text unless serde_json made it (its number token).
+        let at = (key.as_ptr() as usize).checked_sub(base)?;
+        let after = at.checked_add(key.len()).filter(|&e| e <= bytes.len())?;
+        let quote = at.checked_sub(1)?;
+        let colon = skip_ws(bytes, expect(bytes, after, b'"')?);
+        let i = expect(bytes, colon, b':')?;
+        starts.push((*key, quote, skip_ws(bytes, i)));
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (n, &(key, _, start)) in starts.iter().enumerate() {
+        // Back from the next key's quote over `,`, or from the end over `}`.
+        let (end, closer) = match starts.get(n + 1) {
+            Some(&(_, next_quote, _)) => (next_quote, b','),
+            None => (bytes.len(), b'}'),
+        };
+        let end = back_ws(bytes, end).checked_sub(1)?;
+        if bytes.get(end) != Some(&closer) {
+            return None;
+        }
+        out.push((key, doc.get(start..back_ws(bytes, end))?));
+    }
+    Some(out)
+}
+
+/// The index after `byte` at `i`.
+fn expect(bytes: &[u8], i: usize, byte: u8) -> Option<usize> {
+    (bytes.get(i) == Some(&byte)).then_some(i + 1)
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while bytes.get(i).copied().is_some_and(is_ws) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of `bytes[..end]` without its trailing whitespace.
+fn back_ws(bytes: &[u8], mut end: usize) -> usize {
+    while end > 0 && bytes.get(end - 1).copied().is_some_and(is_ws) {
+        end -= 1;
+    }
+    end
 }
 
 /// The text of the value `pointer` (RFC 6901) names in `doc`, a document that passed
@@ -172,11 +275,13 @@ pub fn first_byte(bytes: &[u8]) -> Option<u8> {
 }
 
 /// Visits every value of a document, noting repeated keys.
-struct Walk<'r> {
+struct Walk<'r, 'de> {
     repeats_a_key: &'r mut bool,
+    /// Set at the top level only: receives the top object's keys, in order.
+    top_keys: Option<&'r mut Option<Vec<Cow<'de, str>>>>,
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
+impl<'de> DeserializeSeed<'de> for Walk<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
@@ -184,7 +289,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Walk<'_> {
+impl<'de> Visitor<'de> for Walk<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -218,6 +323,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(()) = seq.next_element_seed(Walk {
             repeats_a_key: &mut *self.repeats_a_key,
+            top_keys: None,
         })? {}
         Ok(())
     }
@@ -228,24 +334,30 @@ impl<'de> Visitor<'de> for Walk<'_> {
             keys.push(key);
             map.next_value_seed(Walk {
                 repeats_a_key: &mut *self.repeats_a_key,
+                top_keys: None,
             })?;
         }
-        if !*self.repeats_a_key && repeats(&mut keys) {
+        if !*self.repeats_a_key && repeats(&keys) {
             *self.repeats_a_key = true;
+        }
+        if let Some(top) = self.top_keys {
+            *top = Some(keys);
         }
         Ok(())
     }
 }
 
-fn repeats(keys: &mut [Cow<'_, str>]) -> bool {
+fn repeats(keys: &[Cow<'_, str>]) -> bool {
     if keys.len() <= 8 {
         return keys
             .iter()
             .enumerate()
             .any(|(i, k)| keys[i + 1..].contains(k));
     }
-    keys.sort_unstable();
-    keys.windows(2).any(|w| w[0] == w[1])
+    // Sorted aside: the top object's keys stay in document order for `members`.
+    let mut sorted: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
 }
 
 /// An object key, borrowed from the document unless it holds escapes.
@@ -428,6 +540,35 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_notes_where_each_top_level_value_lies() {
+        let text = " {\n \"id\" : \"e1\" ,\"n\":1.50,\t\"data\" : { \"k\" : [ 1 , 2 ] } \r\n} ";
+        let checked = check(text.as_bytes()).unwrap();
+        assert_eq!(
+            checked.doc.members,
+            Some(vec![
+                ("id", r#""e1""#),
+                ("n", "1.50"),
+                ("data", r#"{ "k" : [ 1 , 2 ] }"#)
+            ])
+        );
+        assert_eq!(
+            checked
+                .doc
+                .lookup_all([Some("/data/k/1"), Some("/n"), Some(""), Some("/x")]),
+            [Some("2"), Some("1.50"), Some(trim(text)), None]
+        );
+        assert_eq!(check(b"{}").unwrap().doc.members, Some(vec![]));
+        // An escaped key is a copy, not where the text has it; arrays and numbers (a map
+        // to serde_json with arbitrary_precision) have no members.
+        for text in [r#"{"a":1,"\u0062":2}"#, "[1,2]", "12.5"] {
+            let doc = check(text.as_bytes()).unwrap().doc;
+            assert_eq!(doc.members, None, "{text}");
+        }
+        let escaped = check(br#"{"a":1,"\u0062":{"c":2}}"#).unwrap().doc;
+        assert_eq!(escaped.lookup_all([Some("/b/c")]), [Some("2")]);
+    }
+
+    #[test]
     fn lookups_give_the_text_as_sent() {
         let doc = r#" { "a" : { "b/c" : [ 10 , { "d~e" : "x" } ] , "" : 1 } ,
             "n" : 1.50 , "big" : 123456789012345678901234567890 , "s" : "\u00e9" } "#;
@@ -466,7 +607,7 @@ mod tests {
         leaf.prop_recursive(4, 32, 5, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
-                prop::collection::vec(("[a-c]{0,2}", inner), 0..5)
+                prop::collection::vec(("[a-c~/\"]{0,2}", inner), 0..5)
                     .prop_map(|members| { Value::Object(members.into_iter().collect()) }),
             ]
         })
@@ -508,6 +649,8 @@ mod tests {
                 for (p, got) in four.iter().zip(all) {
                     prop_assert_eq!(got, lookup(&text, p), "{}", p);
                 }
+                let checked = check(text.as_bytes()).unwrap();
+                prop_assert_eq!(checked.doc.lookup_all(asked4), all, "from the walk's spans");
             }
         }
     }

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use super::fields::{self, Pointers};
 use super::{
-    json, parse_json, parse_object, sig, Events, MalformedPayload, Request, Scheme, Verified,
-    VerifyError,
+    parse_json, parse_object, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError,
 };
 use crate::config::{HmacAlgorithm, Route};
 
@@ -54,10 +53,10 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     // The envelope shape forwards its payload as sent; the flat one has `client_data`
     // to decode, so it needs a tree.
-    if let Some(text) = fields::json_text(&verified, true)? {
-        let [kind, payload] = json::lookup_all(text, [Some("/type"), Some("/payload")]);
+    if let Some(doc) = fields::json_text(&verified, true)? {
+        let [kind, payload] = doc.lookup_all([Some("/type"), Some("/payload")]);
         if kind.is_some_and(|t| t.starts_with('"')) && payload.is_some_and(|t| t.starts_with('{')) {
-            let event = fields::event_from_text(route, &ENVELOPE, &verified, text);
+            let event = fields::event_from_text(route, &ENVELOPE, &verified, &doc);
             return Ok(Events::one(event));
         }
     }
