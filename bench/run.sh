@@ -4,7 +4,7 @@
 # through nginx proxy_pass with upstream keep-alive.
 #
 #   apt-get install -y nginx-light     # once
-#   bash bench/run.sh                  # ~10 minutes; ROUNDS=1 DURATION=3s for a quick look
+#   bash bench/run.sh                  # ~17 minutes; ROUNDS=1 DURATION=3s for a quick look
 #
 # The proxy under test is pinned to core 0, the load generator and the app to core 1
 # (taskset). Rounds interleave the configurations so that drift of a noisy machine hits
