@@ -121,7 +121,7 @@ impl Dedup {
         Claim::First(ticket)
     }
 
-    /// Ids held now (delivered and unexpired, and in flight).
+    /// Ids held now: delivered (less the expired ones cleared so far) and in flight.
     pub fn len(&self) -> u64 {
         let delivered = self.delivered.len(self.clock.elapsed());
         let in_flight = self.flights().len();
