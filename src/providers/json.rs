@@ -3,8 +3,8 @@
 //! [`check`] walks the document with serde_json's own parser, so it refuses exactly what
 //! parsing into a `Value` refuses (bad syntax, `NaN`, lone surrogates, invalid UTF-8,
 //! nesting past 128), and notes whether any object repeats a key. When none does, the
-//! envelope's `occurred_at` and `data` are the payload's own text, found by [`lookup`]
-//! and copied as sent: no tree, no re-serialization, every digit and escape kept. A
+//! envelope's `occurred_at` and `data` are the payload's own text, found where the walk
+//! noted each top-level value ([`Doc::lookup_all`]) and copied as sent: no tree, no re-serialization, every digit and escape kept. A
 //! document that repeats a key goes through a `Value` instead, so that the app sees the
 //! last value, as SPEC §3 reads it, and never the copy its own parser might prefer.
 
@@ -75,11 +75,13 @@ pub struct Doc<'a> {
 }
 
 impl<'a> Doc<'a> {
-    /// [`lookup_all`], answered from the members' spans where the walk noted them. Only
-    /// for a document that repeats no key: the first member of a name is the only one.
+    /// Several [`lookup`]s, answered from the members' spans where the walk noted them,
+    /// so the payload is not read again. Only for a document that repeats no key: the
+    /// first member of a name is the only one.
     pub fn lookup_all<const N: usize>(&self, pointers: [Option<&str>; N]) -> [Option<&'a str>; N] {
         let Some(members) = &self.members else {
-            return lookup_all(self.text, pointers);
+            // An array, or a key with escapes: rare enough to read for each pointer.
+            return pointers.map(|pointer| lookup(self.text, pointer?));
         };
         pointers.map(|pointer| {
             let pointer = pointer?;
@@ -164,6 +166,7 @@ fn expect(bytes: &[u8], i: usize, byte: u8) -> Option<usize> {
     (bytes.get(i) == Some(&byte)).then_some(i + 1)
 }
 
+/// The whitespace JSON allows between tokens.
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -209,41 +212,6 @@ pub fn lookup<'a>(doc: &'a str, pointer: &str) -> Option<&'a str> {
     Some(target)
 }
 
-/// Several [`lookup`]s in one pass over the top-level object: each member is read once,
-/// and reading stops when every pointer has its value. The envelope's four pointers
-/// mostly name top-level members, so a payload is scanned once instead of four times.
-pub fn lookup_all<'a, const N: usize>(
-    doc: &'a str,
-    pointers: [Option<&str>; N],
-) -> [Option<&'a str>; N] {
-    let doc = trim(doc);
-    let mut found = [None; N];
-    // (slot, first token, the rest of the pointer) for pointers into the top object.
-    let mut wanted: Vec<(usize, Cow<'_, str>, &str)> = Vec::with_capacity(N);
-    for (slot, pointer) in pointers.iter().enumerate() {
-        match pointer.map(|p| (p, split_first(p))) {
-            Some(("", _)) => found[slot] = Some(doc),
-            Some((_, Some((token, rest)))) if first_byte(doc.as_bytes()) == Some(b'{') => {
-                wanted.push((slot, token, rest));
-            }
-            // Into an array, or not a pointer: one at a time.
-            Some((p, _)) => found[slot] = lookup(doc, p),
-            None => {}
-        }
-    }
-    if wanted.is_empty() {
-        return found;
-    }
-    let mut de = serde_json::Deserializer::from_str(doc);
-    // Ends in an error when it stops early; `found` tells.
-    let _ = Members {
-        wanted: &mut wanted,
-        found: &mut found,
-    }
-    .deserialize(&mut de);
-    found
-}
-
 /// A pointer's first reference token, unescaped, and the pointer after it.
 fn split_first(pointer: &str) -> Option<(Cow<'_, str>, &str)> {
     let rest = pointer.strip_prefix('/')?;
@@ -263,15 +231,12 @@ pub fn span(body: &Bytes, text: &str) -> Bytes {
 
 /// The document without the whitespace JSON allows around it.
 pub fn trim(doc: &str) -> &str {
-    doc.trim_matches([' ', '\t', '\n', '\r'])
+    doc.trim_matches(|c: char| u8::try_from(c).is_ok_and(is_ws))
 }
 
 /// The first byte after leading whitespace.
 pub fn first_byte(bytes: &[u8]) -> Option<u8> {
-    bytes
-        .iter()
-        .copied()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    bytes.iter().copied().find(|&b| !is_ws(b))
 }
 
 /// Visits every value of a document, noting repeated keys.
@@ -440,53 +405,6 @@ impl<'de> Visitor<'de> for Member<'_, '_, 'de> {
     }
 }
 
-/// The members of the top object that [`lookup_all`] wants, each read once.
-struct Members<'w, 't, 'f, 'de, const N: usize> {
-    wanted: &'w mut Vec<(usize, Cow<'t, str>, &'t str)>,
-    found: &'f mut [Option<&'de str>; N],
-}
-
-impl<'de, const N: usize> DeserializeSeed<'de> for Members<'_, '_, '_, 'de, N> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_map(self)
-    }
-}
-
-impl<'de, const N: usize> Visitor<'de> for Members<'_, '_, '_, 'de, N> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key()? {
-            if !self.wanted.iter().any(|(_, token, _)| *token == key) {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let text = map.next_value::<&'de RawValue>()?.get();
-            self.wanted.retain(|(slot, token, rest)| {
-                if *token != key {
-                    return true;
-                }
-                self.found[*slot] = if rest.is_empty() {
-                    Some(text)
-                } else {
-                    lookup(text, rest)
-                };
-                false
-            });
-            if self.wanted.is_empty() {
-                return Err(A::Error::custom(STOP));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The "error" that ends a lookup once its member is found.
 const STOP: &str = "found";
 
@@ -645,12 +563,10 @@ mod tests {
                 let asked: Vec<Option<&str>> = four.iter().map(|p| Some(p.as_str())).collect();
                 let mut asked4 = [None; 4];
                 asked4[..asked.len()].copy_from_slice(&asked);
-                let all = lookup_all(&text, asked4);
+                let all = check(text.as_bytes()).unwrap().doc.lookup_all(asked4);
                 for (p, got) in four.iter().zip(all) {
                     prop_assert_eq!(got, lookup(&text, p), "{}", p);
                 }
-                let checked = check(text.as_bytes()).unwrap();
-                prop_assert_eq!(checked.doc.lookup_all(asked4), all, "from the walk's spans");
             }
         }
     }
