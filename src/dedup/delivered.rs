@@ -103,7 +103,7 @@ impl Delivered {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing panics while holding it; a poisoned shard is still consistent.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

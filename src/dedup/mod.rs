@@ -16,7 +16,7 @@
 mod delivered;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use prometheus::IntCounter;
@@ -133,10 +133,7 @@ impl Dedup {
     }
 
     fn flights(&self) -> MutexGuard<'_, HashMap<Key, Arc<Flight>>> {
-        // Nothing panics while holding it; a poisoned map is still consistent.
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        delivered::lock(&self.in_flight)
     }
 }
 
