@@ -73,9 +73,13 @@ pub enum Claim<'a> {
     InFlight(Waiter),
 }
 
+/// Claims in flight. Keys are SHA-256 output, so the seeded fast hasher the delivered
+/// table uses serves here too, in place of SipHash.
+type Flights = HashMap<Key, Arc<Flight>, lru::DefaultHasher>;
+
 pub struct Dedup {
     delivered: Delivered,
-    in_flight: Mutex<HashMap<Key, Arc<Flight>>>,
+    in_flight: Mutex<Flights>,
     /// Ttls run on its monotonic time, so tests move it instead of waiting.
     clock: Clock,
 }
@@ -132,7 +136,7 @@ impl Dedup {
         self.len() == 0
     }
 
-    fn flights(&self) -> MutexGuard<'_, HashMap<Key, Arc<Flight>>> {
+    fn flights(&self) -> MutexGuard<'_, Flights> {
         delivered::lock(&self.in_flight)
     }
 }

@@ -244,12 +244,17 @@ pub fn derived_id(bytes: &[u8]) -> String {
 /// An id or type as it may stand in a header: `%` and every byte outside %x21–7E of its
 /// UTF-8 written `%XX`.
 pub fn header_safe(text: &str) -> String {
+    let escape = |b: u8| !(0x21..=0x7e).contains(&b) || b == b'%';
+    // Ids and types are nearly always safe already: one copy instead of a push a byte.
+    if !text.bytes().any(escape) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     for &b in text.as_bytes() {
-        if (0x21..=0x7e).contains(&b) && b != b'%' {
-            out.push(b as char);
-        } else {
+        if escape(b) {
             let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(b as char);
         }
     }
     out
