@@ -14,7 +14,7 @@ use http::HeaderMap;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Loaded, Route};
 use crate::dedup::Dedup;
-use crate::forward::{self, Forwarder, HttpsClient};
+use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::ratelimit::Limiter;
 
@@ -34,6 +34,8 @@ pub struct RouteState {
     pub metrics: Arc<RouteMetrics>,
     /// The headers every event of the route carries to the app, built once.
     pub forward_headers: HeaderMap,
+    /// Where its events go, with that origin's pooled connections.
+    pub upstream: Target,
 }
 
 impl Runtime {
@@ -51,7 +53,7 @@ pub struct App {
     pub dedup: Dedup,
     pub metrics: Metrics,
     pub clock: Clock,
-    client: HttpsClient,
+    pool: Arc<Pool>,
     /// Per route name, kept across reloads so label sets stay bounded.
     route_metrics: Mutex<HashMap<String, Arc<RouteMetrics>>>,
     pub unmatched: Arc<RouteMetrics>,
@@ -60,7 +62,8 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, clock: Clock) -> Self {
+    /// `pool` holds the connections to the app (and which roots its TLS trusts).
+    pub fn new(config: Config, clock: Clock, pool: Pool) -> Self {
         let metrics = Metrics::new();
         let dedup = Dedup::new(
             config.dedup.max_entries,
@@ -68,17 +71,17 @@ impl App {
             clock.clone(),
         );
         let unmatched = Arc::new(metrics.route(UNMATCHED));
-        let client = forward::client();
+        let pool = Arc::new(pool);
         let mut app = App {
             runtime: ArcSwap::from_pointee(Runtime {
                 config: config.clone(),
                 routes: HashMap::new(),
-                forwarder: Forwarder::new(client.clone(), &config.upstream),
+                forwarder: Forwarder::new(Arc::clone(&pool), &config.upstream),
             }),
             dedup,
             metrics,
             clock,
-            client,
+            pool,
             route_metrics: Mutex::new(HashMap::new()),
             unmatched,
             draining: AtomicBool::new(false),
@@ -101,7 +104,7 @@ impl App {
     }
 
     fn build(&self, config: Config) -> Runtime {
-        let forwarder = Forwarder::new(self.client.clone(), &config.upstream);
+        let forwarder = Forwarder::new(Arc::clone(&self.pool), &config.upstream);
         let routes = config
             .routes
             .iter()
@@ -114,6 +117,7 @@ impl App {
                         .map(|l| Limiter::new(l, self.clock.clone())),
                     metrics: self.route_metrics(&route.name),
                     forward_headers: forwarder.route_headers(route),
+                    upstream: forwarder.target(route),
                 };
                 (route.path.clone(), Arc::new(state))
             })

@@ -6,7 +6,8 @@
 //! - [`config`]: the TOML file (serde structs) validated into runtime types; `${…}`
 //!   interpolation; every problem reported with its key path.
 //! - [`app`]: [`App`], the state every request shares: the hot-swappable `Runtime`
-//!   (routes, limiters, upstream settings) and what survives reloads (dedup, metrics).
+//!   (routes, limiters, upstream settings) and what survives reloads (dedup, metrics,
+//!   the upstream connections).
 //! - [`server`]: the public listener (HTTP/1.1 and HTTP/2), its limits and graceful drain.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
 //! - [`framing`]: watches each connection's HTTP/1 framing for smuggling shapes.
@@ -17,7 +18,8 @@
 //! - [`ratelimit`]: per-route limits on verified deliveries (governor).
 //! - [`dedup`]: claim / deliver / release of event ids (a sharded LRU with ttls).
 //! - [`envelope`]: the normalized JSON the app receives.
-//! - [`forward`]: the pooled upstream client and the mapping of the app's answer.
+//! - [`forward`]: the request to the app, its keep-alive connections (one idle stack per
+//!   origin, resolved per route) and the mapping of the app's answer.
 //! - [`metrics`]: the Prometheus families on the gateway's own registry.
 //! - [`error`]: [`GatewayError`], its status, outcome and JSON body.
 //! - [`tls`]: the rustls configuration of `[server.tls]`.
@@ -76,7 +78,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let public = TcpListener::bind(config.server.listen).await?;
     let admin = TcpListener::bind(config.admin.listen).await?;
-    let mut app = App::new(config, Clock::system());
+    let pool = forward::Pool::new().map_err(std::io::Error::other)?;
+    let mut app = App::new(config, Clock::system(), pool);
     if let Some(hook) = log_level {
         app = app.with_log_level_hook(hook);
     }

@@ -245,7 +245,7 @@ impl Delivery<'_> {
             .rt
             .forwarder
             .send(
-                route,
+                &self.state.upstream,
                 &self.state.forward_headers,
                 event,
                 body,

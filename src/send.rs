@@ -79,18 +79,22 @@ pub async fn send(
     timestamp: i64,
 ) -> Result<(StatusCode, Bytes), SendError> {
     let headers = sign::route_headers(route, &body, timestamp, &sign::random_id())?;
-    let mut request = Request::new(Full::new(body));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = target.clone();
-    for (name, value) in headers {
-        request.headers_mut().append(name, value);
-    }
+    let request = || {
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        for (name, value) in &headers {
+            request.headers_mut().append(name, value.clone());
+        }
+        Ok(request)
+    };
     let failed = |reason: String| SendError::Failed {
         url: target.to_string(),
         reason,
     };
-    let response = forward::client()
-        .request(request)
+    let pool = forward::Pool::new().map_err(|e| failed(e.to_string()))?;
+    let (response, _connection) = pool
+        .target(&target)
+        .send(request)
         .await
         .map_err(|e| failed(e.to_string()))?;
     let status = response.status();

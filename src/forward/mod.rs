@@ -1,15 +1,18 @@
-//! Forwarding to the app (SPEC §5 and the forwarding rules of §3): one pooled client,
-//! the `X-Hookwarden-*` headers, and the mapping of what the app answered.
+//! Forwarding to the app (SPEC §5 and the forwarding rules of §3): the `X-Hookwarden-*`
+//! headers, the exchange over a pooled connection ([`pool`]), and the mapping of what
+//! the app answered.
 
+mod pool;
+
+pub use pool::{Lease, Pool, Target};
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use crate::config::{Route, Secret, UpstreamConfig};
@@ -51,28 +54,9 @@ impl Answer {
     }
 }
 
-pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The one pooled client for every upstream (HTTP and HTTPS), kept across reloads.
-pub fn client() -> HttpsClient {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(https)
-}
-
-/// The upstream settings of one configuration over the shared client.
+/// The upstream settings of one configuration over the shared pool.
 pub struct Forwarder {
-    client: HttpsClient,
+    pool: Arc<Pool>,
     timeout: Duration,
     extra_headers: HeaderMap,
     /// `upstream.signing_secret`: Standard Webhooks headers over what is sent.
@@ -80,34 +64,35 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(client: HttpsClient, upstream: &UpstreamConfig) -> Self {
+    pub fn new(pool: Arc<Pool>, upstream: &UpstreamConfig) -> Self {
         Forwarder {
-            client,
+            pool,
             timeout: upstream.timeout,
             extra_headers: upstream.headers.clone(),
             signing_key: upstream.signing_secret.clone(),
         }
     }
 
+    /// Where `route`'s events go. Resolved once per configuration.
+    pub fn target(&self, route: &Route) -> Target {
+        self.pool.target(&route.forward_uri)
+    }
+
     /// Sends one event's body to the route's upstream. Ends at `deadline` (the request's
     /// own timeout) or after `upstream.timeout`, whichever comes first.
     pub async fn send(
         &self,
-        route: &Route,
+        target: &Target,
         route_headers: &HeaderMap,
         event: &Event,
         body: Bytes,
         content_type: Option<HeaderValue>,
         deadline: Instant,
     ) -> Result<Answer, ForwardError> {
-        let request = self.request(route, route_headers, event, body, content_type)?;
+        let request = || self.request(route_headers, event, body.clone(), content_type.clone());
         let deadline = deadline.min(Instant::now() + self.timeout);
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
+            let (response, lease) = target.send(request).await?;
             let status = response.status();
             if !(status.is_success() || status.is_client_error()) {
                 return Err(ForwardError::Unavailable(format!(
@@ -116,16 +101,19 @@ impl Forwarder {
             }
             let content_type = response.headers().get(CONTENT_TYPE).cloned();
             // The status line is the app's decision; a body we cannot read does not undo
-            // an acceptance, so it is replaced by nothing.
+            // an acceptance, so it is replaced by nothing (and its connection closed).
             match Limited::new(response.into_body(), RESPONSE_CAP)
                 .collect()
                 .await
             {
-                Ok(collected) => Ok(Answer {
-                    status,
-                    content_type,
-                    body: collected.to_bytes(),
-                }),
+                Ok(collected) => {
+                    lease.release();
+                    Ok(Answer {
+                        status,
+                        content_type,
+                        body: collected.to_bytes(),
+                    })
+                }
                 Err(_) => Ok(Answer {
                     status,
                     content_type: None,
@@ -154,7 +142,6 @@ impl Forwarder {
 
     fn request(
         &self,
-        route: &Route,
         route_headers: &HeaderMap,
         event: &Event,
         body: Bytes,
@@ -183,7 +170,6 @@ impl Forwarder {
         }
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = route.forward_uri.clone();
         *request.headers_mut() = headers;
         Ok(request)
     }

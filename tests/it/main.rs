@@ -14,4 +14,5 @@ mod providers;
 mod support;
 mod tls;
 mod tools;
+mod upstream;
 mod vectors;

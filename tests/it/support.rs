@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,6 +87,7 @@ struct UpstreamState {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Reply>>,
     arrived: tokio::sync::Notify,
+    connections: AtomicUsize,
 }
 
 /// An app that records every request and answers from a script (200 once it runs out).
@@ -96,6 +98,15 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// An app serving HTTPS with `tls`.
+    pub async fn start_tls(tls: tokio_rustls::TlsAcceptor) -> Self {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
@@ -107,12 +118,21 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&shared);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| record(Arc::clone(&state), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -121,6 +141,11 @@ impl Upstream {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Connections the app accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Answers for the next requests, in order.
@@ -196,9 +221,15 @@ impl Gateway {
     }
 
     pub async fn start_at(config: &str, clock: Clock) -> Self {
+        let pool = hookwarden::forward::Pool::new().expect("TLS client config");
+        Self::start_with(config, clock, pool).await
+    }
+
+    /// With `pool` for the connections to the app (e.g. trusting a test root).
+    pub async fn start_with(config: &str, clock: Clock, pool: hookwarden::forward::Pool) -> Self {
         let loaded = hookwarden::config::load_str(config, Path::new("."), &|_| None)
             .unwrap_or_else(|e| panic!("test config refused:\n{e}"));
-        let app = Arc::new(App::new(loaded.config, clock));
+        let app = Arc::new(App::new(loaded.config, clock, pool));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind gateway");

@@ -1,0 +1,460 @@
+//! Connections to the app: HTTP/1.1 keep-alive over TCP or TLS, the most recently used
+//! idle connection first.
+//!
+//! This stands in for hyper-util's pooled client, which spent about 8k instructions a
+//! forward on its checkout, pool-key hashing, `Host` formatting and moves of large
+//! futures (README "Performance"). Here a route resolves its origin once per
+//! configuration ([`Pool::target`]), so a forward pops an idle connection from that
+//! origin's stack, sends, and pushes it back.
+//!
+//! A connection goes back only once its whole answer was read ([`Lease::release`]).
+//! Dropped earlier (a timeout, an answer over the cap, a client gone), it is closed, so
+//! the rest of one answer can never be read as the next event's. A request that brought
+//! no answer on a reused connection (the app had closed it meanwhile) is sent again on
+//! another ([`Target::send`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST};
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustls::RootCertStore;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::{error_chain, ForwardError};
+
+/// TCP connect, TLS and HTTP handshakes together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle connection older than this is closed instead of reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Where connections go.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Origin {
+    https: bool,
+    /// As a resolver or TLS server name takes it: an IPv6 address without brackets.
+    host: String,
+    port: u16,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// One origin's idle connections, oldest first.
+struct Stack {
+    origin: Origin,
+    tls: TlsConnector,
+    idle: Mutex<Vec<Idle>>,
+}
+
+/// The connections to every upstream, kept across reloads.
+pub struct Pool {
+    tls: TlsConnector,
+    origins: Mutex<HashMap<Origin, Arc<Stack>>>,
+}
+
+impl Pool {
+    /// Trusting the web PKI's roots (webpki-roots), as a browser would.
+    pub fn new() -> Result<Self, rustls::Error> {
+        Pool::with_roots(RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+    }
+
+    /// Trusting `roots` alone for `https` upstreams.
+    pub fn with_roots(roots: RootCertStore) -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Pool {
+            tls: TlsConnector::from(Arc::new(config)),
+            origins: Mutex::default(),
+        })
+    }
+
+    /// Where `uri` (an `http` or `https` URL, as configuration validates) sends to.
+    pub fn target(&self, uri: &Uri) -> Target {
+        let https = uri.scheme_str() == Some("https");
+        let authority_host = uri.host().unwrap_or_default();
+        let default_port = if https { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default_port);
+        let origin = Origin {
+            https,
+            host: authority_host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        };
+        // As a client writes it: the port only when it is not the scheme's.
+        let host = if port == default_port {
+            authority_host.to_string()
+        } else {
+            format!("{authority_host}:{port}")
+        };
+        let stack = Arc::clone(
+            lock(&self.origins)
+                .entry(origin.clone())
+                .or_insert_with(|| {
+                    Arc::new(Stack {
+                        origin,
+                        tls: self.tls.clone(),
+                        idle: Mutex::default(),
+                    })
+                }),
+        );
+        Target {
+            stack,
+            host: HeaderValue::try_from(host).ok(),
+            path: Uri::from(
+                uri.path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            ),
+        }
+    }
+}
+
+/// One route's upstream: its origin's connections and the request line and `Host` to
+/// send, resolved once per configuration.
+#[derive(Clone)]
+pub struct Target {
+    stack: Arc<Stack>,
+    host: Option<HeaderValue>,
+    /// Origin form, as a request line carries it.
+    path: Uri,
+}
+
+impl Target {
+    /// Sends the request `build` makes (its URI replaced by the target's) and returns the
+    /// answer's head with the connection it arrived on.
+    ///
+    /// A connection that sat idle may have been closed by the app just as the request
+    /// went out. When a reused connection brings no answer, the request is built again
+    /// and sent on another, as Go's net/http does for requests that carry an
+    /// `Idempotency-Key` (every forward does). Each retry uses up one idle connection,
+    /// and a fresh connection that fails is not retried.
+    pub async fn send(
+        &self,
+        build: impl Fn() -> Result<Request<Full<Bytes>>, ForwardError>,
+    ) -> Result<(Response<Incoming>, Lease), ForwardError> {
+        let build = || {
+            let mut request = build()?;
+            *request.uri_mut() = self.path.clone();
+            if let Some(host) = &self.host {
+                // `upstream.headers` may name its own.
+                request
+                    .headers_mut()
+                    .entry(HOST)
+                    .or_insert_with(|| host.clone());
+            }
+            Ok::<_, ForwardError>(request)
+        };
+        let mut request = build()?;
+        loop {
+            let (mut sender, reused) = match self.stack.reuse().await {
+                Some(sender) => (sender, true),
+                None => (self.stack.connect().await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        sender,
+                        stack: Arc::clone(&self.stack),
+                    };
+                    return Ok((response, lease));
+                }
+                // Handed back when it was never written; else made again.
+                Err(mut e) if reused => request = e.take_message().map_or_else(build, Ok)?,
+                Err(e) => return Err(ForwardError::Unavailable(error_chain(&e.into_error()))),
+            }
+        }
+    }
+
+    /// Idle connections to this target's origin: for tests.
+    pub fn idle(&self) -> usize {
+        lock(&self.stack.idle).len()
+    }
+}
+
+/// The connection one exchange is using.
+pub struct Lease {
+    sender: Sender,
+    stack: Arc<Stack>,
+}
+
+impl Lease {
+    /// Hands the connection back for the next event. Only once the answer's body was read
+    /// to its end: a lease dropped instead closes its connection.
+    pub fn release(self) {
+        self.stack.push(self.sender);
+    }
+}
+
+impl Stack {
+    async fn reuse(&self) -> Option<Sender> {
+        loop {
+            let mut sender = self.pop()?;
+            // Ready once its connection has finished the previous exchange: at once, or
+            // after one turn of the scheduler. An error means the app closed it.
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    fn pop(&self) -> Option<Sender> {
+        let now = Instant::now();
+        let mut idle = lock(&self.idle);
+        // The newest is the last; when it is too old, so are all the others.
+        while let Some(conn) = idle.pop() {
+            if !conn.sender.is_closed() && now.duration_since(conn.since) < IDLE_TIMEOUT {
+                return Some(conn.sender);
+            }
+        }
+        None
+    }
+
+    fn push(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = lock(&self.idle);
+        // Oldest first, so the ones idle too long are a prefix: closed by dropping them.
+        let stale = idle.partition_point(|c| now.duration_since(c.since) >= IDLE_TIMEOUT);
+        idle.drain(..stale);
+        idle.push(Idle { sender, since: now });
+    }
+
+    async fn connect(&self) -> Result<Sender, ForwardError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.open())
+            .await
+            .unwrap_or_else(|_| {
+                Err(ForwardError::Unavailable(format!(
+                    "connecting to the upstream took longer than {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                )))
+            })
+    }
+
+    async fn open(&self) -> Result<Sender, ForwardError> {
+        let Origin { https, host, port } = &self.origin;
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            ForwardError::Unavailable(format!("{what} {host}:{port}: {e}"))
+        };
+        let tcp = TcpStream::connect((host.as_str(), *port))
+            .await
+            .map_err(|e| unavailable("tcp connect to", &e))?;
+        let _ = tcp.set_nodelay(true);
+        if !https {
+            return handshake(tcp).await;
+        }
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| unavailable("no TLS server name for", &e))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| unavailable("TLS handshake with", &e))?;
+        handshake(tls).await
+    }
+}
+
+async fn handshake<S>(io: S) -> Result<Sender, ForwardError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| ForwardError::Unavailable(error_chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here can be left half-done by a panic: the data stays usable.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+
+    fn target(pool: &Pool, url: &str) -> (Origin, Option<String>, String) {
+        let t = pool.target(&url.parse().unwrap());
+        let host = t.host.as_ref().map(|h| h.to_str().unwrap().to_string());
+        (t.stack.origin.clone(), host, t.path.to_string())
+    }
+
+    fn origin(https: bool, host: &str, port: u16) -> Origin {
+        Origin {
+            https,
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn a_target_sends_origin_form_with_the_host_a_client_would_write() {
+        let pool = Pool::new().unwrap();
+        assert_eq!(
+            target(&pool, "http://127.0.0.1:3000/hooks/sc?v=1"),
+            (
+                origin(false, "127.0.0.1", 3000),
+                Some("127.0.0.1:3000".into()),
+                "/hooks/sc?v=1".into()
+            )
+        );
+        // The scheme's own port is left out of Host, whether written or not.
+        for url in ["https://app.example/in", "https://app.example:443/in"] {
+            assert_eq!(
+                target(&pool, url),
+                (
+                    origin(true, "app.example", 443),
+                    Some("app.example".into()),
+                    "/in".into()
+                )
+            );
+        }
+        assert_eq!(
+            target(&pool, "http://app.example:443/"),
+            (
+                origin(false, "app.example", 443),
+                Some("app.example:443".into()),
+                "/".into()
+            )
+        );
+        // Brackets belong to Host, not to the address connected to.
+        assert_eq!(
+            target(&pool, "http://[::1]:8080/x"),
+            (
+                origin(false, "::1", 8080),
+                Some("[::1]:8080".into()),
+                "/x".into()
+            )
+        );
+    }
+
+    #[test]
+    fn routes_to_one_origin_share_its_connections() {
+        let pool = Pool::new().unwrap();
+        let a = pool.target(&"http://app:8000/a".parse().unwrap());
+        let b = pool.target(&"http://app:8000/b".parse().unwrap());
+        let other = pool.target(&"https://app:8000/a".parse().unwrap());
+        assert!(Arc::ptr_eq(&a.stack, &b.stack));
+        assert!(!Arc::ptr_eq(&a.stack, &other.stack));
+    }
+
+    /// Reads one request (a head without a body) from `stream` and answers 200.
+    fn answer(stream: &mut std::net::TcpStream) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before a request");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    fn get() -> Result<Request<Full<Bytes>>, ForwardError> {
+        Ok(Request::get("/ignored")
+            .body(Full::new(Bytes::new()))
+            .unwrap())
+    }
+
+    /// The race an idle connection runs: the app closes it after it was checked out as
+    /// ready, before the request reaches it. The request must go out on a new one.
+    #[tokio::test]
+    async fn a_request_lost_on_a_connection_the_app_closed_goes_out_on_a_new_one() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (close, closing) = mpsc::channel::<()>();
+        let (closed, on_closed) = mpsc::channel::<()>();
+        let app = std::thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            let one = answer(&mut first);
+            closing.recv().unwrap();
+            drop(first);
+            closed.send(()).unwrap();
+            let (mut second, _) = listener.accept().unwrap();
+            let two = answer(&mut second);
+            (one, two)
+        });
+
+        let pool = Pool::new().unwrap();
+        let target = pool.target(&format!("http://{addr}/a").parse().unwrap());
+        let (response, lease) = target.send(get).await.unwrap();
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ok"
+        );
+        lease.release();
+        // Checked out until ready and handed back: the state of an idle connection.
+        let ready = target
+            .stack
+            .reuse()
+            .await
+            .expect("the connection is reusable");
+        target.stack.push(ready);
+
+        // Blocking, so the connection's task cannot notice the close before the send.
+        close.send(()).unwrap();
+        on_closed.recv().unwrap();
+        let (response, _lease) = target.send(get).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let (one, two) = app.join().unwrap();
+        assert!(one.starts_with("GET /a HTTP/1.1\r\n"), "{one}");
+        assert!(two.starts_with("GET /a HTTP/1.1\r\n"), "{two}");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_connection_that_brings_no_answer_is_not_retried() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done, on_done) = mpsc::channel::<()>();
+        let app = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).unwrap();
+            drop(stream);
+            on_done.recv().unwrap();
+            listener.set_nonblocking(true).unwrap();
+            listener.accept().is_err()
+        });
+        let pool = Pool::new().unwrap();
+        let target = pool.target(&format!("http://{addr}/").parse().unwrap());
+        let failed = target.send(get).await;
+        assert!(matches!(failed, Err(ForwardError::Unavailable(_))));
+        done.send(()).unwrap();
+        assert!(app.join().unwrap(), "a second connection was made");
+    }
+}

@@ -1,0 +1,147 @@
+//! Connections to the app: kept alive and reused, replaced without losing an event
+//! when the app closes them, and HTTPS to an app whose root the pool trusts.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hookwarden::forward::Pool;
+use hookwarden::Clock;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::delivery::{config, SECRET};
+use crate::support::{now, pairs, smartcv_headers, Gateway, Upstream};
+
+fn event(i: usize) -> String {
+    format!(
+        r#"{{"id":"evt_conn_{i}","type":"resume.created","created":"2024-12-30T10:00:00Z","data":{{"n":{i}}}}}"#
+    )
+}
+
+async fn deliver(gw: &Gateway, body: &str) -> (u16, String) {
+    let headers = smartcv_headers(SECRET, now(), body);
+    let answer = gw
+        .post("/webhooks/smartcv", &pairs(&headers), body.to_string())
+        .await;
+    (
+        answer.status,
+        String::from_utf8_lossy(&answer.body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn events_one_after_another_share_one_connection_to_the_app() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), "")).await;
+    for i in 0..5 {
+        assert_eq!(deliver(&gw, &event(i)).await.0, 200);
+    }
+    assert_eq!(upstream.received().len(), 5);
+    assert_eq!(upstream.connections(), 1);
+}
+
+/// An app that answers each request 200 and then closes the connection without saying
+/// so (no `Connection: close`), as an app that restarts or drops idle connections does.
+/// Returns its address and how many requests it answered.
+async fn closing_app() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&answered);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as much body as its Content-Length says.
+                let body_end = loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen).to_lowercase();
+                    if let Some(head) = text.find("\r\n\r\n") {
+                        let length = text[..head]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break head + 4 + length;
+                    }
+                };
+                while seen.len() < body_end {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                if stream.write_all(reply).await.is_ok() {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                // Dropped: closed with no warning.
+            });
+        }
+    });
+    (addr, answered)
+}
+
+#[tokio::test]
+async fn an_app_closing_each_connection_after_its_answer_still_gets_every_event() {
+    let (addr, answered) = closing_app().await;
+    let gw = Gateway::start(&config(&format!("http://{addr}"), "")).await;
+    for i in 0..20 {
+        let (status, body) = deliver(&gw, &event(i)).await;
+        assert_eq!(status, 200, "event {i}: {body}");
+    }
+    assert_eq!(answered.load(Ordering::SeqCst), 20);
+}
+
+fn tls_upstream() -> (tokio_rustls::TlsAcceptor, CertificateDer<'static>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let der = made.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.key_pair.serialize_der()));
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![der.clone()], key)
+    .expect("server config");
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    (tokio_rustls::TlsAcceptor::from(Arc::new(server)), der)
+}
+
+#[tokio::test]
+async fn https_reaches_an_app_whose_root_the_pool_trusts_and_no_other() {
+    let (acceptor, root) = tls_upstream();
+    let upstream = Upstream::start_tls(acceptor).await;
+    let url = format!("https://localhost:{}", upstream.addr.port());
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root).expect("root");
+    let pool = Pool::with_roots(roots).expect("pool");
+    let gw = Gateway::start_with(&config(&url, ""), Clock::system(), pool).await;
+    for i in 0..2 {
+        assert_eq!(deliver(&gw, &event(i)).await.0, 200);
+    }
+    let received = upstream.received();
+    assert_eq!(received.len(), 2);
+    let host = format!("localhost:{}", upstream.addr.port());
+    assert_eq!(received[0].header("host"), Some(host.as_str()));
+    assert_eq!(upstream.connections(), 1, "the TLS connection is reused");
+
+    // The web PKI's roots do not include the test's own: refused, and nothing arrives.
+    let untrusting = Gateway::start(&config(&url, "")).await;
+    let (status, body) = deliver(&untrusting, &event(9)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream_unavailable"), "{body}");
+    assert_eq!(upstream.received().len(), 2);
+}
