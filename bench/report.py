@@ -40,6 +40,11 @@ def fmt(v, digits=0):
     return "n/a" if v is None else f"{v:,.{digits}f}"
 
 
+def split(v):
+    """User + system µs per request, e.g. "20.1 + 27.0"."""
+    return f"{fmt(v.get('user_us_per_request'), 1)} + {fmt(v.get('sys_us_per_request'), 1)}"
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -58,6 +63,8 @@ def report(rows, out):
         summary["configs"][c] = {
             "rps": median([r["rps"] for r in closed]),
             "cpu_us_per_request": median([r["cpu_us_per_request"] for r in closed]),
+            "user_us_per_request": median([r.get("user_us_per_request") for r in closed]),
+            "sys_us_per_request": median([r.get("sys_us_per_request") for r in closed]),
             "peak_rss_mb": max([r["peak_rss_kb"] / 1024 for r in closed + opened if r.get("peak_rss_kb")] or [0]) or None,
             "p50_us": median([r["p50_us"] for r in opened]),
             "p99_us": median([r["p99_us"] for r in opened]),
@@ -78,6 +85,8 @@ def report(rows, out):
     summary["ratios"] = {
         "cpu_hookwarden_over_nginx": ratio(k["hookwarden"].get("cpu_us_per_request"), k["nginx"].get("cpu_us_per_request")),
         "cpu_hookwarden_over_hyper_pass": ratio(k["hookwarden"].get("cpu_us_per_request"), k["hyper-pass"].get("cpu_us_per_request")),
+        "user_hookwarden_over_hyper_pass": ratio(k["hookwarden"].get("user_us_per_request"), k["hyper-pass"].get("user_us_per_request")),
+        "user_hookwarden_over_nginx": ratio(k["hookwarden"].get("user_us_per_request"), k["nginx"].get("user_us_per_request")),
         "p99_added_us": (k["hookwarden"]["p99_us"] - k["direct"]["p99_us"]) if k["hookwarden"].get("p99_us") and k["direct"].get("p99_us") else None,
     }
     dedup = [r for r in rows if r.get("config") == "dedup"]
@@ -88,17 +97,20 @@ def report(rows, out):
     lines += [
         f"SmartCV events of 1 KiB, 10% duplicates. Throughput: closed loop. Latency: open loop at {fmt(rate)} req/s"
         " (half the slowest proxy's max), from the scheduled send time. Medians over rounds.", "",
-        "| configuration | req/s (max) | p50 µs | p99 µs | p99.9 µs | CPU µs/req | peak RSS MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| configuration | req/s (max) | p50 µs | p99 µs | p99.9 µs | CPU µs/req | of which user + system | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in CONFIGS:
         v = k[c]
         lines.append(f"| {c} | {fmt(v['rps'])} | {fmt(v['p50_us'])} | {fmt(v['p99_us'])} | {fmt(v['p999_us'])} | "
-                     f"{fmt(v['cpu_us_per_request'], 1) if c != 'direct' else '—'} | {fmt(v['peak_rss_mb'], 1) if c != 'direct' else '—'} |")
+                     f"{fmt(v['cpu_us_per_request'], 1) if c != 'direct' else '—'} | {split(v) if c != 'direct' else '—'} | "
+                     f"{fmt(v['peak_rss_mb'], 1) if c != 'direct' else '—'} |")
     r = summary["ratios"]
     lines += ["",
               f"- CPU per request, hookwarden / nginx: **{fmt(r['cpu_hookwarden_over_nginx'], 2)}** (target ≤ 1.0)",
               f"- CPU per request, hookwarden / hyper-pass: **{fmt(r['cpu_hookwarden_over_hyper_pass'], 2)}** (target ≤ 0.8)",
+              f"- user CPU alone (the kernel's share is the loopback TCP every proxy pays): hookwarden / nginx "
+              f"{fmt(r['user_hookwarden_over_nginx'], 2)}, hookwarden / hyper-pass {fmt(r['user_hookwarden_over_hyper_pass'], 2)}",
               f"- p99 added by hookwarden at half load: **{fmt(r['p99_added_us'])} µs** (target < 1000 µs)"]
     if summary["dedup"]:
         d = summary["dedup"]
@@ -153,9 +165,10 @@ def chart(k, rate):
 
 def line(r):
     cpu = r["cpu_us_per_request"] or 0
+    user = r.get("user_us_per_request") or 0
     void = "  VOID" if r["void"] else ""
     return (f"  {r['config']:<11} {r['scheme']:<17} {r['body_size']:>6}B {r['mode']:<6} {r['rps']:>9.0f} req/s"
-            f"  p99 {r['p99_us']:>6} us  cpu {cpu:>6.1f} us/req{void}")
+            f"  p99 {r['p99_us']:>6} us  cpu {cpu:>6.1f} us/req (user {user:.1f}){void}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@
 # (taskset). Rounds interleave the configurations so that drift of a noisy machine hits
 # all of them alike. Per configuration it reports requests/s (closed loop), latency
 # percentiles at 50% of the slowest proxy's max rate (open loop, measured from the
-# scheduled send time), CPU microseconds per request of the proxy process (from /proc)
-# and its peak RSS; then the RSS of hookwarden holding 1M event ids. A round whose app
+# scheduled send time), CPU microseconds per request of the proxy process (from /proc,
+# user and system apart) and its peak RSS; then the RSS of hookwarden holding 1M event ids. A round whose app
 # did not receive exactly the events answered 2xx (duplicates excepted) is void.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,14 +103,15 @@ stop() {
   while kill -0 "$1" 2>/dev/null; do sleep 0.05; done
 }
 
-# utime+stime clock ticks of a process and its children (nginx's worker).
+# "utime stime" clock ticks of a process and its children (nginx's worker).
 ticks() {
-  local total=0 pid
+  local user=0 sys=0 pid u s
   for pid in $1 $(pgrep -P "$1" 2>/dev/null || true); do
     [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    user=$((user + u)) sys=$((sys + s))
   done
-  echo "$total"
+  echo "$user $sys"
 }
 
 # Peak resident set (kB) of a process and its children.
@@ -132,24 +133,28 @@ route_args() {
 
 # measure CONFIG SCHEME SIZE [RATE]: one round, appended to $RAW as a JSON line.
 measure() {
-  local config=$1 scheme=$2 size=$3 rate=${4:-} port pid t0 t1 result extra=()
+  local config=$1 scheme=$2 size=$3 rate=${4:-} port pid u0=0 s0=0 u1=0 s1=0 result extra=()
   read -r port pid < <(start "$config")
   [ -n "$rate" ] && extra=(--rate "$rate")
   # shellcheck disable=SC2046
   taskset -c 1 "$BIN/examples/loadgen" --target "127.0.0.1:$port" $(route_args "$scheme") \
     --connections "$CONNECTIONS" --duration "$WARMUP" --body-size "$size" --duplicates "$DUPLICATES" >/dev/null
-  t0=$( [ "$pid" = 0 ] && echo 0 || ticks "$pid")
+  [ "$pid" = 0 ] || read -r u0 s0 < <(ticks "$pid")
   # shellcheck disable=SC2046
   result=$(taskset -c 1 "$BIN/examples/loadgen" --target "127.0.0.1:$port" $(route_args "$scheme") \
     --connections "$CONNECTIONS" --duration "$DURATION" --body-size "$size" --duplicates "$DUPLICATES" \
     --count-url http://127.0.0.1:3000/__count "${extra[@]}")
-  t1=$( [ "$pid" = 0 ] && echo 0 || ticks "$pid")
+  [ "$pid" = 0 ] || read -r u1 s1 < <(ticks "$pid")
   local rss=$( [ "$pid" = 0 ] && echo 0 || peak_rss "$pid")
   stop "$pid"
-  python3 - "$config" "$((t1 - t0))" "$rss" "$(getconf CLK_TCK)" "$result" >>"$RAW" <<'EOF'
+  python3 - "$config" "$((u1 - u0))" "$((s1 - s0))" "$rss" "$(getconf CLK_TCK)" "$result" >>"$RAW" <<'EOF'
 import json, sys
-config, ticks, rss, hz, result = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
-result.update(config=config, cpu_us_per_request=(ticks / hz * 1e6 / result["requests"]) if ticks else None, peak_rss_kb=rss or None)
+config, user, system, rss, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+result = json.loads(sys.argv[6])
+per_request = lambda ticks: ticks / hz * 1e6 / result["requests"]
+result.update(config=config, cpu_us_per_request=per_request(user + system) if user + system else None,
+              user_us_per_request=per_request(user) if user + system else None,
+              sys_us_per_request=per_request(system) if user + system else None, peak_rss_kb=rss or None)
 # Duplicates are answered by hookwarden itself; the others forward them.
 expected = result["ok"] - (result["duplicates"] if config.startswith("hookwarden") else 0)
 result["void"] = result["upstream_received"] != expected
