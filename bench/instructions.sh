@@ -39,15 +39,8 @@ mkdir -p "$OUT"
 "$BIN/examples/bench-upstream" 127.0.0.1:3000 &
 PIDS+=($!)
 
-wait_port() {
-  # Valgrind takes seconds to start a program.
-  for _ in $(seq 1 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source bench/common.sh
 wait_port 3000
 
 load() { # PORT SIZE DURATION: prints the loadgen's JSON line
@@ -71,7 +64,8 @@ count() {
         "$BIN/hookwarden" run --config bench/hookwarden.toml 2>"$WORK/valgrind.log" & ;;
   esac
   pid=$!
-  wait_port "$port"
+  # Valgrind takes seconds to start a program.
+  wait_port "$port" 30
   load "$port" "$size" 2s >/dev/null
   callgrind_control --zero "$pid" >/dev/null 2>&1
   local requests

@@ -63,14 +63,8 @@ sed "s#@WORK@#$WORK#g" bench/nginx.conf > "$WORK/nginx.conf"
 taskset -c 1 "$BIN/examples/bench-upstream" 127.0.0.1:3000 &
 PIDS+=($!)
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source bench/common.sh
 wait_port 3000
 
 # Starts one configuration's proxy on core 0; prints "PORT PID" (PID 0 for direct).
