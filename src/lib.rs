@@ -78,8 +78,9 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let public = TcpListener::bind(config.server.listen).await?;
     let admin = TcpListener::bind(config.admin.listen).await?;
-    let pool = forward::Pool::new().map_err(std::io::Error::other)?;
-    let mut app = App::new(config, Clock::system(), pool);
+    let clock = Clock::system();
+    let pool = forward::Pool::new(clock.clone()).map_err(std::io::Error::other)?;
+    let mut app = App::new(config, clock, pool);
     if let Some(hook) = log_level {
         app = app.with_log_level_hook(hook);
     }

@@ -91,7 +91,8 @@ pub async fn send(
         url: target.to_string(),
         reason,
     };
-    let pool = forward::Pool::new().map_err(|e| failed(e.to_string()))?;
+    let pool =
+        forward::Pool::new(crate::clock::Clock::system()).map_err(|e| failed(e.to_string()))?;
     let (response, _connection) = pool
         .target(&target)
         .send(request)

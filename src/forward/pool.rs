@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
@@ -32,6 +32,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::{error_chain, ForwardError};
+use crate::clock::Clock;
 
 /// TCP connect, TLS and HTTP handshakes together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,32 +52,37 @@ struct Origin {
 
 struct Idle {
     sender: Sender,
-    since: Instant,
+    /// On the pool's clock.
+    since: Duration,
 }
 
 /// One origin's idle connections, oldest first.
 struct Stack {
     origin: Origin,
     tls: TlsConnector,
+    clock: Clock,
     idle: Mutex<Vec<Idle>>,
 }
 
 /// The connections to every upstream, kept across reloads.
 pub struct Pool {
     tls: TlsConnector,
+    /// Idle times run on it, so tests move it instead of waiting.
+    clock: Clock,
     origins: Mutex<HashMap<Origin, Arc<Stack>>>,
 }
 
 impl Pool {
     /// Trusting the web PKI's roots (webpki-roots), as a browser would.
-    pub fn new() -> Result<Self, rustls::Error> {
-        Pool::with_roots(RootCertStore {
+    pub fn new(clock: Clock) -> Result<Self, rustls::Error> {
+        let roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
+        };
+        Pool::with_roots(roots, clock)
     }
 
     /// Trusting `roots` alone for `https` upstreams.
-    pub fn with_roots(roots: RootCertStore) -> Result<Self, rustls::Error> {
+    pub fn with_roots(roots: RootCertStore, clock: Clock) -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -85,6 +91,7 @@ impl Pool {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Pool {
             tls: TlsConnector::from(Arc::new(config)),
+            clock,
             origins: Mutex::default(),
         })
     }
@@ -116,6 +123,7 @@ impl Pool {
                     Arc::new(Stack {
                         origin,
                         tls: self.tls.clone(),
+                        clock: self.clock.clone(),
                         idle: Mutex::default(),
                     })
                 }),
@@ -221,11 +229,11 @@ impl Stack {
     }
 
     fn pop(&self) -> Option<Sender> {
-        let now = Instant::now();
+        let now = self.clock.elapsed();
         let mut idle = lock(&self.idle);
         // The newest is the last; when it is too old, so are all the others.
         while let Some(conn) = idle.pop() {
-            if !conn.sender.is_closed() && now.duration_since(conn.since) < IDLE_TIMEOUT {
+            if !conn.sender.is_closed() && now.saturating_sub(conn.since) < IDLE_TIMEOUT {
                 return Some(conn.sender);
             }
         }
@@ -236,10 +244,10 @@ impl Stack {
         if sender.is_closed() {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.elapsed();
         let mut idle = lock(&self.idle);
         // Oldest first, so the ones idle too long are a prefix: closed by dropping them.
-        let stale = idle.partition_point(|c| now.duration_since(c.since) >= IDLE_TIMEOUT);
+        let stale = idle.partition_point(|c| now.saturating_sub(c.since) >= IDLE_TIMEOUT);
         idle.drain(..stale);
         idle.push(Idle { sender, since: now });
     }
@@ -321,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_target_sends_origin_form_with_the_host_a_client_would_write() {
-        let pool = Pool::new().unwrap();
+        let pool = Pool::new(Clock::system()).unwrap();
         assert_eq!(
             target(&pool, "http://127.0.0.1:3000/hooks/sc?v=1"),
             (
@@ -362,7 +370,7 @@ mod tests {
 
     #[test]
     fn routes_to_one_origin_share_its_connections() {
-        let pool = Pool::new().unwrap();
+        let pool = Pool::new(Clock::system()).unwrap();
         let a = pool.target(&"http://app:8000/a".parse().unwrap());
         let b = pool.target(&"http://app:8000/b".parse().unwrap());
         let other = pool.target(&"https://app:8000/a".parse().unwrap());
@@ -410,7 +418,7 @@ mod tests {
             (one, two)
         });
 
-        let pool = Pool::new().unwrap();
+        let pool = Pool::new(Clock::system()).unwrap();
         let target = pool.target(&format!("http://{addr}/a").parse().unwrap());
         let (response, lease) = target.send(get).await.unwrap();
         assert_eq!(
@@ -450,11 +458,54 @@ mod tests {
             listener.set_nonblocking(true).unwrap();
             listener.accept().is_err()
         });
-        let pool = Pool::new().unwrap();
+        let pool = Pool::new(Clock::system()).unwrap();
         let target = pool.target(&format!("http://{addr}/").parse().unwrap());
         let failed = target.send(get).await;
         assert!(matches!(failed, Err(ForwardError::Unavailable(_))));
         done.send(()).unwrap();
         assert!(app.join().unwrap(), "a second connection was made");
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_its_timeout_is_closed_not_reused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done, on_done) = mpsc::channel::<()>();
+        let app = std::thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            answer(&mut first);
+            answer(&mut first);
+            let (mut second, _) = listener.accept().unwrap();
+            // Closed by the pool before it connected again.
+            first
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            assert_eq!(first.read(&mut buf).unwrap(), 0, "the stale one is open");
+            answer(&mut second);
+            // Kept open until the test is done with it.
+            on_done.recv().unwrap();
+        });
+        let clock = Clock::manual(std::time::UNIX_EPOCH);
+        let pool = Pool::new(clock.clone()).unwrap();
+        let target = pool.target(&format!("http://{addr}/").parse().unwrap());
+        for idle in [
+            Duration::ZERO,
+            IDLE_TIMEOUT - Duration::from_millis(1),
+            IDLE_TIMEOUT,
+        ] {
+            clock.advance(idle);
+            // Bounded: reusing the stale connection would wait for an answer forever.
+            let sent = tokio::time::timeout(Duration::from_secs(5), target.send(get));
+            let (response, lease) = sent.await.expect("answered").unwrap();
+            assert_eq!(
+                response.into_body().collect().await.unwrap().to_bytes(),
+                "ok"
+            );
+            lease.release();
+            assert_eq!(target.idle(), 1);
+        }
+        done.send(()).unwrap();
+        app.join().unwrap();
     }
 }

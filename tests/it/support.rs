@@ -221,7 +221,7 @@ impl Gateway {
     }
 
     pub async fn start_at(config: &str, clock: Clock) -> Self {
-        let pool = hookwarden::forward::Pool::new().expect("TLS client config");
+        let pool = hookwarden::forward::Pool::new(clock.clone()).expect("TLS client config");
         Self::start_with(config, clock, pool).await
     }
 

@@ -127,7 +127,7 @@ async fn https_reaches_an_app_whose_root_the_pool_trusts_and_no_other() {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root).expect("root");
-    let pool = Pool::with_roots(roots).expect("pool");
+    let pool = Pool::with_roots(roots, Clock::system()).expect("pool");
     let gw = Gateway::start_with(&config(&url, ""), Clock::system(), pool).await;
     for i in 0..2 {
         assert_eq!(deliver(&gw, &event(i)).await.0, 200);
