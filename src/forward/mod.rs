@@ -181,8 +181,9 @@ fn header_value(text: &str) -> Result<HeaderValue, ForwardError> {
         .map_err(|_| ForwardError::Unavailable("unencodable header value".into()))
 }
 
-/// The error and its causes in one line ("client error (Connect): tcp connect error:
-/// Connection refused"), since hyper's top-level message alone says little.
+/// The error and its causes in one line ("error reading a body from connection:
+/// Connection reset by peer (os error 104)"), since hyper's top-level message alone
+/// says little.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
