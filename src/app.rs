@@ -17,6 +17,7 @@ use crate::dedup::Dedup;
 use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::ratelimit::Limiter;
+use crate::sync::lock;
 
 pub use crate::clock::unix_seconds;
 
@@ -130,7 +131,7 @@ impl App {
     }
 
     fn route_metrics(&self, name: &str) -> Arc<RouteMetrics> {
-        let mut all = self.route_metrics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = lock(&self.route_metrics);
         Arc::clone(
             all.entry(name.to_string())
                 .or_insert_with(|| Arc::new(self.metrics.route(name))),

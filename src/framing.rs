@@ -20,6 +20,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::sync::lock;
+
 /// Beyond this a head is refused by hyper (431) before any request is dispatched.
 const MAX_HEAD: usize = 80 * 1024;
 const MAX_HEADERS: usize = 128;
@@ -31,18 +33,11 @@ pub struct Verdicts(Arc<Mutex<VecDeque<bool>>>);
 impl Verdicts {
     /// Whether the next request's head was ambiguous. Called once per request.
     pub fn next_is_ambiguous(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
-            .unwrap_or(false)
+        lock(&self.0).pop_front().unwrap_or(false)
     }
 
     fn push(&self, ambiguous: bool) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(ambiguous);
+        lock(&self.0).push_back(ambiguous);
     }
 }
 

@@ -26,6 +26,7 @@
 //! - [`sign`], [`send`]: signing as each provider does, for `hookwarden sign`, `send`
 //!   and the re-signing of forwarded requests.
 //! - [`clock`], [`logging`]: the injectable clock; log format, level and reload.
+//! - [`sync`]: the one poison-tolerant way to take a mutex.
 //!
 //! # The path of a request
 //! `server` accepts a connection and hands each request to `pipeline::handle`, which
@@ -56,6 +57,7 @@ pub mod ratelimit;
 pub mod send;
 pub mod server;
 pub mod sign;
+pub mod sync;
 pub mod tls;
 
 use std::future::Future;

@@ -10,6 +10,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::sync::lock;
+
 /// How one request (or one batch element) ended: the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -258,10 +260,7 @@ impl RouteMetrics {
     /// Counts an event the app accepted, keeping the `type` label set bounded.
     pub fn forwarded(&self, kind: &str) {
         let counter = {
-            let mut types = self
-                .types
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut types = lock(&self.types);
             match types.get(kind) {
                 Some(c) => c.clone(),
                 None if types.len() < MAX_TYPES => {

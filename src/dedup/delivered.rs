@@ -14,11 +14,13 @@
 //! every insert first drops expired ids from its shard's cold end.
 
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use lru::LruCache;
 use prometheus::IntCounter;
+
+use crate::sync::lock;
 
 /// 128 bits of SHA-256 over the route and the event id.
 pub type Key = u128;
@@ -101,11 +103,6 @@ impl Delivered {
         let index = (key as usize) & (self.shards.len() - 1);
         lock(&self.shards[index])
     }
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding it; a poisoned shard is still consistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Drops up to `limit` expired ids from the cold end.

@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::error::Reply;
 use crate::metrics::Outcome;
+use crate::sync::lock;
 use delivered::{Delivered, Key};
 
 /// What the cache holds per id: 128 bits of SHA-256 over the route and the id, instead
@@ -137,7 +138,7 @@ impl Dedup {
     }
 
     fn flights(&self) -> MutexGuard<'_, Flights> {
-        delivered::lock(&self.in_flight)
+        lock(&self.in_flight)
     }
 }
 

@@ -14,7 +14,7 @@
 //! another ([`Target::send`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,6 +33,7 @@ use tokio_rustls::TlsConnector;
 
 use super::{error_chain, ForwardError};
 use crate::clock::Clock;
+use crate::sync::lock;
 
 /// TCP connect, TLS and HTTP handshakes together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -299,11 +300,6 @@ where
         }
     });
     Ok(sender)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing here can be left half-done by a panic: the data stays usable.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
