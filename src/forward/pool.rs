@@ -197,8 +197,8 @@ impl Target {
         }
     }
 
-    /// Idle connections to this target's origin: for tests.
-    pub fn idle(&self) -> usize {
+    #[cfg(test)]
+    fn idle(&self) -> usize {
         lock(&self.stack.idle).len()
     }
 }
@@ -389,6 +389,21 @@ mod tests {
         String::from_utf8_lossy(&seen).into_owned()
     }
 
+    /// An app on a thread of its own, `serve` given its listener, so that a test can
+    /// hold it still (blocking) while the pool acts; and a target for `path` on it.
+    fn app<T: Send + 'static>(
+        path: &str,
+        serve: impl FnOnce(std::net::TcpListener) -> T + Send + 'static,
+        clock: Clock,
+    ) -> (Target, std::thread::JoinHandle<T>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = std::thread::spawn(move || serve(listener));
+        let pool = Pool::new(clock).unwrap();
+        let target = pool.target(&format!("http://{addr}{path}").parse().unwrap());
+        (target, app)
+    }
+
     fn get() -> Result<Request<Full<Bytes>>, ForwardError> {
         Ok(Request::get("/ignored")
             .body(Full::new(Bytes::new()))
@@ -399,11 +414,9 @@ mod tests {
     /// ready, before the request reaches it. The request must go out on a new one.
     #[tokio::test]
     async fn a_request_lost_on_a_connection_the_app_closed_goes_out_on_a_new_one() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (close, closing) = mpsc::channel::<()>();
         let (closed, on_closed) = mpsc::channel::<()>();
-        let app = std::thread::spawn(move || {
+        let serve = move |listener: std::net::TcpListener| {
             let (mut first, _) = listener.accept().unwrap();
             let one = answer(&mut first);
             closing.recv().unwrap();
@@ -412,10 +425,8 @@ mod tests {
             let (mut second, _) = listener.accept().unwrap();
             let two = answer(&mut second);
             (one, two)
-        });
-
-        let pool = Pool::new(Clock::system()).unwrap();
-        let target = pool.target(&format!("http://{addr}/a").parse().unwrap());
+        };
+        let (target, app) = app("/a", serve, Clock::system());
         let (response, lease) = target.send(get).await.unwrap();
         assert_eq!(
             response.into_body().collect().await.unwrap().to_bytes(),
@@ -442,10 +453,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_connection_that_brings_no_answer_is_not_retried() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (done, on_done) = mpsc::channel::<()>();
-        let app = std::thread::spawn(move || {
+        let serve = move |listener: std::net::TcpListener| {
             let (mut stream, _) = listener.accept().unwrap();
             let mut buf = [0u8; 1024];
             let _ = stream.read(&mut buf).unwrap();
@@ -453,9 +462,8 @@ mod tests {
             on_done.recv().unwrap();
             listener.set_nonblocking(true).unwrap();
             listener.accept().is_err()
-        });
-        let pool = Pool::new(Clock::system()).unwrap();
-        let target = pool.target(&format!("http://{addr}/").parse().unwrap());
+        };
+        let (target, app) = app("/", serve, Clock::system());
         let failed = target.send(get).await;
         assert!(matches!(failed, Err(ForwardError::Unavailable(_))));
         done.send(()).unwrap();
@@ -464,10 +472,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_idle_past_its_timeout_is_closed_not_reused() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (done, on_done) = mpsc::channel::<()>();
-        let app = std::thread::spawn(move || {
+        let serve = move |listener: std::net::TcpListener| {
             let (mut first, _) = listener.accept().unwrap();
             answer(&mut first);
             answer(&mut first);
@@ -481,10 +487,9 @@ mod tests {
             answer(&mut second);
             // Kept open until the test is done with it.
             on_done.recv().unwrap();
-        });
+        };
         let clock = Clock::manual(std::time::UNIX_EPOCH);
-        let pool = Pool::new(clock.clone()).unwrap();
-        let target = pool.target(&format!("http://{addr}/").parse().unwrap());
+        let (target, app) = app("/", serve, clock.clone());
         for idle in [
             Duration::ZERO,
             IDLE_TIMEOUT - Duration::from_millis(1),
