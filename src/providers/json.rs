@@ -4,9 +4,10 @@
 //! parsing into a `Value` refuses (bad syntax, `NaN`, lone surrogates, invalid UTF-8,
 //! nesting past 128), and notes whether any object repeats a key. When none does, the
 //! envelope's `occurred_at` and `data` are the payload's own text, found where the walk
-//! noted each top-level value ([`Doc::lookup_all`]) and copied as sent: no tree, no re-serialization, every digit and escape kept. A
-//! document that repeats a key goes through a `Value` instead, so that the app sees the
-//! last value, as SPEC §3 reads it, and never the copy its own parser might prefer.
+//! noted each top-level value ([`Doc::lookup_all`]) and copied as sent: no tree, no
+//! re-serialization, every digit and escape kept. A document that repeats a key goes
+//! through a `Value` instead, so that the app sees the last value, as SPEC §3 reads it,
+//! and never the copy its own parser might prefer.
 
 use std::borrow::Cow;
 use std::fmt;
