@@ -11,8 +11,9 @@
 # all of them alike. Per configuration it reports requests/s (closed loop), latency
 # percentiles at 50% of the slowest proxy's max rate (open loop, measured from the
 # scheduled send time), CPU microseconds per request of the proxy process (from /proc,
-# user and system apart) and its peak RSS; then the RSS of hookwarden holding 1M event ids. A round whose app
-# did not receive exactly the events answered 2xx (duplicates excepted) is void.
+# user and system apart) and its peak RSS; then the RSS of hookwarden holding 1M event
+# ids. A round whose app did not receive exactly the events answered 2xx (duplicates
+# excepted) is void.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -145,10 +146,10 @@ measure() {
 import json, sys
 config, user, system, rss, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 result = json.loads(sys.argv[6])
-per_request = lambda ticks: ticks / hz * 1e6 / result["requests"]
-result.update(config=config, cpu_us_per_request=per_request(user + system) if user + system else None,
-              user_us_per_request=per_request(user) if user + system else None,
-              sys_us_per_request=per_request(system) if user + system else None, peak_rss_kb=rss or None)
+# No ticks at all: no proxy process (direct), so no CPU figures.
+per_request = lambda ticks: ticks / hz * 1e6 / result["requests"] if user + system else None
+result.update(config=config, cpu_us_per_request=per_request(user + system), user_us_per_request=per_request(user),
+              sys_us_per_request=per_request(system), peak_rss_kb=rss or None)
 # Duplicates are answered by hookwarden itself; the others forward them.
 expected = result["ok"] - (result["duplicates"] if config.startswith("hookwarden") else 0)
 result["void"] = result["upstream_received"] != expected
