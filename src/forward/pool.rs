@@ -14,7 +14,7 @@
 //! another ([`Target::send`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -65,12 +65,14 @@ struct Stack {
     idle: Mutex<Vec<Idle>>,
 }
 
-/// The connections to every upstream, kept across reloads.
+/// The connections to every upstream. An origin's stack lives as long as some
+/// configuration's [`Target`] holds it: a reload that keeps the origin keeps its
+/// connections, and one that drops it closes them.
 pub struct Pool {
     tls: TlsConnector,
     /// Idle times run on it, so tests move it instead of waiting.
     clock: Clock,
-    origins: Mutex<HashMap<Origin, Arc<Stack>>>,
+    origins: Mutex<HashMap<Origin, Weak<Stack>>>,
 }
 
 impl Pool {
@@ -117,18 +119,24 @@ impl Pool {
         } else {
             format!("{authority_host}:{port}")
         };
-        let stack = Arc::clone(
-            lock(&self.origins)
-                .entry(origin.clone())
-                .or_insert_with(|| {
-                    Arc::new(Stack {
-                        origin,
+        let stack = {
+            let mut origins = lock(&self.origins);
+            // The origins of configurations gone since the last call.
+            origins.retain(|_, stack| stack.strong_count() > 0);
+            match origins.get(&origin).and_then(Weak::upgrade) {
+                Some(stack) => stack,
+                None => {
+                    let stack = Arc::new(Stack {
+                        origin: origin.clone(),
                         tls: self.tls.clone(),
                         clock: self.clock.clone(),
                         idle: Mutex::default(),
-                    })
-                }),
-        );
+                    });
+                    origins.insert(origin, Arc::downgrade(&stack));
+                    stack
+                }
+            }
+        };
         Target {
             stack,
             host: HeaderValue::try_from(host).ok(),
@@ -372,6 +380,51 @@ mod tests {
         let other = pool.target(&"https://app:8000/a".parse().unwrap());
         assert!(Arc::ptr_eq(&a.stack, &b.stack));
         assert!(!Arc::ptr_eq(&a.stack, &other.stack));
+    }
+
+    /// What a reload does to connections: a configuration built while the old one still
+    /// serves shares its origin's connections; once no configuration sends there, the idle
+    /// ones are closed instead of lingering until the app drops them.
+    #[tokio::test]
+    async fn an_origin_no_configuration_sends_to_has_its_connections_closed() {
+        let serve = |listener: std::net::TcpListener| {
+            let (mut stream, _) = listener.accept().unwrap();
+            answer(&mut stream);
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            stream.read(&mut buf).map(|n| n == 0).unwrap_or(false)
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url: Uri = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let app = std::thread::spawn(move || serve(listener));
+        let pool = Pool::new(Clock::system()).unwrap();
+        let old = pool.target(&url);
+        let (response, lease) = old.send(get).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        lease.release();
+
+        let new = pool.target(&url);
+        assert_eq!(
+            new.idle(),
+            1,
+            "the reload's target has the old one's connection"
+        );
+        drop(old);
+        assert_eq!(new.idle(), 1);
+        drop(new);
+        // The app thread blocks on its read; the connection's task runs meanwhile.
+        let closed = tokio::task::spawn_blocking(move || app.join().unwrap());
+        assert!(closed.await.unwrap(), "the idle connection stayed open");
+        let gone = origin(false, "127.0.0.1", url.port_u16().unwrap());
+        let _ = pool.target(&"http://other:1/".parse().unwrap());
+        assert!(
+            !lock(&pool.origins).contains_key(&gone),
+            "the gone origin is kept"
+        );
     }
 
     /// Reads one request (a head without a body) from `stream` and answers 200.
