@@ -22,6 +22,10 @@ use crate::sign;
 /// The app's answer is passed back to the provider; past this size it is dropped, since
 /// providers only look at the status.
 const RESPONSE_CAP: usize = 1024 * 1024;
+/// A 3xx/5xx answer's body is read (and dropped) up to this size and for this long to
+/// keep its connection; past either, the connection is closed instead.
+const DRAIN_CAP: usize = 64 * 1024;
+const DRAIN_WAIT: Duration = Duration::from_millis(250);
 
 const EVENT_ID: HeaderName = HeaderName::from_static("x-hookwarden-event-id");
 const PROVIDER: HeaderName = HeaderName::from_static("x-hookwarden-provider");
@@ -91,39 +95,44 @@ impl Forwarder {
     ) -> Result<Answer, ForwardError> {
         let request = || self.request(route_headers, event, body.clone(), content_type.clone());
         let deadline = deadline.min(Instant::now() + self.timeout);
-        let exchange = async {
-            let (response, lease) = target.send(request).await?;
-            let status = response.status();
-            if !(status.is_success() || status.is_client_error()) {
-                return Err(ForwardError::Unavailable(format!(
-                    "upstream answered {status}"
-                )));
+        let (response, lease) = tokio::time::timeout_at(deadline, target.send(request))
+            .await
+            .unwrap_or(Err(ForwardError::Timeout))?;
+        let status = response.status();
+        if !(status.is_success() || status.is_client_error()) {
+            // Read to its end, so that its connection carries the provider's retry: an
+            // app answering 5xx is struggling, and a reconnect for each retry adds to it.
+            // Briefly, and with the answer already decided: the provider gets 502 either
+            // way, never a 504 for a body that was slow to come.
+            let drain = Limited::new(response.into_body(), DRAIN_CAP).collect();
+            let until = deadline.min(Instant::now() + DRAIN_WAIT);
+            if let Ok(Ok(_)) = tokio::time::timeout_at(until, drain).await {
+                lease.release();
             }
-            let content_type = response.headers().get(CONTENT_TYPE).cloned();
+            return Err(ForwardError::Unavailable(format!(
+                "upstream answered {status}"
+            )));
+        }
+        let content_type = response.headers().get(CONTENT_TYPE).cloned();
+        let read = Limited::new(response.into_body(), RESPONSE_CAP).collect();
+        match tokio::time::timeout_at(deadline, read).await {
+            Err(_) => Err(ForwardError::Timeout),
+            Ok(Ok(collected)) => {
+                lease.release();
+                Ok(Answer {
+                    status,
+                    content_type,
+                    body: collected.to_bytes(),
+                })
+            }
             // The status line is the app's decision; a body we cannot read does not undo
             // an acceptance, so it is replaced by nothing (and its connection closed).
-            match Limited::new(response.into_body(), RESPONSE_CAP)
-                .collect()
-                .await
-            {
-                Ok(collected) => {
-                    lease.release();
-                    Ok(Answer {
-                        status,
-                        content_type,
-                        body: collected.to_bytes(),
-                    })
-                }
-                Err(_) => Ok(Answer {
-                    status,
-                    content_type: None,
-                    body: Bytes::new(),
-                }),
-            }
-        };
-        tokio::time::timeout_at(deadline, exchange)
-            .await
-            .unwrap_or(Err(ForwardError::Timeout))
+            Ok(Err(_)) => Ok(Answer {
+                status,
+                content_type: None,
+                body: Bytes::new(),
+            }),
+        }
     }
 
     /// What every event of `route` carries: where it came from (the route name escaped

@@ -1,5 +1,6 @@
-//! Connections to the app: kept alive and reused, replaced without losing an event
-//! when the app closes them, and HTTPS to an app whose root the pool trusts.
+//! Connections to the app: kept alive and reused (after a 5xx answer too), replaced
+//! without losing an event when the app closes them, and HTTPS to an app whose root the
+//! pool trusts.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,10 +10,10 @@ use hookwarden::forward::Pool;
 use hookwarden::Clock;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::delivery::{config, SECRET};
-use crate::support::{now, pairs, smartcv_headers, Gateway, Upstream};
+use crate::support::{now, pairs, smartcv_headers, Gateway, Reply, Upstream};
 
 fn event(i: usize) -> String {
     format!(
@@ -42,65 +43,118 @@ async fn events_one_after_another_share_one_connection_to_the_app() {
     assert_eq!(upstream.connections(), 1);
 }
 
-/// An app that answers each request 200 and then closes the connection without saying
-/// so (no `Connection: close`), as an app that restarts or drops idle connections does.
-/// Returns its address and how many requests it answered.
-async fn closing_app() -> (SocketAddr, Arc<AtomicUsize>) {
+/// Reads one request from `stream`: the head, then as much body as its Content-Length
+/// says. False when the connection ended first.
+async fn read_request(stream: &mut TcpStream) -> bool {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let body_end = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        let text = String::from_utf8_lossy(&seen).to_lowercase();
+        if let Some(head) = text.find("\r\n\r\n") {
+            let length = text[..head]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break head + 4 + length;
+        }
+    };
+    while seen.len() < body_end {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+/// An app that writes `answer` to each request on a connection, then closes it when
+/// `close_after` (without saying so, as an app that restarts or drops idle connections
+/// does) or else holds it open. Returns its address, how many connections it accepted
+/// and how many requests it answered.
+async fn raw_app(
+    answer: &'static [u8],
+    close_after: bool,
+) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
     let answered = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&answered);
+    let (accepts, count) = (Arc::clone(&accepted), Arc::clone(&answered));
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            accepts.fetch_add(1, Ordering::SeqCst);
             let count = Arc::clone(&count);
             tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                // The head, then as much body as its Content-Length says.
-                let body_end = loop {
-                    let Ok(n) = stream.read(&mut buf).await else {
-                        return;
-                    };
-                    if n == 0 {
+                while read_request(&mut stream).await {
+                    if stream.write_all(answer).await.is_err() {
                         return;
                     }
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen).to_lowercase();
-                    if let Some(head) = text.find("\r\n\r\n") {
-                        let length = text[..head]
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break head + 4 + length;
-                    }
-                };
-                while seen.len() < body_end {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
-                if stream.write_all(reply).await.is_ok() {
                     count.fetch_add(1, Ordering::SeqCst);
+                    if close_after {
+                        return;
+                    }
                 }
-                // Dropped: closed with no warning.
             });
         }
     });
-    (addr, answered)
+    (addr, accepted, answered)
 }
 
 #[tokio::test]
 async fn an_app_closing_each_connection_after_its_answer_still_gets_every_event() {
-    let (addr, answered) = closing_app().await;
+    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    let (addr, _, answered) = raw_app(ok, true).await;
     let gw = Gateway::start(&config(&format!("http://{addr}"), "")).await;
     for i in 0..20 {
         let (status, body) = deliver(&gw, &event(i)).await;
         assert_eq!(status, 200, "event {i}: {body}");
     }
     assert_eq!(answered.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test]
+async fn a_5xx_answer_keeps_its_connection_for_the_providers_retry() {
+    let upstream = Upstream::start().await;
+    upstream.script([
+        Reply::status(503).with_body("application/json", r#"{"error":"overloaded"}"#),
+        Reply::status(500).with_body("text/plain", "boom"),
+    ]);
+    let gw = Gateway::start(&config(&upstream.url(), "")).await;
+    let body = event(1);
+    for expected in [502, 502, 200] {
+        let (status, answer) = deliver(&gw, &body).await;
+        assert_eq!(status, expected, "{answer}");
+    }
+    assert_eq!(upstream.received().len(), 3);
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "a 5xx answer closed its connection"
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_answer_whose_body_stalls_gets_502_and_its_connection_is_closed() {
+    // 100 bytes announced, 5 sent, and the connection held open.
+    let stalled = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 100\r\n\r\nbusy.";
+    let (addr, accepted, answered) = raw_app(stalled, false).await;
+    let gw = Gateway::start(&config(&format!("http://{addr}"), "")).await;
+    for i in 0..2 {
+        let (status, body) = deliver(&gw, &event(i)).await;
+        assert_eq!(status, 502, "event {i}: {body}");
+        assert!(body.contains("upstream_unavailable"), "{body}");
+    }
+    assert_eq!(answered.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "the stalled connection was reused"
+    );
 }
 
 fn tls_upstream() -> (tokio_rustls::TlsAcceptor, CertificateDer<'static>) {
