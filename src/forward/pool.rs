@@ -57,6 +57,13 @@ struct Idle {
     since: Duration,
 }
 
+impl Idle {
+    /// Idle too long to be reused: closed instead.
+    fn stale(&self, now: Duration) -> bool {
+        now.saturating_sub(self.since) >= IDLE_TIMEOUT
+    }
+}
+
 /// One origin's idle connections, oldest first.
 struct Stack {
     origin: Origin,
@@ -242,7 +249,7 @@ impl Stack {
         let mut idle = lock(&self.idle);
         // The newest is the last; when it is too old, so are all the others.
         while let Some(conn) = idle.pop() {
-            if !conn.sender.is_closed() && now.saturating_sub(conn.since) < IDLE_TIMEOUT {
+            if !conn.sender.is_closed() && !conn.stale(now) {
                 return Some(conn.sender);
             }
         }
@@ -256,7 +263,7 @@ impl Stack {
         let now = self.clock.elapsed();
         let mut idle = lock(&self.idle);
         // Oldest first, so the ones idle too long are a prefix: closed by dropping them.
-        let stale = idle.partition_point(|c| now.saturating_sub(c.since) >= IDLE_TIMEOUT);
+        let stale = idle.partition_point(|c| c.stale(now));
         idle.drain(..stale);
         idle.push(Idle { sender, since: now });
     }
