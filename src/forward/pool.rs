@@ -403,11 +403,8 @@ mod tests {
             let mut buf = [0u8; 16];
             stream.read(&mut buf).map(|n| n == 0).unwrap_or(false)
         };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url: Uri = format!("http://{}/", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
-        let app = std::thread::spawn(move || serve(listener));
+        let (base, app) = app_thread(serve);
+        let url: Uri = format!("{base}/").parse().unwrap();
         let pool = Pool::new(Clock::system()).unwrap();
         let old = pool.target(&url);
         let (response, lease) = old.send(get).await.unwrap();
@@ -450,18 +447,24 @@ mod tests {
     }
 
     /// An app on a thread of its own, `serve` given its listener, so that a test can
-    /// hold it still (blocking) while the pool acts; and a target for `path` on it.
+    /// hold it still (blocking) while the pool acts; and its base URL.
+    fn app_thread<T: Send + 'static>(
+        serve: impl FnOnce(std::net::TcpListener) -> T + Send + 'static,
+    ) -> (String, std::thread::JoinHandle<T>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        (base, std::thread::spawn(move || serve(listener)))
+    }
+
+    /// [`app_thread`], and a target for `path` on it in a pool of its own.
     fn app<T: Send + 'static>(
         path: &str,
         serve: impl FnOnce(std::net::TcpListener) -> T + Send + 'static,
         clock: Clock,
     ) -> (Target, std::thread::JoinHandle<T>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = std::thread::spawn(move || serve(listener));
+        let (base, app) = app_thread(serve);
         let pool = Pool::new(clock).unwrap();
-        let target = pool.target(&format!("http://{addr}{path}").parse().unwrap());
-        (target, app)
+        (pool.target(&format!("{base}{path}").parse().unwrap()), app)
     }
 
     fn get() -> Result<Request<Full<Bytes>>, ForwardError> {
