@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 use http::HeaderMap;
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, Loaded, Route};
-use crate::dedup::Dedup;
+use crate::config::{Config, ConfigError, DedupBackend, Loaded, Route};
+use crate::dedup::{Dedup, Shared, StoreError};
 use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::ratelimit::Limiter;
@@ -52,6 +52,8 @@ pub type LogLevelHook = Box<dyn Fn(&str) + Send + Sync>;
 pub struct App {
     runtime: ArcSwap<Runtime>,
     pub dedup: Dedup,
+    /// The ids shared with other replicas (`dedup.backend = "redis"`), behind `dedup`.
+    pub shared: Option<Arc<Shared>>,
     pub metrics: Metrics,
     pub clock: Clock,
     pool: Arc<Pool>,
@@ -63,14 +65,21 @@ pub struct App {
 }
 
 impl App {
-    /// `pool` holds the connections to the app (and which roots its TLS trusts).
-    pub fn new(config: Config, clock: Clock, pool: Pool) -> Self {
+    /// `pool` holds the connections to the app (and which roots its TLS trusts). Runs
+    /// inside the tokio runtime; a shared dedup store is connected on first use.
+    pub fn new(config: Config, clock: Clock, pool: Pool) -> Result<Self, StoreError> {
         let metrics = Metrics::new();
         let dedup = Dedup::new(
             config.dedup.max_entries,
             metrics.dedup_evictions.clone(),
             clock.clone(),
         );
+        let shared = match (config.dedup.backend, config.dedup.redis_url.as_deref()) {
+            (DedupBackend::Redis, Some(url)) => {
+                Some(Shared::connect(url, metrics.dedup_store_errors.clone())?)
+            }
+            _ => None,
+        };
         let unmatched = Arc::new(metrics.route(UNMATCHED));
         let pool = Arc::new(pool);
         let mut app = App {
@@ -80,6 +89,7 @@ impl App {
                 forwarder: Forwarder::new(Arc::clone(&pool), &config.upstream),
             }),
             dedup,
+            shared,
             metrics,
             clock,
             pool,
@@ -90,7 +100,7 @@ impl App {
         };
         let runtime = app.build(config);
         app.runtime = ArcSwap::from_pointee(runtime);
-        app
+        Ok(app)
     }
 
     /// Lets a reload change the log level (the subscriber is the binary's).
@@ -169,6 +179,10 @@ impl App {
             (
                 "dedup.backend",
                 old.config.dedup.backend != new.dedup.backend,
+            ),
+            (
+                "dedup.redis_url",
+                old.config.dedup.redis_url != new.dedup.redis_url,
             ),
             (
                 "dedup.max_entries",

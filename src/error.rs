@@ -6,6 +6,7 @@ use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::dedup::StoreError;
 use crate::forward::ForwardError;
 use crate::metrics::Outcome;
 use crate::providers::{MalformedPayload, VerifyError};
@@ -37,6 +38,9 @@ pub enum GatewayError {
     InFlight,
     #[error(transparent)]
     Forward(#[from] ForwardError),
+    /// Not forwarded: without the shared store, another replica might forward it too.
+    #[error(transparent)]
+    DedupStore(#[from] StoreError),
 }
 
 impl GatewayError {
@@ -62,6 +66,7 @@ impl GatewayError {
             GatewayError::InFlight => StatusCode::CONFLICT,
             GatewayError::Forward(ForwardError::Unavailable(_)) => StatusCode::BAD_GATEWAY,
             GatewayError::Forward(ForwardError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::DedupStore(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -88,6 +93,8 @@ impl GatewayError {
             GatewayError::InFlight => Outcome::InFlight,
             GatewayError::Forward(ForwardError::Unavailable(_)) => Outcome::UpstreamUnavailable,
             GatewayError::Forward(ForwardError::Timeout) => Outcome::UpstreamTimeout,
+            // The provider sees what an unreachable app looks like, and retries.
+            GatewayError::DedupStore(_) => Outcome::UpstreamUnavailable,
         })
     }
 
@@ -108,6 +115,9 @@ impl GatewayError {
         match self {
             GatewayError::Forward(ForwardError::Unavailable(_)) => {
                 "the application did not accept the event; retry later".into()
+            }
+            GatewayError::DedupStore(_) => {
+                "the event could not be checked for duplicates; retry later".into()
             }
             other => other.to_string(),
         }

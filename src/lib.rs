@@ -16,7 +16,8 @@
 //! - [`providers`]: one file per signature scheme behind the `Provider` enum; the only
 //!   code that can make a `Verified` payload, and the normalization into `Event`s.
 //! - [`ratelimit`]: per-route limits on verified deliveries (governor).
-//! - [`dedup`]: claim / deliver / release of event ids (a sharded LRU with ttls).
+//! - [`dedup`]: claim / deliver / release of event ids (a sharded LRU with ttls), and
+//!   behind it, with `backend = "redis"`, the same in Redis for several replicas.
 //! - [`envelope`]: the normalized JSON the app receives.
 //! - [`forward`]: the request to the app, its keep-alive connections (one idle stack per
 //!   origin, resolved per route) and the mapping of the app's answer.
@@ -34,7 +35,8 @@
 //! path, checks the method, the source address and the body size (reading the body with
 //! a hard cap), checks `[routes.auth]`, and calls `providers::verify` with the clock's
 //! `now`. The `Verified` payload is normalized into events; the route's limiter takes one
-//! token; each event is claimed in `dedup`, rendered by `envelope` and sent by `forward`.
+//! token; each event is claimed in `dedup` (and then in Redis, when replicas share ids),
+//! rendered by `envelope` and sent by `forward`.
 //! The app's 2xx marks the id delivered and goes back to the provider; anything else
 //! releases the id so the provider's retry is forwarded.
 #![forbid(unsafe_code)]
@@ -82,7 +84,7 @@ pub async fn run(
     let admin = TcpListener::bind(config.admin.listen).await?;
     let clock = Clock::system();
     let pool = forward::Pool::new(clock.clone()).map_err(std::io::Error::other)?;
-    let mut app = App::new(config, clock, pool);
+    let mut app = App::new(config, clock, pool).map_err(std::io::Error::other)?;
     if let Some(hook) = log_level {
         app = app.with_log_level_hook(hook);
     }

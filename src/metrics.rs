@@ -98,6 +98,7 @@ pub struct Metrics {
     forwarded: IntCounterVec,
     pub dedup_entries: IntGauge,
     pub dedup_evictions: IntCounter,
+    pub dedup_store_errors: IntCounter,
     pub inflight: IntGauge,
     reloads: IntCounterVec,
 }
@@ -158,6 +159,13 @@ impl Metrics {
                 "Event ids dropped from the dedup cache for max_entries (not ttl expiries)",
             ),
         );
+        let dedup_store_errors = registered(
+            &registry,
+            IntCounter::new(
+                "hookwarden_dedup_store_errors_total",
+                "Commands to the shared dedup store (Redis) that failed or timed out",
+            ),
+        );
         let inflight = registered(
             &registry,
             IntGauge::new("hookwarden_inflight_requests", "Requests being served"),
@@ -190,6 +198,7 @@ impl Metrics {
             forwarded,
             dedup_entries,
             dedup_evictions,
+            dedup_store_errors,
             inflight,
             reloads,
         }

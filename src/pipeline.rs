@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::app::{unix_seconds, App, RouteState, Runtime};
 use crate::config::ForwardMode;
-use crate::dedup::{Claim, Settled};
+use crate::dedup::{Claim, Settled, SharedClaim, Ticket};
 use crate::error::{GatewayError, Reply};
 use crate::forward::Answer;
 use crate::metrics::Outcome;
@@ -204,14 +204,7 @@ impl Delivery<'_> {
                 .claim(&route.name, &event.id, route.dedup_ttl)
             {
                 Claim::Delivered => return duplicate(&event.id),
-                Claim::First(ticket) => {
-                    let (reply, outcome) = self.forward(event).await;
-                    match outcome {
-                        Outcome::Delivered => ticket.delivered(),
-                        _ => ticket.failed(reply.clone(), outcome),
-                    }
-                    return (reply, outcome);
-                }
+                Claim::First(ticket) => return self.first_copy(event, ticket).await,
                 Claim::InFlight(first) => {
                     let settled = match tokio::time::timeout_at(self.deadline, first.settled())
                         .await
@@ -228,6 +221,63 @@ impl Delivery<'_> {
                 }
             }
         }
+    }
+
+    /// The first copy on this replica: forwarded unless another replica has it (with a
+    /// shared store), and its outcome settled here and there.
+    async fn first_copy(&self, event: &Event, ticket: Ticket<'_>) -> (Reply, Outcome) {
+        let route = &self.state.route;
+        let shared = match self.shared_claim(event).await {
+            Ok(None) => None,
+            Ok(Some(SharedClaim::First(claim))) => Some(claim),
+            Ok(Some(SharedClaim::Delivered { remaining })) => {
+                ticket.delivered_for(remaining);
+                return duplicate(&event.id);
+            }
+            // Waiting on another replica would mean polling the store; SPEC §3 check 13
+            // lets the provider retry instead.
+            Ok(Some(SharedClaim::Elsewhere)) => return refuse(ticket, GatewayError::InFlight),
+            Err(e) => {
+                tracing::warn!(route = %route.name, error = %e, "dedup store unavailable; not forwarded");
+                return refuse(ticket, e.into());
+            }
+        };
+        let (reply, outcome) = self.forward(event).await;
+        let settled = match (outcome, shared) {
+            (_, None) => Ok(()),
+            (Outcome::Delivered, Some(claim)) => claim.delivered(route.dedup_ttl).await,
+            (_, Some(claim)) => claim.release().await,
+        };
+        if let Err(e) = settled {
+            // The answer stands: the app's verdict is what the provider must hear. Other
+            // replicas may forward a retry once the claim's lease ends.
+            tracing::warn!(route = %route.name, error = %e, "outcome not recorded in the dedup store");
+        }
+        match outcome {
+            Outcome::Delivered => ticket.delivered(),
+            _ => ticket.failed(reply.clone(), outcome),
+        }
+        (reply, outcome)
+    }
+
+    /// The store's claim, when ids are shared. Its lease lasts as long as the forward
+    /// can: a replica that dies mid-forward frees the id by the request deadline.
+    async fn shared_claim(
+        &self,
+        event: &Event,
+    ) -> Result<Option<SharedClaim>, crate::dedup::StoreError> {
+        let Some(store) = &self.app.shared else {
+            return Ok(None);
+        };
+        let lease = self
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_add(LEASE_MARGIN);
+        let route = &self.state.route.name;
+        store
+            .claim(route, &event.id, lease, self.deadline)
+            .await
+            .map(Some)
     }
 
     /// Check 14: one event to the app, and what its answer means for the provider.
@@ -272,6 +322,18 @@ impl Delivery<'_> {
         }
     }
 }
+
+/// Answers `err` to this copy and to the copies waiting on it here.
+fn refuse(ticket: Ticket<'_>, err: GatewayError) -> (Reply, Outcome) {
+    let outcome = err.outcome().unwrap_or(Outcome::UpstreamUnavailable);
+    let reply = err.into_reply();
+    ticket.failed(reply.clone(), outcome);
+    (reply, outcome)
+}
+
+/// How long a shared claim outlives its request's deadline, for the clocks of the
+/// gateway and the store to disagree a little.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn duplicate(id: &str) -> (Reply, Outcome) {
     let body = serde_json::json!({ "status": "duplicate", "id": id });

@@ -85,6 +85,7 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupBackend {
     Memory,
+    /// Shared by several replicas: `redis_url` is set and parses.
     Redis,
 }
 

@@ -398,3 +398,48 @@ fn hmac_templates_must_sign_the_body_and_every_header_they_name() {
         "{p:#?}"
     );
 }
+
+#[test]
+fn a_redis_backend_needs_a_redis_url_and_problems_never_repeat_it() {
+    let with = |dedup: &str| format!("[dedup]\n{dedup}\n{MINIMAL}");
+    let ok = load(&with(
+        "backend = \"redis\"\nredis_url = \"redis://:pw@127.0.0.1:6379/2\"",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
+    .config;
+    assert_eq!(ok.dedup.backend, DedupBackend::Redis);
+    assert!(
+        !format!("{ok:?}").contains("pw@"),
+        "the URL's password shows"
+    );
+    let unix = load(&with(
+        "backend = \"redis\"\nredis_url = \"redis+unix:///run/redis.sock\"",
+    ));
+    assert!(unix.is_ok(), "{:?}", unix.err().map(|e| e.lines()));
+
+    assert_eq!(
+        problems(&with("backend = \"redis\"")),
+        ["dedup.redis_url: required when dedup.backend = \"redis\""]
+    );
+    for (url, says) in [
+        (
+            "http://:secret-pw@cache:6379",
+            "expected a redis:// or redis+unix:// URL",
+        ),
+        (
+            "rediss://:secret-pw@cache:6379",
+            "TLS to Redis (rediss://) is not supported",
+        ),
+        ("redis://:secret-pw@cache:notaport", "not a valid Redis URL"),
+    ] {
+        let p = problems(&with(&format!(
+            "backend = \"redis\"\nredis_url = \"{url}\""
+        )));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(&format!("dedup.redis_url: {says}")),
+            "{p:?}"
+        );
+        assert!(!p[0].contains("secret-pw"), "{p:?}");
+    }
+}

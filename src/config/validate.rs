@@ -200,15 +200,14 @@ pub fn validate(
         }
         let backend = match d.backend.as_str() {
             "memory" => Some(DedupBackend::Memory),
-            "redis" => {
-                if d.redis_url.is_none() {
-                    c.fail::<()>("dedup.redis_url", "required when dedup.backend = \"redis\"");
-                }
-                c.fail(
-                    "dedup.backend",
-                    "\"redis\" is not supported by this build yet (use \"memory\")",
-                )
-            }
+            "redis" => match d.redis_url.as_deref() {
+                None => c.fail("dedup.redis_url", "required when dedup.backend = \"redis\""),
+                Some(url) => match redis_url_problem(url) {
+                    // The URL may carry a password: the message never repeats it.
+                    Some(problem) => c.fail("dedup.redis_url", problem),
+                    None => Some(DedupBackend::Redis),
+                },
+            },
             other => c.fail(
                 "dedup.backend",
                 format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
@@ -298,4 +297,27 @@ pub fn validate(
         log: log?,
         routes,
     })
+}
+
+/// What is wrong with a `dedup.redis_url`, in words that never repeat it.
+fn redis_url_problem(url: &str) -> Option<String> {
+    use redis::IntoConnectionInfo;
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some("redis" | "redis+unix" | "unix") => match url.into_connection_info() {
+            Ok(_) => None,
+            Err(_) => Some(
+                "not a valid Redis URL (redis://[user:password@]host[:port][/db] or \
+                 redis+unix:///path/to/socket)"
+                    .into(),
+            ),
+        },
+        Some("rediss") => {
+            Some("TLS to Redis (rediss://) is not supported by this build; use redis://".into())
+        }
+        _ => Some(
+            "expected a redis:// or redis+unix:// URL (redis://[user:password@]host[:port][/db])"
+                .into(),
+        ),
+    }
 }

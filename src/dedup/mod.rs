@@ -12,8 +12,14 @@
 //! keys when full and so silently forget the ids just delivered) with each route's ttl
 //! on the injected clock. An event costs it one lookup and one insert, and it never
 //! holds a claim's waiters.
+//!
+//! With `backend = "redis"`, [`shared`] holds the same states for several replicas; the
+//! pipeline claims there only after winning here, so this table stays in front.
 
 mod delivered;
+mod shared;
+
+pub use shared::{Shared, SharedClaim, SharedTicket, StoreError};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -154,11 +160,18 @@ pub struct Ticket<'a> {
 
 impl Ticket<'_> {
     /// The app took the event: remember the id for the ttl.
-    pub fn delivered(mut self) {
+    pub fn delivered(self) {
+        let ttl = self.ttl;
+        self.delivered_for(ttl);
+    }
+
+    /// Delivered through another replica, which remembers it for `ttl` more: this one
+    /// forgets it when that one does.
+    pub fn delivered_for(mut self, ttl: Duration) {
         let now = self.dedup.clock.elapsed();
         self.dedup
             .delivered
-            .insert(self.key, now.saturating_add(self.ttl), now);
+            .insert(self.key, now.saturating_add(ttl), now);
         self.settle(Settled::Delivered);
     }
 

@@ -11,6 +11,8 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod providers;
+mod replicas;
+mod store;
 mod support;
 mod tls;
 mod tools;

@@ -229,7 +229,7 @@ impl Gateway {
     pub async fn start_with(config: &str, clock: Clock, pool: hookwarden::forward::Pool) -> Self {
         let loaded = hookwarden::config::load_str(config, Path::new("."), &|_| None)
             .unwrap_or_else(|e| panic!("test config refused:\n{e}"));
-        let app = Arc::new(App::new(loaded.config, clock, pool));
+        let app = Arc::new(App::new(loaded.config, clock, pool).expect("dedup store client"));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind gateway");

@@ -1,0 +1,213 @@
+//! Several replicas sharing their ids in Redis (`dedup.backend = "redis"`): an event
+//! reaches the app once whichever replica each copy lands on.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::store::{keys, RedisServer};
+use crate::support::{now, pairs, smartcv_headers, Answer, Gateway, Reply, Upstream};
+
+const SECRET: &str = "sc";
+
+fn config(upstream: &str, redis: &str) -> String {
+    format!(
+        r#"
+[server]
+request_timeout = "10s"
+[upstream]
+url = "{upstream}"
+[dedup]
+backend = "redis"
+redis_url = "{redis}"
+[[routes]]
+name = "a"
+path = "/a"
+provider = "smartcv"
+secrets = ["{SECRET}"]
+dedup_ttl = "1h"
+"#
+    )
+}
+
+fn event(id: &str) -> String {
+    format!(r#"{{"id":"{id}","type":"resume.created","data":{{}}}}"#)
+}
+
+async fn send(gw: &Gateway, body: &str) -> Answer {
+    gw.post(
+        "/a",
+        &pairs(&smartcv_headers(SECRET, now(), body)),
+        body.to_string(),
+    )
+    .await
+}
+
+/// Two replicas of one app, sharing `redis`.
+async fn replicas(upstream: &Upstream, redis: &RedisServer) -> (Gateway, Gateway) {
+    let config = config(&upstream.url(), &redis.url());
+    (Gateway::start(&config).await, Gateway::start(&config).await)
+}
+
+#[tokio::test]
+async fn an_event_delivered_by_one_replica_is_a_duplicate_at_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path());
+    let upstream = Upstream::start().await;
+    let (a, b) = replicas(&upstream, &redis).await;
+    let body = event("evt_shared");
+
+    assert_eq!(send(&a, &body).await.status, 200);
+    let at_b = send(&b, &body).await;
+    assert_eq!(at_b.status, 200);
+    assert_eq!(
+        at_b.json(),
+        json!({"status": "duplicate", "id": "evt_shared"})
+    );
+    assert_eq!(upstream.received().len(), 1, "the app received it once");
+
+    let stored = keys(&mut redis.client().await, "a").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let (_, value, ttl) = &stored[0];
+    assert_eq!(value, "d");
+    let hour = 3_600_000;
+    assert!(
+        *ttl > hour - 60_000 && *ttl <= hour,
+        "remembered for the route's dedup_ttl: {ttl} ms"
+    );
+    let metrics = b.metrics().await;
+    assert_eq!(
+        metrics[r#"hookwarden_requests_total{outcome="duplicate",route="a"}"#],
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_copy_at_another_replica_while_the_first_is_forwarded_is_told_to_retry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path());
+    let upstream = Upstream::start().await;
+    // The app takes its time over the first copy, so the second meets it in flight.
+    upstream.script([Reply::status(200).delayed(Duration::from_secs(1))]);
+    let (a, b) = replicas(&upstream, &redis).await;
+    let body = event("evt_in_flight");
+
+    let first = {
+        let (addr, body) = (a.addr, body.clone());
+        tokio::spawn(async move {
+            let headers = smartcv_headers(SECRET, now(), &body);
+            crate::support::send(addr, "POST", "/a", &pairs(&headers), body.into()).await
+        })
+    };
+    upstream.arrivals(1).await;
+
+    let stored = keys(&mut redis.client().await, "a").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let (_, claim, lease) = &stored[0];
+    assert!(claim.starts_with('p'), "a claim in flight: {claim:?}");
+    assert!(
+        *lease > 0 && *lease <= 11_000,
+        "the claim lasts no longer than the request may (10 s + 1 s): {lease} ms"
+    );
+
+    let second = send(&b, &body).await;
+    assert_eq!(second.status, 409);
+    assert_eq!(second.error(), "in_flight");
+    assert_eq!(
+        second.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+
+    assert_eq!(first.await.expect("first copy").status, 200);
+    let retry = send(&b, &body).await;
+    assert_eq!(
+        retry.json()["status"],
+        "duplicate",
+        "the retry finds it delivered"
+    );
+    assert_eq!(upstream.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_forward_frees_the_id_for_a_retry_at_any_replica() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path());
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::status(503)]);
+    let (a, b) = replicas(&upstream, &redis).await;
+    let body = event("evt_failed");
+
+    let failed = send(&a, &body).await;
+    assert_eq!(failed.status, 502);
+    assert!(
+        keys(&mut redis.client().await, "a").await.is_empty(),
+        "the claim was released"
+    );
+    assert_eq!(send(&b, &body).await.status, 200, "the retry is forwarded");
+    assert_eq!(send(&a, &body).await.json()["status"], "duplicate");
+    assert_eq!(upstream.received().len(), 2);
+}
+
+#[tokio::test]
+async fn without_its_store_a_replica_forwards_nothing_and_serves_again_once_it_is_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path());
+    let socket = redis.socket();
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), &redis.url())).await;
+    assert_eq!(send(&gw, &event("evt_before")).await.status, 200);
+
+    drop(redis);
+    let down = send(&gw, &event("evt_while_down")).await;
+    assert_eq!(down.status, 502);
+    assert_eq!(down.error(), "upstream_unavailable");
+    assert_eq!(upstream.received().len(), 1, "nothing forwarded unchecked");
+    let metrics = gw.metrics().await;
+    assert!(metrics["hookwarden_dedup_store_errors_total"] >= 1.0);
+
+    let _back = RedisServer::start_on(socket);
+    let again = send(&gw, &event("evt_while_down")).await;
+    assert_eq!(again.status, 200, "{:?}", again.json());
+    assert_eq!(upstream.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_claim_whose_provider_hung_up_is_released_for_the_retry() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path());
+    let upstream = Upstream::start().await;
+    upstream.script([Reply::status(200).delayed(Duration::from_secs(5))]);
+    let (a, b) = replicas(&upstream, &redis).await;
+    let body = event("evt_hung_up");
+
+    let mut request = format!(
+        "POST /a HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in smartcv_headers(SECRET, now(), &body) {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    let mut provider = tokio::net::TcpStream::connect(a.addr)
+        .await
+        .expect("connect");
+    provider.write_all(request.as_bytes()).await.expect("send");
+    upstream.arrivals(1).await;
+    drop(provider);
+
+    // The release runs in the background once the gateway sees the connection gone;
+    // nothing signals it, so the store is asked until it is done, for at most 5 s.
+    let mut conn = redis.client().await;
+    let released = async {
+        while !keys(&mut conn, "a").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), released)
+        .await
+        .expect("the claim was released well before its 11 s lease");
+    assert_eq!(send(&b, &body).await.status, 200, "the retry is forwarded");
+}

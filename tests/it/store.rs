@@ -1,0 +1,101 @@
+//! A real Redis for the shared dedup store: `redis-server` on a Unix socket in a fresh
+//! folder, no persistence, stopped when dropped. `.ci/run` installs it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct RedisServer {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl RedisServer {
+    /// A server on a socket of its own.
+    pub fn start(dir: &Path) -> Self {
+        Self::start_on(dir.join("redis.sock"))
+    }
+
+    /// A server on `socket`, e.g. the one a stopped server used.
+    pub fn start_on(socket: PathBuf) -> Self {
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for these tests (.ci/run installs it: apt-get install -y redis-server)");
+        // Its own word that it serves, instead of polling the socket.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line))
+                    if line
+                        .to_ascii_lowercase()
+                        .contains("ready to accept connections") =>
+                {
+                    break
+                }
+                Some(Ok(_)) => {}
+                _ => panic!("redis-server exited before it was ready"),
+            }
+        }
+        // The rest of its log is drained, so a full pipe never blocks it.
+        std::thread::spawn(move || lines.for_each(drop));
+        RedisServer { child, socket }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.socket.clone()
+    }
+
+    /// A connection of the test's own, to look at what the gateway stored.
+    pub async fn client(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test's redis")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// The dedup keys of `route`, with their values and milliseconds to live.
+pub async fn keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    route: &str,
+) -> Vec<(String, String, i64)> {
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("hookwarden:dedup:{route}:*"))
+        .query_async(conn)
+        .await
+        .expect("KEYS");
+    let mut out = Vec::new();
+    for name in names {
+        let value: String = redis::cmd("GET")
+            .arg(&name)
+            .query_async(conn)
+            .await
+            .expect("GET");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&name)
+            .query_async(conn)
+            .await
+            .expect("PTTL");
+        out.push((name, value, ttl));
+    }
+    out
+}
