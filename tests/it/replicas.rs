@@ -43,22 +43,45 @@ async fn send(gw: &Gateway, body: &str) -> Answer {
     .await
 }
 
-/// Two replicas of one app, sharing `redis`.
-async fn replicas(upstream: &Upstream, redis: &RedisServer) -> (Gateway, Gateway) {
+/// Two replicas of the gateway sharing one Redis, in front of one app that answers
+/// `script` (then 200s). Fields drop in order: the gateways before the store.
+struct Cluster {
+    a: Gateway,
+    b: Gateway,
+    upstream: Upstream,
+    redis: RedisServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster(script: impl IntoIterator<Item = Reply>) -> Cluster {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start(dir.path());
+    let upstream = Upstream::start().await;
+    upstream.script(script);
     let config = config(&upstream.url(), &redis.url());
-    (Gateway::start(&config).await, Gateway::start(&config).await)
+    Cluster {
+        a: Gateway::start(&config).await,
+        b: Gateway::start(&config).await,
+        upstream,
+        redis,
+        _dir: dir,
+    }
 }
 
 #[tokio::test]
 async fn an_event_delivered_by_one_replica_is_a_duplicate_at_the_other() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = RedisServer::start(dir.path());
-    let upstream = Upstream::start().await;
-    let (a, b) = replicas(&upstream, &redis).await;
+    let cluster = cluster([]).await;
+    let Cluster {
+        a,
+        b,
+        upstream,
+        redis,
+        ..
+    } = &cluster;
     let body = event("evt_shared");
 
-    assert_eq!(send(&a, &body).await.status, 200);
-    let at_b = send(&b, &body).await;
+    assert_eq!(send(a, &body).await.status, 200);
+    let at_b = send(b, &body).await;
     assert_eq!(at_b.status, 200);
     assert_eq!(
         at_b.json(),
@@ -84,12 +107,15 @@ async fn an_event_delivered_by_one_replica_is_a_duplicate_at_the_other() {
 
 #[tokio::test]
 async fn a_copy_at_another_replica_while_the_first_is_forwarded_is_told_to_retry() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = RedisServer::start(dir.path());
-    let upstream = Upstream::start().await;
     // The app takes its time over the first copy, so the second meets it in flight.
-    upstream.script([Reply::status(200).delayed(Duration::from_secs(1))]);
-    let (a, b) = replicas(&upstream, &redis).await;
+    let cluster = cluster([Reply::status(200).delayed(Duration::from_secs(1))]).await;
+    let Cluster {
+        a,
+        b,
+        upstream,
+        redis,
+        ..
+    } = &cluster;
     let body = event("evt_in_flight");
 
     let first = {
@@ -110,7 +136,7 @@ async fn a_copy_at_another_replica_while_the_first_is_forwarded_is_told_to_retry
         "the claim lasts no longer than the request may (10 s + 1 s): {lease} ms"
     );
 
-    let second = send(&b, &body).await;
+    let second = send(b, &body).await;
     assert_eq!(second.status, 409);
     assert_eq!(second.error(), "in_flight");
     assert_eq!(
@@ -119,7 +145,7 @@ async fn a_copy_at_another_replica_while_the_first_is_forwarded_is_told_to_retry
     );
 
     assert_eq!(first.await.expect("first copy").status, 200);
-    let retry = send(&b, &body).await;
+    let retry = send(b, &body).await;
     assert_eq!(
         retry.json()["status"],
         "duplicate",
@@ -130,21 +156,24 @@ async fn a_copy_at_another_replica_while_the_first_is_forwarded_is_told_to_retry
 
 #[tokio::test]
 async fn a_failed_forward_frees_the_id_for_a_retry_at_any_replica() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = RedisServer::start(dir.path());
-    let upstream = Upstream::start().await;
-    upstream.script([Reply::status(503)]);
-    let (a, b) = replicas(&upstream, &redis).await;
+    let cluster = cluster([Reply::status(503)]).await;
+    let Cluster {
+        a,
+        b,
+        upstream,
+        redis,
+        ..
+    } = &cluster;
     let body = event("evt_failed");
 
-    let failed = send(&a, &body).await;
+    let failed = send(a, &body).await;
     assert_eq!(failed.status, 502);
     assert!(
         keys(&mut redis.client().await, "a").await.is_empty(),
         "the claim was released"
     );
-    assert_eq!(send(&b, &body).await.status, 200, "the retry is forwarded");
-    assert_eq!(send(&a, &body).await.json()["status"], "duplicate");
+    assert_eq!(send(b, &body).await.status, 200, "the retry is forwarded");
+    assert_eq!(send(a, &body).await.json()["status"], "duplicate");
     assert_eq!(upstream.received().len(), 2);
 }
 
@@ -175,11 +204,14 @@ async fn without_its_store_a_replica_forwards_nothing_and_serves_again_once_it_i
 async fn a_claim_whose_provider_hung_up_is_released_for_the_retry() {
     use tokio::io::AsyncWriteExt;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let redis = RedisServer::start(dir.path());
-    let upstream = Upstream::start().await;
-    upstream.script([Reply::status(200).delayed(Duration::from_secs(5))]);
-    let (a, b) = replicas(&upstream, &redis).await;
+    let cluster = cluster([Reply::status(200).delayed(Duration::from_secs(5))]).await;
+    let Cluster {
+        a,
+        b,
+        upstream,
+        redis,
+        ..
+    } = &cluster;
     let body = event("evt_hung_up");
 
     let mut request = format!(
@@ -209,5 +241,5 @@ async fn a_claim_whose_provider_hung_up_is_released_for_the_retry() {
     tokio::time::timeout(Duration::from_secs(5), released)
         .await
         .expect("the claim was released well before its 11 s lease");
-    assert_eq!(send(&b, &body).await.status, 200, "the retry is forwarded");
+    assert_eq!(send(b, &body).await.status, 200, "the retry is forwarded");
 }

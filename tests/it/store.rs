@@ -73,7 +73,7 @@ impl Drop for RedisServer {
     }
 }
 
-/// The dedup keys of `route`, with their values and milliseconds to live.
+/// The dedup keys of `route` now, with their values and milliseconds to live.
 pub async fn keys(
     conn: &mut redis::aio::MultiplexedConnection,
     route: &str,
@@ -85,11 +85,13 @@ pub async fn keys(
         .expect("KEYS");
     let mut out = Vec::new();
     for name in names {
-        let value: String = redis::cmd("GET")
+        let value: Option<String> = redis::cmd("GET")
             .arg(&name)
             .query_async(conn)
             .await
             .expect("GET");
+        // Gone since KEYS listed it (a release racing the look).
+        let Some(value) = value else { continue };
         let ttl: i64 = redis::cmd("PTTL")
             .arg(&name)
             .query_async(conn)
