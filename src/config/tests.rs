@@ -412,10 +412,15 @@ fn a_redis_backend_needs_a_redis_url_and_problems_never_repeat_it() {
         !format!("{ok:?}").contains("pw@"),
         "the URL's password shows"
     );
-    let unix = load(&with(
-        "backend = \"redis\"\nredis_url = \"redis+unix:///run/redis.sock\"",
-    ));
-    assert!(unix.is_ok(), "{:?}", unix.err().map(|e| e.lines()));
+    for url in [
+        "redis+unix:///run/redis.sock",
+        "rediss://cache.internal:6380/0",
+    ] {
+        let other = load(&with(&format!(
+            "backend = \"redis\"\nredis_url = \"{url}\""
+        )));
+        assert!(other.is_ok(), "{url}: {:?}", other.err().map(|e| e.lines()));
+    }
 
     assert_eq!(
         problems(&with("backend = \"redis\"")),
@@ -424,11 +429,7 @@ fn a_redis_backend_needs_a_redis_url_and_problems_never_repeat_it() {
     for (url, says) in [
         (
             "http://:secret-pw@cache:6379",
-            "expected a redis:// or redis+unix:// URL",
-        ),
-        (
-            "rediss://:secret-pw@cache:6379",
-            "TLS to Redis (rediss://) is not supported",
+            "expected a redis://, rediss:// or redis+unix:// URL",
         ),
         ("redis://:secret-pw@cache:notaport", "not a valid Redis URL"),
     ] {

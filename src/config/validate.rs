@@ -304,19 +304,17 @@ fn redis_url_problem(url: &str) -> Option<String> {
     use redis::IntoConnectionInfo;
     let scheme = url.split_once("://").map(|(s, _)| s);
     match scheme {
-        Some("redis" | "redis+unix" | "unix") => match url.into_connection_info() {
+        Some("redis" | "rediss" | "redis+unix" | "unix") => match url.into_connection_info() {
             Ok(_) => None,
             Err(_) => Some(
-                "not a valid Redis URL (redis://[user:password@]host[:port][/db] or \
+                "not a valid Redis URL (redis[s]://[user:password@]host[:port][/db] or \
                  redis+unix:///path/to/socket)"
                     .into(),
             ),
         },
-        Some("rediss") => {
-            Some("TLS to Redis (rediss://) is not supported by this build; use redis://".into())
-        }
         _ => Some(
-            "expected a redis:// or redis+unix:// URL (redis://[user:password@]host[:port][/db])"
+            "expected a redis://, rediss:// or redis+unix:// URL \
+             (redis[s]://[user:password@]host[:port][/db])"
                 .into(),
         ),
     }

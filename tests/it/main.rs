@@ -1,5 +1,6 @@
 //! Integration tests: the real gateway over HTTP against a recording upstream.
 
+mod binary;
 mod cli;
 mod dedup;
 mod delivery;

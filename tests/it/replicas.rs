@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::binary::{self, free_port};
 use crate::store::{keys, RedisServer};
 use crate::support::{now, pairs, smartcv_headers, Answer, Gateway, Reply, Upstream};
 
@@ -242,4 +243,59 @@ async fn a_claim_whose_provider_hung_up_is_released_for_the_retry() {
         .await
         .expect("the claim was released well before its 11 s lease");
     assert_eq!(send(b, &body).await.status, 200, "the retry is forwarded");
+}
+
+// Multi-threaded: the binary's log lines are awaited by blocking while the app serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_store_whose_root_ssl_cert_file_names_is_trusted_and_no_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let (cert, key) = (dir.path().join("redis.crt"), dir.path().join("redis.key"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.key_pair.serialize_pem()).expect("write key");
+    let tls_port = free_port();
+    let redis = RedisServer::start_tls(dir.path(), tls_port, &cert, &key);
+    let upstream = Upstream::start().await;
+
+    let start = |name: &str, env: &[(&str, &std::path::Path)]| {
+        let (port, admin) = (free_port(), free_port());
+        let path = dir.path().join(name);
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+[admin]
+listen = "127.0.0.1:{admin}"
+[upstream]
+url = "{}"
+[dedup]
+backend = "redis"
+redis_url = "rediss://localhost:{tls_port}/0"
+[[routes]]
+name = "smartcv"
+path = "/webhooks/smartcv"
+provider = "smartcv"
+secrets = ["{SECRET}"]
+"#,
+            upstream.url()
+        );
+        std::fs::write(&path, config).expect("write config");
+        binary::Gateway::start_with_env(&path, port, admin, env)
+    };
+
+    let trusting = start("trusting.toml", &[("SSL_CERT_FILE", &cert)]);
+    assert_eq!(trusting.deliver(SECRET, "evt_tls").await.status, 200);
+    let again = trusting.deliver(SECRET, "evt_tls").await;
+    assert_eq!(again.json()["status"], "duplicate");
+    let stored = keys(&mut redis.client().await, "smartcv").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].1, "d");
+
+    // The system's roots (this machine's, or SSL_CERT_FILE as the tests inherit it) do
+    // not hold the test's own: no connection, so nothing is forwarded.
+    let untrusting = start("untrusting.toml", &[]);
+    let refused = untrusting.deliver(SECRET, "evt_tls_2").await;
+    assert_eq!(refused.status, 502);
+    assert_eq!(refused.error(), "upstream_unavailable");
+    assert_eq!(upstream.received().len(), 1);
 }

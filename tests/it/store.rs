@@ -1,6 +1,7 @@
 //! A real Redis for the shared dedup store: `redis-server` on a Unix socket in a fresh
 //! folder, no persistence, stopped when dropped. `.ci/run` installs it.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,10 +19,33 @@ impl RedisServer {
 
     /// A server on `socket`, e.g. the one a stopped server used.
     pub fn start_on(socket: PathBuf) -> Self {
-        let mut child = Command::new("redis-server")
+        Self::start_with(socket, &[])
+    }
+
+    /// A server that also speaks TLS on `port` with `cert` and `key` (PEM files); its
+    /// socket stays plain, for the test's own look.
+    pub fn start_tls(dir: &Path, port: u16, cert: &Path, key: &Path) -> Self {
+        let port = port.to_string();
+        let args = [
+            ("--tls-port", OsStr::new(&port)),
+            ("--tls-cert-file", cert.as_os_str()),
+            ("--tls-key-file", key.as_os_str()),
+            ("--tls-ca-cert-file", cert.as_os_str()),
+            ("--tls-auth-clients", OsStr::new("no")),
+        ];
+        Self::start_with(dir.join("redis.sock"), &args)
+    }
+
+    fn start_with(socket: PathBuf, args: &[(&str, &OsStr)]) -> Self {
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", "0", "--save", "", "--appendonly", "no"])
             .arg("--unixsocket")
-            .arg(&socket)
+            .arg(&socket);
+        for (name, value) in args {
+            command.arg(name).arg(value);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
