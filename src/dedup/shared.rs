@@ -7,13 +7,14 @@
 //! (`p` + a random token, expiring after the lease, so a replica that dies mid-forward
 //! cannot hold the id for ever) or `d`, delivered, expiring after the route's ttl.
 //!
-//! - Claiming is one script: read the key, and set the claim only if it is absent.
+//! - Claiming is one script: read the key, and set the claim only if it is absent (or
+//!   already holds this claim, when a lost answer made the call go again).
 //! - Delivered is a plain `SET`: whoever delivered, the id is delivered.
 //! - Releasing deletes the key only while it still holds this claim's own token, so a
 //!   late release never frees a claim that has since passed to another replica.
 //!
-//! A store that does not answer fails the request (SPEC: nothing is forwarded that
-//! cannot be deduplicated); the provider retries.
+//! A store that does not answer fails the request, and the provider retries: forwarding
+//! the event unchecked could deliver it twice.
 
 use std::sync::Arc;
 use std::time::Duration;
