@@ -206,12 +206,11 @@ impl Delivery<'_> {
                 Claim::Delivered => return duplicate(&event.id),
                 Claim::First(ticket) => return self.first_copy(event, ticket).await,
                 Claim::InFlight(first) => {
-                    let settled = match tokio::time::timeout_at(self.deadline, first.settled())
-                        .await
-                    {
-                        Err(_) => return (GatewayError::InFlight.into_reply(), Outcome::InFlight),
-                        Ok(settled) => settled,
-                    };
+                    let settled =
+                        match tokio::time::timeout_at(self.deadline, first.settled()).await {
+                            Err(_) => return answer(GatewayError::InFlight),
+                            Ok(settled) => settled,
+                        };
                     match settled {
                         Settled::Delivered => return duplicate(&event.id),
                         Settled::Failed { reply, outcome } => return (reply, outcome),
@@ -315,18 +314,22 @@ impl Delivery<'_> {
             Ok(answer) => (passthrough(answer), Outcome::UpstreamRejected),
             Err(cause) => {
                 tracing::warn!(route = %route.name, error = %cause, "forward failed");
-                let err = GatewayError::from(cause);
-                let outcome = err.outcome().unwrap_or(Outcome::UpstreamUnavailable);
-                (err.into_reply(), outcome)
+                answer(cause.into())
             }
         }
     }
 }
 
+/// `err` as one event's answer. Every error here is past the HTTP layer, so it has an
+/// outcome; the fallback only keeps the type honest.
+fn answer(err: GatewayError) -> (Reply, Outcome) {
+    let outcome = err.outcome().unwrap_or(Outcome::UpstreamUnavailable);
+    (err.into_reply(), outcome)
+}
+
 /// Answers `err` to this copy and to the copies waiting on it here.
 fn refuse(ticket: Ticket<'_>, err: GatewayError) -> (Reply, Outcome) {
-    let outcome = err.outcome().unwrap_or(Outcome::UpstreamUnavailable);
-    let reply = err.into_reply();
+    let (reply, outcome) = answer(err);
     ticket.failed(reply.clone(), outcome);
     (reply, outcome)
 }
