@@ -152,16 +152,22 @@ fn value_of(text: String) -> Result<HeaderValue, SignError> {
 
 /// A fresh event id, `msg_` + 32 random hex digits.
 pub fn random_id() -> String {
+    format!("msg_{}", random_hex())
+}
+
+/// 32 random hex digits, for ids and tokens that must not repeat (never for keys).
+pub fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: fall back to the clock, unique enough for a test id.
+        // No OS randomness: fall back to the clock, which still tells apart values made
+        // at different moments.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         bytes = nanos.to_le_bytes();
     }
-    format!("msg_{}", hex::encode(bytes))
+    hex::encode(bytes)
 }
 
 /// The schemes `hookwarden sign --provider` knows (SPEC §1); the others need a route's

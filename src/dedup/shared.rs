@@ -250,16 +250,7 @@ fn store_key(route: &str, key: Key) -> String {
 
 /// A claim's own token, so only it can release itself.
 fn token() -> String {
-    let mut bytes = [0u8; 8];
-    // Without randomness two claims could share a token; the time still tells apart
-    // claims made at different moments, which is all a release needs in practice.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes = (nanos as u64).to_le_bytes();
-    }
-    format!("p{}", hex::encode(bytes))
+    format!("p{}", crate::sign::random_hex())
 }
 
 /// Milliseconds for `PX`, at least 1 (Redis refuses 0).
