@@ -119,7 +119,7 @@ impl Shared {
         invocation.arg(&token).arg(millis(lease));
         let invocation = &invocation;
         let answer: Vec<i64> = self
-            .bounded(deadline, |mut conn| async move {
+            .bounded(Some(deadline), |mut conn| async move {
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
@@ -142,20 +142,22 @@ impl Shared {
         }
     }
 
-    /// Runs one command within [`STORE_WAIT`] and `deadline`, counting failures. A
+    /// Runs one command within [`STORE_WAIT`] (and the request's `deadline`, when it
+    /// must answer within it), counting failures. A
     /// command that met a lost connection goes once more, over the new connection its
     /// failure started: otherwise the first request after the store comes back would fail
     /// on the connection that broke while it was away. Every command here may be
     /// repeated without changing what it does.
     async fn bounded<T, F>(
         &self,
-        deadline: Instant,
+        deadline: Option<Instant>,
         command: impl Fn(ConnectionManager) -> F,
     ) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let until = deadline.min(Instant::now() + STORE_WAIT);
+        let wait = Instant::now() + STORE_WAIT;
+        let until = deadline.map_or(wait, |d| d.min(wait));
         let attempts = async {
             match command(self.conn.clone()).await {
                 Err(e) if e.is_io_error() || e.is_unrecoverable_error() => {
@@ -195,7 +197,7 @@ impl SharedTicket {
         // Not bound by the request's deadline: the app has the event, so recording it is
         // worth its full wait.
         self.shared
-            .bounded(far_deadline(), |mut conn| {
+            .bounded(None, |mut conn| {
                 let set = &set;
                 async move { set.query_async::<()>(&mut conn).await }
             })
@@ -235,7 +237,7 @@ async fn release(shared: &Shared, key: &str, token: &str) -> Result<(), StoreErr
     invocation.arg(token);
     let invocation = &invocation;
     shared
-        .bounded(far_deadline(), |mut conn| async move {
+        .bounded(None, |mut conn| async move {
             invocation.invoke_async::<i64>(&mut conn).await
         })
         .await
@@ -256,10 +258,6 @@ fn token() -> String {
 /// Milliseconds for `PX`, at least 1 (Redis refuses 0).
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-fn far_deadline() -> Instant {
-    Instant::now() + STORE_WAIT
 }
 
 #[cfg(test)]
