@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use http::HeaderMap;
 
+use crate::budget::BodyBudget;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, DedupBackend, Loaded, Route};
 use crate::dedup::{Dedup, Shared, StoreError};
@@ -51,6 +52,8 @@ pub type LogLevelHook = Box<dyn Fn(&str) + Send + Sync>;
 
 pub struct App {
     runtime: ArcSwap<Runtime>,
+    /// `server.max_buffered_bytes`: room for the request bodies held at once.
+    pub budget: BodyBudget,
     pub dedup: Dedup,
     /// The ids shared with other replicas (`dedup.backend = "redis"`), behind `dedup`.
     pub shared: Option<Arc<Shared>>,
@@ -83,6 +86,7 @@ impl App {
         let unmatched = Arc::new(metrics.route(UNMATCHED));
         let pool = Arc::new(pool);
         let mut app = App {
+            budget: BodyBudget::new(config.server.max_buffered_bytes),
             runtime: ArcSwap::from_pointee(Runtime {
                 config: config.clone(),
                 routes: HashMap::new(),
@@ -172,6 +176,14 @@ impl App {
                 old.config.server.listen != new.server.listen,
             ),
             ("admin.listen", old.config.admin.listen != new.admin.listen),
+            (
+                "server.max_connections",
+                old.config.server.max_connections != new.server.max_connections,
+            ),
+            (
+                "server.max_buffered_bytes",
+                old.config.server.max_buffered_bytes != new.server.max_buffered_bytes,
+            ),
             (
                 "server.tls",
                 old.config.server.tls.is_some() != new.server.tls.is_some(),

@@ -20,7 +20,7 @@ pub fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
     // Sized from the verified body, which the data is (a part of), so it never regrows.
     let mut out = Vec::with_capacity(event.raw_body().len() + 256);
     out.extend_from_slice(b"{\"id\":");
-    string(&mut out, &event.id);
+    string(&mut out, event.id.as_str());
     out.extend_from_slice(b",\"provider\":");
     string(&mut out, route.provider.name());
     out.extend_from_slice(b",\"route\":");

@@ -24,6 +24,10 @@ pub enum GatewayError {
     PayloadTooLarge { limit: u64 },
     #[error("ambiguous message framing (Content-Length with Transfer-Encoding, or repeated)")]
     AmbiguousFraming,
+    #[error("an HTTP/1.1 request needs exactly one Host header")]
+    BadHost,
+    #[error("too many request bodies are being read at once; retry shortly")]
+    Overloaded,
     #[error("the request body could not be read")]
     BadBody,
     #[error("the request took longer than the request timeout")]
@@ -41,6 +45,9 @@ pub enum GatewayError {
     /// Not forwarded: without the shared store, another replica might forward it too.
     #[error(transparent)]
     DedupStore(#[from] StoreError),
+    /// The request's own task failed (a bug): nothing was forwarded by it.
+    #[error("internal error")]
+    Internal,
 }
 
 impl GatewayError {
@@ -51,7 +58,10 @@ impl GatewayError {
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Forbidden => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::AmbiguousFraming | GatewayError::BadBody => StatusCode::BAD_REQUEST,
+            GatewayError::AmbiguousFraming | GatewayError::BadHost | GatewayError::BadBody => {
+                StatusCode::BAD_REQUEST
+            }
+            GatewayError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Verify(
                 VerifyError::Unauthorized
@@ -66,7 +76,8 @@ impl GatewayError {
             GatewayError::InFlight => StatusCode::CONFLICT,
             GatewayError::Forward(ForwardError::Unavailable(_)) => StatusCode::BAD_GATEWAY,
             GatewayError::Forward(ForwardError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::DedupStore(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::DedupStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -79,8 +90,11 @@ impl GatewayError {
             GatewayError::Forbidden => Outcome::Forbidden,
             GatewayError::PayloadTooLarge { .. } => Outcome::PayloadTooLarge,
             GatewayError::AmbiguousFraming
+            | GatewayError::BadHost
             | GatewayError::BadBody
-            | GatewayError::RequestTimeout => return None,
+            | GatewayError::RequestTimeout
+            | GatewayError::Internal => return None,
+            GatewayError::Overloaded => Outcome::Overloaded,
             GatewayError::Verify(VerifyError::Unauthorized) => Outcome::Unauthorized,
             GatewayError::Verify(VerifyError::MissingSignature) => Outcome::MissingSignature,
             GatewayError::Verify(VerifyError::InvalidTimestamp) => Outcome::InvalidTimestamp,
@@ -93,8 +107,8 @@ impl GatewayError {
             GatewayError::InFlight => Outcome::InFlight,
             GatewayError::Forward(ForwardError::Unavailable(_)) => Outcome::UpstreamUnavailable,
             GatewayError::Forward(ForwardError::Timeout) => Outcome::UpstreamTimeout,
-            // The provider sees what an unreachable app looks like, and retries.
-            GatewayError::DedupStore(_) => Outcome::UpstreamUnavailable,
+            // Not the app's failure: counted apart, and the provider retries.
+            GatewayError::DedupStore(_) => Outcome::StoreUnavailable,
         })
     }
 
@@ -104,6 +118,7 @@ impl GatewayError {
             Some(outcome) => outcome.as_str(),
             None => match self {
                 GatewayError::RequestTimeout => "request_timeout",
+                GatewayError::Internal => "internal_error",
                 _ => "bad_request",
             },
         }
@@ -139,7 +154,7 @@ impl GatewayError {
                     .headers
                     .insert(RETRY_AFTER, HeaderValue::from(retry_after));
             }
-            GatewayError::InFlight => {
+            GatewayError::InFlight | GatewayError::Overloaded | GatewayError::DedupStore(_) => {
                 reply
                     .headers
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -209,6 +224,14 @@ mod tests {
                 "payload_too_large",
             ),
             (GatewayError::AmbiguousFraming, 400, "bad_request"),
+            (GatewayError::BadHost, 400, "bad_request"),
+            (GatewayError::Overloaded, 503, "overloaded"),
+            (GatewayError::Internal, 500, "internal_error"),
+            (
+                StoreError::unreachable_for_tests().into(),
+                503,
+                "store_unavailable",
+            ),
             (GatewayError::BadBody, 400, "bad_request"),
             (GatewayError::RequestTimeout, 408, "request_timeout"),
             (VerifyError::Unauthorized.into(), 401, "unauthorized"),
@@ -272,10 +295,9 @@ mod tests {
                 .headers[RETRY_AFTER],
             "3"
         );
-        assert_eq!(
-            GatewayError::InFlight.into_reply().headers[RETRY_AFTER],
-            "1"
-        );
+        for retry_shortly in [GatewayError::InFlight, GatewayError::Overloaded] {
+            assert_eq!(retry_shortly.into_reply().headers[RETRY_AFTER], "1");
+        }
         assert_eq!(
             GatewayError::AmbiguousFraming.into_reply().headers[CONNECTION],
             "close"

@@ -47,7 +47,8 @@ enum State {
     Body(u64),
     ChunkSize(Vec<u8>),
     ChunkData(u64),
-    ChunkDataEnd,
+    /// The CRLF after a chunk's data; `true` once its CR was seen.
+    ChunkDataEnd(bool),
     Trailers(Vec<u8>),
     /// Not following any more.
     Off,
@@ -103,7 +104,8 @@ fn step(state: State, bytes: &[u8], verdicts: &Verdicts) -> (State, usize) {
                 }
             }
             // The usual case, a whole head in one read, is judged where it lies; only a
-            // head split across reads is gathered first.
+            // head split across reads is gathered first. Either way a head longer than
+            // MAX_HEAD gets no verdict, so the verdicts never depend on how reads split.
             if head.is_empty() {
                 if let Some((len, next)) = parse_head(bytes, verdicts) {
                     return (next, len);
@@ -126,11 +128,8 @@ fn step(state: State, bytes: &[u8], verdicts: &Verdicts) -> (State, usize) {
             };
             (next, used as usize)
         }
-        State::ChunkSize(mut line) | State::Trailers(mut line) if line.len() > MAX_HEAD => {
-            line.clear();
-            (State::Off, bytes.len())
-        }
         State::ChunkSize(mut line) => match take_line(&mut line, bytes) {
+            _ if line.len() > MAX_HEAD => (State::Off, bytes.len()),
             None => (State::ChunkSize(line), bytes.len()),
             Some(used) => {
                 let text = String::from_utf8_lossy(&line);
@@ -145,22 +144,19 @@ fn step(state: State, bytes: &[u8], verdicts: &Verdicts) -> (State, usize) {
         State::ChunkData(left) => {
             let used = left.min(bytes.len() as u64);
             let next = if used == left {
-                State::ChunkDataEnd
+                State::ChunkDataEnd(false)
             } else {
                 State::ChunkData(left - used)
             };
             (next, used as usize)
         }
-        State::ChunkDataEnd => {
-            let mut line = Vec::new();
-            match take_line(&mut line, bytes) {
-                Some(used) if line.is_empty() => (State::ChunkSize(Vec::new()), used),
-                // The CRLF may arrive split; anything else is not chunked framing.
-                None if bytes == b"\r" => (State::ChunkDataEnd, 1),
-                _ => (State::Off, bytes.len()),
-            }
-        }
+        // Exactly CRLF, a byte at a time, wherever the reads split it; anything else is not
+        // chunked framing.
+        State::ChunkDataEnd(false) if bytes[0] == b'\r' => (State::ChunkDataEnd(true), 1),
+        State::ChunkDataEnd(true) if bytes[0] == b'\n' => (State::ChunkSize(Vec::new()), 1),
+        State::ChunkDataEnd(_) => (State::Off, bytes.len()),
         State::Trailers(mut line) => match take_line(&mut line, bytes) {
+            _ if line.len() > MAX_HEAD => (State::Off, bytes.len()),
             None => (State::Trailers(line), bytes.len()),
             Some(used) if line.is_empty() => (State::Head(Vec::new()), used),
             Some(used) => (State::Trailers(Vec::new()), used),
@@ -191,6 +187,7 @@ fn parse_head(head: &[u8], verdicts: &Verdicts) -> Option<(usize, State)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let len = match request.parse(head) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => return Some((len, State::Off)),
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return None,
         // HTTP/2's preface, or bytes hyper refuses on its own.
@@ -329,6 +326,37 @@ mod tests {
                 "2;x=y\r\n{}\r\n0\r\nt: 1\r\n\r\n",
             );
         assert_eq!(verdicts_of(fine.as_bytes(), &[]), [false, false]);
+    }
+
+    #[test]
+    fn verdicts_never_depend_on_where_reads_split() {
+        // Chunk data followed by `\r\r\n`: read whole it stopped the observer, read
+        // split after the first CR it did not, and the next request's verdict went
+        // missing (found by the framing fuzz target).
+        let stray_cr = request("transfer-encoding: chunked\r\n", "1\r\nx\r\r\n0\r\n\r\n")
+            + &request("content-length: 0\r\ncontent-length: 0\r\n", "");
+        // A head longer than MAX_HEAD in one read, then in two.
+        let long_head = request(
+            &format!("x: {}\r\ncontent-length: 0\r\n", "a".repeat(MAX_HEAD)),
+            "",
+        ) + &request("content-length: 1\r\ncontent-length: 1\r\n", "x");
+        for stream in [stray_cr, long_head] {
+            let whole = verdicts_of(stream.as_bytes(), &[]);
+            // Every cut near a boundary, and a sample of the long runs between.
+            let cuts = (0..=stream.len()).filter(|&c| {
+                c < 200 || c % 997 == 0 || {
+                    let near = |at: usize| c.abs_diff(at) < 40;
+                    near(MAX_HEAD) || near(stream.len() - 160)
+                }
+            });
+            for cut in cuts {
+                assert_eq!(
+                    verdicts_of(stream.as_bytes(), &[cut]),
+                    whole,
+                    "cut at {cut}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod dedup;
@@ -80,8 +81,9 @@ pub async fn run(
     log_level: Option<LogLevelHook>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let public = TcpListener::bind(config.server.listen).await?;
-    let admin = TcpListener::bind(config.admin.listen).await?;
+    let public = bind("server.listen", config.server.listen).await?;
+    let admin = bind("admin.listen", config.admin.listen).await?;
+    let delay = config.server.shutdown_delay;
     let clock = Clock::system();
     let pool = forward::Pool::new(clock.clone()).map_err(std::io::Error::other)?;
     let mut app = App::new(config, clock, pool).map_err(std::io::Error::other)?;
@@ -104,8 +106,13 @@ pub async fn run(
     let draining = Arc::clone(&app);
     server::serve(Arc::clone(&app), public, async move {
         shutdown.await;
-        // Readiness fails first, so no new traffic is sent our way while we drain.
+        // Readiness fails first, so no new traffic is sent our way while we drain; load
+        // balancers that still send for a moment are served during `shutdown_delay`.
         draining.start_draining();
+        if !delay.is_zero() {
+            tracing::info!(delay = %humantime::format_duration(delay), "shutting down: serving until the delay ends");
+            tokio::time::sleep(delay).await;
+        }
         tracing::info!("shutting down: draining in-flight requests");
     })
     .await;
@@ -114,6 +121,14 @@ pub async fn run(
         task.abort();
     }
     Ok(())
+}
+
+/// A listener on `addr`; a failure names the key and the address, since "Address already
+/// in use" alone does not say which of the two ports is taken.
+async fn bind(key: &str, addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({key}): {e}")))
 }
 
 async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut signals: hangup::Signals) {

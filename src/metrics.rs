@@ -32,10 +32,12 @@ pub enum Outcome {
     UpstreamRejected,
     UpstreamUnavailable,
     UpstreamTimeout,
+    StoreUnavailable,
+    Overloaded,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 17] = [
+    pub const ALL: [Outcome; 19] = [
         Outcome::Delivered,
         Outcome::Duplicate,
         Outcome::InFlight,
@@ -53,6 +55,8 @@ impl Outcome {
         Outcome::UpstreamRejected,
         Outcome::UpstreamUnavailable,
         Outcome::UpstreamTimeout,
+        Outcome::StoreUnavailable,
+        Outcome::Overloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +78,8 @@ impl Outcome {
             Outcome::UpstreamRejected => "upstream_rejected",
             Outcome::UpstreamUnavailable => "upstream_unavailable",
             Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::StoreUnavailable => "store_unavailable",
+            Outcome::Overloaded => "overloaded",
         }
     }
 }
@@ -253,7 +259,7 @@ impl Default for Metrics {
 /// One route's label handles, resolved when the route is loaded.
 pub struct RouteMetrics {
     name: String,
-    outcomes: [IntCounter; 17],
+    outcomes: [IntCounter; 19],
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
     forwarded: IntCounterVec,

@@ -2,12 +2,13 @@
 //! once; `handle_inner` is the pipeline and returns at the first failed check.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::header::{HeaderValue, CONTENT_TYPE, HOST};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
@@ -18,14 +19,14 @@ use crate::dedup::{Claim, Settled, SharedClaim, Ticket};
 use crate::error::{GatewayError, Reply};
 use crate::forward::Answer;
 use crate::metrics::Outcome;
-use crate::providers::{self, Event, Events};
+use crate::providers::{self, Event, EventId, Events};
 use crate::{auth, envelope};
 
 /// What the request's log line and metrics need, filled in as the pipeline learns it.
 #[derive(Default)]
 struct Trace {
     route: Option<Arc<RouteState>>,
-    event_id: Option<String>,
+    event_id: Option<EventId>,
     /// One per request, or one per batch element attempted.
     outcomes: Vec<Outcome>,
 }
@@ -69,12 +70,17 @@ pub async fn handle(
         status = reply.status.as_u16(),
         event_id = trace
             .event_id
-            .as_deref()
-            .map(|id| id.escape_debug().to_string()),
+            .as_ref()
+            .map(|id| id.as_str().escape_debug().to_string()),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
     reply.into_response()
+}
+
+/// The answer when a request's own task failed: nothing of it was forwarded.
+pub fn internal_error() -> Response<Full<Bytes>> {
+    GatewayError::Internal.into_reply().into_response()
 }
 
 async fn handle_inner(
@@ -91,6 +97,11 @@ async fn handle_inner(
     //    (see `framing`: hyper hides these shapes, the connection observer does not).
     if ambiguous {
         return Err(GatewayError::AmbiguousFraming);
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is refused, as nginx
+    // does; two front ends could each pick a different one.
+    if req.version() == Version::HTTP_11 && req.headers().get_all(HOST).iter().count() != 1 {
+        return Err(GatewayError::BadHost);
     }
 
     // 1. Exact path match: the route decides every later check, and unknown paths learn
@@ -112,8 +123,17 @@ async fn handle_inner(
     }
 
     // 4. Size cap: a declared oversize length is refused unread; a streamed one is cut off.
+    //    Room for the body is reserved first, so slow senders together cannot hold more
+    //    memory than `max_buffered_bytes`; the room is held until the request ends.
     let (parts, body) = req.into_parts();
-    let body = read_body(body, rt.config.server.max_body_bytes, deadline).await?;
+    let limit = rt.config.server.max_body_bytes;
+    let declared = body.size_hint().exact().unwrap_or(limit).min(limit);
+    let mut _room = app
+        .budget
+        .reserve(declared)
+        .ok_or(GatewayError::Overloaded)?;
+    let body = read_body(body, limit, deadline).await?;
+    _room.shrink_to(body.len() as u64);
 
     // 5. Static credentials, when the route has them.
     if let Some(credentials) = &route.auth {
@@ -132,22 +152,17 @@ async fn handle_inner(
     // 10. Only now is the payload parsed: nothing unverified is ever interpreted.
     let Events { events, batch } = verified.normalize(route)?;
 
-    // 11. Rate limit, counting verified deliveries only, so forged traffic can never
-    //     spend a real provider's budget. One token per request, batch or not.
-    if let Some(limiter) = &state.limiter {
-        limiter
-            .check()
-            .map_err(|retry_after| GatewayError::RateLimited { retry_after })?;
-    }
-
-    // 12–14. Each event once: dedup, then forward, in order, stopping at the first the
-    //        app does not take (the provider retries the whole request).
+    // 11–14. Each event once: a duplicate is answered first, so that replaying a captured
+    //        request never spends the route's rate budget; the first event that will go
+    //        to the app takes the request's one token; then forward, in order, stopping at
+    //        the first the app does not take (the provider retries the whole request).
     let delivery = Delivery {
         app,
         rt,
         state: &state,
         received_at: envelope::timestamp(received),
         deadline,
+        token_taken: AtomicBool::new(false),
     };
     let mut ids = Vec::with_capacity(events.len());
     for event in &events {
@@ -187,21 +202,41 @@ struct Delivery<'a> {
     state: &'a RouteState,
     received_at: String,
     deadline: Instant,
+    /// The request's one rate-limit token has been taken (by its first forwarded event).
+    token_taken: AtomicBool,
 }
 
 impl Delivery<'_> {
+    /// Check 12: the route's rate limit, once per request, for an event about to be
+    /// forwarded. Duplicates never get here, so they spend nothing.
+    fn take_token(&self) -> Result<(), GatewayError> {
+        if self.token_taken.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(limiter) = &self.state.limiter {
+            limiter
+                .check()
+                .map_err(|retry_after| GatewayError::RateLimited { retry_after })?;
+        }
+        self.token_taken.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Checks 12–14 for one event: forwarded by the first copy only; later copies
     /// answer `duplicate`, or wait for the first copy and answer as it did.
     async fn deliver(&self, event: &Event) -> (Reply, Outcome) {
         let route = &self.state.route;
         if route.dedup_ttl.is_zero() {
+            if let Err(limited) = self.take_token() {
+                return answer(limited);
+            }
             return self.forward(event).await;
         }
         loop {
             match self
                 .app
                 .dedup
-                .claim(&route.name, &event.id, route.dedup_ttl)
+                .claim(&route.name, event.id.as_bytes(), route.dedup_ttl)
             {
                 Claim::Delivered => return duplicate(&event.id),
                 Claim::First(ticket) => return self.first_copy(event, ticket).await,
@@ -241,6 +276,14 @@ impl Delivery<'_> {
                 return refuse(ticket, e.into());
             }
         };
+        if let Err(limited) = self.take_token() {
+            if let Some(claim) = shared {
+                if let Err(e) = claim.release().await {
+                    tracing::warn!(route = %route.name, error = %e, "claim kept in the dedup store until its lease ends");
+                }
+            }
+            return refuse(ticket, limited);
+        }
         let (reply, outcome) = self.forward(event).await;
         let settled = match (outcome, shared) {
             (_, None) => Ok(()),
@@ -274,7 +317,7 @@ impl Delivery<'_> {
             .saturating_add(LEASE_MARGIN);
         let route = &self.state.route.name;
         store
-            .claim(route, &event.id, lease, self.deadline)
+            .claim(route, event.id.as_bytes(), lease, self.deadline)
             .await
             .map(Some)
     }
@@ -338,8 +381,8 @@ fn refuse(ticket: Ticket<'_>, err: GatewayError) -> (Reply, Outcome) {
 /// gateway and the store to disagree a little.
 const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn duplicate(id: &str) -> (Reply, Outcome) {
-    let body = serde_json::json!({ "status": "duplicate", "id": id });
+fn duplicate(id: &EventId) -> (Reply, Outcome) {
+    let body = serde_json::json!({ "status": "duplicate", "id": id.as_str() });
     (Reply::json(StatusCode::OK, &body), Outcome::Duplicate)
 }
 

@@ -37,6 +37,14 @@ pub struct ServerSection {
     pub request_timeout: String,
     /// Drain time after SIGTERM.
     pub shutdown_grace: String,
+    /// After SIGTERM, keep serving (with `/readyz` 503) this long before draining.
+    pub shutdown_delay: String,
+    /// A connection with no request in progress is closed after this.
+    pub idle_timeout: String,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: u64,
+    /// Request bodies held in memory at once, all connections together.
+    pub max_buffered_bytes: u64,
     /// Optional HTTPS.
     pub tls: Option<TlsSection>,
 }
@@ -49,6 +57,10 @@ impl Default for ServerSection {
             header_read_timeout: "10s".into(),
             request_timeout: "30s".into(),
             shutdown_grace: "25s".into(),
+            shutdown_delay: "0s".into(),
+            idle_timeout: "60s".into(),
+            max_connections: 4096,
+            max_buffered_bytes: 256 * 1024 * 1024,
             tls: None,
         }
     }

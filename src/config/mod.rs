@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub shutdown_delay: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_buffered_bytes: u64,
     pub tls: Option<TlsConfig>,
 }
 

@@ -120,6 +120,29 @@ pub fn validate(
         let header_read_timeout = c.duration("server.header_read_timeout", &s.header_read_timeout);
         let request_timeout = c.duration("server.request_timeout", &s.request_timeout);
         let shutdown_grace = c.duration("server.shutdown_grace", &s.shutdown_grace);
+        let shutdown_delay = c.duration("server.shutdown_delay", &s.shutdown_delay);
+        let idle_timeout = c.duration("server.idle_timeout", &s.idle_timeout);
+        let max_connections = match usize::try_from(s.max_connections) {
+            Ok(n) if n > 0 => Some(n),
+            _ => c.fail(
+                "server.max_connections",
+                format!(
+                    "must be between 1 and {} (got {})",
+                    usize::MAX,
+                    s.max_connections
+                ),
+            ),
+        };
+        if s.max_buffered_bytes < s.max_body_bytes {
+            c.fail::<()>(
+                "server.max_buffered_bytes",
+                format!(
+                    "must be at least server.max_body_bytes ({}), or no body of that size \
+                     could ever be read (got {})",
+                    s.max_body_bytes, s.max_buffered_bytes
+                ),
+            );
+        }
         let tls = match &s.tls {
             None => Some(None),
             Some(t) => {
@@ -147,6 +170,10 @@ pub fn validate(
             header_read_timeout: header_read_timeout?,
             request_timeout: request_timeout?,
             shutdown_grace: shutdown_grace?,
+            shutdown_delay: shutdown_delay?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
+            max_buffered_bytes: s.max_buffered_bytes,
             tls: tls?,
         })
     })();

@@ -39,7 +39,7 @@ use delivered::{Delivered, Key};
 /// of the strings (16 bytes, no allocation, whatever the id's length). Route names
 /// cannot hold NUL, so routes never share a key; telling two ids apart takes a 128-bit
 /// collision of SHA-256 among verified ids.
-fn key(route: &str, id: &str) -> Key {
+fn key(route: &str, id: &[u8]) -> Key {
     let digest = Sha256::new()
         .chain_update(route)
         .chain_update([0])
@@ -103,7 +103,7 @@ impl Dedup {
 
     /// Claims `id` on `route`; the first caller gets the ticket, concurrent callers see
     /// it in flight.
-    pub fn claim(&self, route: &str, id: &str, ttl: Duration) -> Claim<'_> {
+    pub fn claim(&self, route: &str, id: &[u8], ttl: Duration) -> Claim<'_> {
         let key = key(route, id);
         let flight = {
             // The lock covers the map alone, never the delivered table.
@@ -244,10 +244,10 @@ mod tests {
 
     /// The first copy's ticket and a second copy waiting on it.
     fn first_and_waiter(d: &Dedup) -> (Ticket<'_>, Waiter) {
-        let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
+        let Claim::First(ticket) = d.claim("r", b"e1", TTL) else {
             panic!("first")
         };
-        let Claim::InFlight(waiter) = d.claim("r", "e1", TTL) else {
+        let Claim::InFlight(waiter) = d.claim("r", b"e1", TTL) else {
             panic!("in flight")
         };
         (ticket, waiter)
@@ -256,14 +256,14 @@ mod tests {
     #[test]
     fn the_first_copy_claims_and_a_delivered_id_is_remembered() {
         let (d, _) = dedup(100);
-        let Claim::First(ticket) = d.claim("r", "e1", TTL) else {
+        let Claim::First(ticket) = d.claim("r", b"e1", TTL) else {
             panic!("first")
         };
-        assert!(matches!(d.claim("r", "e1", TTL), Claim::InFlight(_)));
+        assert!(matches!(d.claim("r", b"e1", TTL), Claim::InFlight(_)));
         ticket.delivered();
-        assert!(matches!(d.claim("r", "e1", TTL), Claim::Delivered));
+        assert!(matches!(d.claim("r", b"e1", TTL), Claim::Delivered));
         assert!(
-            matches!(d.claim("other", "e1", TTL), Claim::First(_)),
+            matches!(d.claim("other", b"e1", TTL), Claim::First(_)),
             "routes are separate"
         );
     }
@@ -272,19 +272,19 @@ mod tests {
     fn a_delivered_id_is_forgotten_after_its_routes_ttl() {
         let (d, evictions, clock) = dedup_at(100);
         for (route, ttl) in [("short", TTL), ("long", 2 * TTL)] {
-            let Claim::First(t) = d.claim(route, "e1", ttl) else {
+            let Claim::First(t) = d.claim(route, b"e1", ttl) else {
                 panic!("first on {route}")
             };
             t.delivered();
         }
         clock.advance(TTL - Duration::from_millis(1));
-        assert!(matches!(d.claim("short", "e1", TTL), Claim::Delivered));
+        assert!(matches!(d.claim("short", b"e1", TTL), Claim::Delivered));
         clock.advance(Duration::from_millis(1));
         assert!(
-            matches!(d.claim("short", "e1", TTL), Claim::First(_)),
+            matches!(d.claim("short", b"e1", TTL), Claim::First(_)),
             "the provider's replay after the ttl is forwarded again"
         );
-        assert!(matches!(d.claim("long", "e1", 2 * TTL), Claim::Delivered));
+        assert!(matches!(d.claim("long", b"e1", 2 * TTL), Claim::Delivered));
         assert_eq!(d.len(), 1);
         assert_eq!(evictions.get(), 0, "expiry is not eviction");
     }
@@ -305,7 +305,7 @@ mod tests {
             }
         ));
         assert!(
-            matches!(d.claim("r", "e1", TTL), Claim::First(_)),
+            matches!(d.claim("r", b"e1", TTL), Claim::First(_)),
             "the retry may go"
         );
     }
@@ -316,14 +316,14 @@ mod tests {
         let (ticket, waiter) = first_and_waiter(&d);
         drop(ticket);
         assert!(matches!(waiter.settled().await, Settled::Abandoned));
-        assert!(matches!(d.claim("r", "e1", TTL), Claim::First(_)));
+        assert!(matches!(d.claim("r", b"e1", TTL), Claim::First(_)));
     }
 
     #[test]
     fn when_full_the_least_recently_used_ids_go_and_the_newest_stay() {
         let (d, evictions) = dedup(10);
         for i in 0..50 {
-            let Claim::First(t) = d.claim("r", &format!("e{i}"), TTL) else {
+            let Claim::First(t) = d.claim("r", format!("e{i}").as_bytes(), TTL) else {
                 panic!("first {i}")
             };
             t.delivered();
@@ -331,7 +331,10 @@ mod tests {
         assert_eq!(d.len(), 10);
         for i in 40..50 {
             assert!(
-                matches!(d.claim("r", &format!("e{i}"), TTL), Claim::Delivered),
+                matches!(
+                    d.claim("r", format!("e{i}").as_bytes(), TTL),
+                    Claim::Delivered
+                ),
                 "e{i} was forgotten"
             );
         }

@@ -59,6 +59,13 @@ return 0
 #[error("the dedup store did not answer: {0}")]
 pub struct StoreError(String);
 
+impl StoreError {
+    #[cfg(test)]
+    pub fn unreachable_for_tests() -> Self {
+        StoreError("connection refused".into())
+    }
+}
+
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
         StoreError(e.to_string())
@@ -109,7 +116,7 @@ impl Shared {
     pub async fn claim(
         self: &Arc<Self>,
         route: &str,
-        id: &str,
+        id: &[u8],
         lease: Duration,
         deadline: Instant,
     ) -> Result<SharedClaim, StoreError> {
@@ -266,7 +273,7 @@ mod tests {
 
     #[test]
     fn keys_name_the_route_and_hide_the_id() {
-        let key = store_key("smartcv", super::super::key("smartcv", "evt_1"));
+        let key = store_key("smartcv", super::super::key("smartcv", b"evt_1"));
         let (prefix, digest) = key.rsplit_once(':').expect("prefix");
         assert_eq!(prefix, "hookwarden:dedup:smartcv");
         assert_eq!(digest.len(), 32);
@@ -274,7 +281,7 @@ mod tests {
         assert!(!key.contains("evt_1"));
         assert_ne!(
             key,
-            store_key("other", super::super::key("other", "evt_1")),
+            store_key("other", super::super::key("other", b"evt_1")),
             "routes never share a key"
         );
     }
@@ -294,7 +301,7 @@ mod tests {
             .expect("a lazy client");
         let deadline = Instant::now() + Duration::from_secs(5);
         let Err(e) = shared
-            .claim("r", "evt", Duration::from_secs(1), deadline)
+            .claim("r", b"evt", Duration::from_secs(1), deadline)
             .await
         else {
             panic!("claimed on a store that is not there")

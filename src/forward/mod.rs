@@ -116,7 +116,6 @@ impl Forwarder {
         let content_type = response.headers().get(CONTENT_TYPE).cloned();
         let read = Limited::new(response.into_body(), RESPONSE_CAP).collect();
         match tokio::time::timeout_at(deadline, read).await {
-            Err(_) => Err(ForwardError::Timeout),
             Ok(Ok(collected)) => {
                 lease.release();
                 Ok(Answer {
@@ -125,12 +124,14 @@ impl Forwarder {
                     body: collected.to_bytes(),
                 })
             }
-            // The status line is the app's decision; a body we cannot read does not undo
-            // an acceptance, so it is replaced by nothing (and its connection closed).
-            Ok(Err(_)) => Ok(Answer {
+            // The status line is the app's decision (SPEC §3): a body that stalls past
+            // the timeout, or breaks, does not undo it. A 2xx stays a delivery (else the
+            // provider's retry would reach the app a second time) and a 4xx a refusal;
+            // the unread rest is replaced by our own word, and the connection closed.
+            Err(_) | Ok(Err(_)) => Ok(Answer {
                 status,
-                content_type: None,
-                body: Bytes::new(),
+                content_type: Some(HeaderValue::from_static("application/json")),
+                body: unread_body(status, event),
             }),
         }
     }
@@ -140,7 +141,7 @@ impl Forwarder {
     pub fn route_headers(&self, route: &Route) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(8 + self.extra_headers.len());
         headers.insert(PROVIDER, HeaderValue::from_static(route.provider.name()));
-        if let Ok(name) = header_value(&route.name) {
+        if let Ok(name) = header_value(route.name.as_bytes()) {
             headers.insert(ROUTE, name);
         }
         for (name, value) in &self.extra_headers {
@@ -156,7 +157,7 @@ impl Forwarder {
         body: Bytes,
         content_type: Option<HeaderValue>,
     ) -> Result<Request<Full<Bytes>>, ForwardError> {
-        let id = header_value(&event.id)?;
+        let id = header_value(event.id.as_bytes())?;
         let mut headers = route_headers.clone();
         // Appended, as `upstream.headers` are: a name configured there is not replaced.
         if let Some(ct) = content_type {
@@ -164,7 +165,7 @@ impl Forwarder {
         }
         headers.append(EVENT_ID, id.clone());
         headers.append(IDEMPOTENCY_KEY, id.clone());
-        headers.append(EVENT_TYPE, header_value(&event.kind)?);
+        headers.append(EVENT_TYPE, header_value(event.kind.as_bytes())?);
         if let Some(key) = &self.signing_key {
             // The id is signed as it stands in its header, so the app verifies what it got.
             let id = id.to_str().unwrap_or_default();
@@ -184,7 +185,17 @@ impl Forwarder {
     }
 }
 
-fn header_value(text: &str) -> Result<HeaderValue, ForwardError> {
+/// What the provider gets in place of an answer body the app never finished.
+fn unread_body(status: StatusCode, event: &Event) -> Bytes {
+    let body = if status.is_success() {
+        serde_json::json!({ "status": "delivered", "id": event.id.as_str() })
+    } else {
+        serde_json::json!({ "error": "upstream_rejected", "message": "the application refused the event" })
+    };
+    Bytes::from(body.to_string())
+}
+
+fn header_value(text: &[u8]) -> Result<HeaderValue, ForwardError> {
     // `header_safe` leaves only %x21–7E, which is always a valid header value.
     HeaderValue::try_from(header_safe(text))
         .map_err(|_| ForwardError::Unavailable("unencodable header value".into()))

@@ -2,13 +2,12 @@
 //! from, and how ids are written into headers.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::json::{self, Doc, Json};
-use super::{Event, MalformedPayload, Verified};
+use super::{Event, EventId, MalformedPayload, Verified};
 use crate::config::Route;
 
 /// A provider's own pointers; a route's `fields` override each one.
@@ -127,12 +126,11 @@ fn id_or_derived(
     verified: &Verified,
     found: impl FnOnce() -> Option<String>,
     derived_from: &[u8],
-) -> String {
-    verified
-        .signed_id
-        .clone()
-        .or_else(found)
-        .unwrap_or_else(|| derived_id(derived_from))
+) -> EventId {
+    match &verified.signed_id {
+        Some(id) => id.clone(),
+        None => EventId::from(found().unwrap_or_else(|| derived_id(derived_from))),
+    }
 }
 
 /// The type `found` in the payload, else the route's `default_type`, else `unknown`.
@@ -241,25 +239,6 @@ pub fn derived_id(bytes: &[u8]) -> String {
     out
 }
 
-/// An id or type as it may stand in a header: `%` and every byte outside %x21–7E of its
-/// UTF-8 written `%XX`.
-pub fn header_safe(text: &str) -> String {
-    let escape = |b: u8| !(0x21..=0x7e).contains(&b) || b == b'%';
-    // Ids and types are nearly always safe already: one copy instead of a push a byte.
-    if !text.bytes().any(escape) {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len());
-    for &b in text.as_bytes() {
-        if escape(b) {
-            let _ = write!(out, "%{b:02X}");
-        } else {
-            out.push(b as char);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,13 +303,6 @@ mod tests {
                 "{p:?}"
             );
         }
-    }
-
-    #[test]
-    fn header_safe_escapes_percent_space_controls_and_utf8() {
-        assert_eq!(header_safe("evt_1.A-b"), "evt_1.A-b");
-        assert_eq!(header_safe("a b%c\r\nd"), "a%20b%25c%0D%0Ad");
-        assert_eq!(header_safe("é"), "%C3%A9");
     }
 
     #[test]

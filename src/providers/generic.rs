@@ -3,7 +3,7 @@
 //! routes with `[routes.hmac]` use the same check.
 
 use super::fields::{self, Pointers};
-use super::{sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{sig, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::config::{HmacScheme, MessagePart, Route, SigEncoding};
 
 pub const SCHEME: Scheme = Scheme {
@@ -32,7 +32,7 @@ pub fn check(
     route: &Route,
     scheme: &HmacScheme,
     req: &Request<'_>,
-) -> Result<Option<String>, VerifyError> {
+) -> Result<Option<EventId>, VerifyError> {
     let signature = sig::signature(req.headers, &scheme.header)?;
     let timestamp = match &scheme.timestamp_header {
         Some(name) => {
@@ -67,7 +67,7 @@ pub fn check(
     if !sig::any_secret_signs(scheme.algorithm, &route.secrets, &message, &[&expected]) {
         return Err(VerifyError::InvalidSignature);
     }
-    Ok(id.map(|bytes| String::from_utf8_lossy(bytes).into_owned()))
+    Ok(id.map(EventId::from_header))
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {

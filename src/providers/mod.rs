@@ -5,6 +5,7 @@
 //! only code that can construct a [`Verified`]. Only a `Verified` can be normalized into
 //! [`Event`]s, and only `Event`s can be forwarded, so nothing unverified reaches the app.
 
+mod event_id;
 mod fields;
 mod form;
 mod generic;
@@ -25,7 +26,8 @@ use serde_json::Value;
 
 use crate::config::Route;
 
-pub use fields::{derived_id, header_safe};
+pub use event_id::{header_safe, EventId};
+pub use fields::derived_id;
 pub use json::Json;
 pub use sig::{header, tag as hmac_tag, Header};
 
@@ -133,12 +135,12 @@ pub struct Verified {
     body: Bytes,
     content_type: Option<HeaderValue>,
     /// The id from a signed header, which wins over any pointer.
-    signed_id: Option<String>,
+    signed_id: Option<EventId>,
 }
 
 impl Verified {
     /// The request's own body verified.
-    fn new(req: &Request<'_>, signed_id: Option<String>) -> Self {
+    fn new(req: &Request<'_>, signed_id: Option<EventId>) -> Self {
         Verified {
             body: req.body.clone(),
             content_type: req.headers.get(http::header::CONTENT_TYPE).cloned(),
@@ -201,7 +203,7 @@ impl Events {
 
 /// One event to forward, as SPEC §5 describes it.
 pub struct Event {
-    pub id: String,
+    pub id: EventId,
     pub kind: String,
     pub occurred_at: Json,
     pub data: Json,
@@ -229,10 +231,10 @@ impl std::fmt::Debug for Event {
 }
 
 /// Strict RFC 8259 parse: serde_json refuses NaN, lone surrogates, invalid UTF-8 and
-/// nesting deeper than 128; `arbitrary_precision` keeps every digit of numbers.
+/// nesting deeper than 128; `arbitrary_precision` keeps every digit of numbers, and
+/// every key is an ordinary key (see `json::tree`).
 fn parse_json(bytes: &[u8]) -> Result<Value, MalformedPayload> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| MalformedPayload(format!("body is not valid JSON ({e})")))
+    json::parse_tree(bytes)
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Value, MalformedPayload> {

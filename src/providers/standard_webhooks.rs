@@ -5,7 +5,7 @@
 use http::HeaderName;
 
 use super::fields::{self, Pointers};
-use super::{sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{sig, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::config::{HmacAlgorithm, Route};
 
 pub const SCHEME: Scheme = Scheme {
@@ -47,10 +47,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     if !sig::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &message, &candidates) {
         return Err(VerifyError::InvalidSignature);
     }
-    Ok(Verified::new(
-        req,
-        Some(String::from_utf8_lossy(id).into_owned()),
-    ))
+    Ok(Verified::new(req, Some(EventId::from_header(id))))
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {

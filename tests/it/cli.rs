@@ -137,12 +137,21 @@ fn free_port() -> u16 {
 async fn run_serves_the_example_until_sigterm_and_exits_0() {
     let port = free_port();
     let dead_upstream = free_port();
+    let admin = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("hookwarden.toml");
+    // Every port of the example moved, so the test passes beside the README's gateway.
     let text = std::fs::read_to_string(EXAMPLE)
         .expect("example")
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        .replace("127.0.0.1:3000", &format!("127.0.0.1:{dead_upstream}"));
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{dead_upstream}"))
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"));
+    for fixed in ["127.0.0.1:8080", "127.0.0.1:3000", "127.0.0.1:9090"] {
+        assert!(
+            !text.contains(fixed),
+            "{fixed} is still in the test's config"
+        );
+    }
     std::fs::write(&path, text).expect("write");
     let mut child = hookwarden(&["run", "--config", path.to_str().expect("utf-8")])
         .stderr(Stdio::piped())
@@ -219,15 +228,19 @@ fn run_refuses_a_bad_config_with_exit_2_and_a_busy_port_with_exit_1() {
     let taken = dir.path().join("taken.toml");
     let text = std::fs::read_to_string(EXAMPLE)
         .expect("example")
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{}", free_port()));
     std::fs::write(&taken, text).expect("write");
     let out = hookwarden(&["run", "--config", taken.to_str().expect("utf-8")])
         .output()
         .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The error says which address, not only "Address already in use".
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (server.listen)"
+        )),
+        "{stderr}"
     );
 }

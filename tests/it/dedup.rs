@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{hmac_hex, now, pairs, smartcv_headers, Gateway, Reply, Upstream};
+use crate::support::{hmac_hex, now, pairs, smartcv_headers, Gate, Gateway, Reply, Upstream};
 
 const SECRET: &str = "sc";
 
@@ -102,6 +102,60 @@ async fn copies_waiting_on_a_failed_first_copy_answer_as_it_did_and_the_retry_go
         json!({"status": "duplicate", "id": "evt_retry"})
     );
     assert_eq!(upstream.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_forward_whose_provider_hung_up_runs_to_its_end_and_its_retry_waits_for_it() {
+    use tokio::io::AsyncWriteExt;
+
+    let upstream = Upstream::start().await;
+    let gate = Gate::new();
+    upstream.script([Reply::status(200).held(&gate)]);
+    let gw = Gateway::start(&config(&upstream.url(), "")).await;
+    let body = event("evt_hung_up");
+    let mut request = format!(
+        "POST /a HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in smartcv_headers(SECRET, now(), &body) {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    let mut provider = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
+    provider.write_all(request.as_bytes()).await.expect("send");
+    upstream.arrivals(1).await;
+    // The provider gives up while the app holds its answer.
+    drop(provider);
+
+    // Its retry waits for the forward still running, then answers as it ended.
+    let addr = gw.addr;
+    let retry_body = body.clone();
+    let retry = tokio::spawn(async move {
+        let headers = smartcv_headers(SECRET, now(), &retry_body);
+        crate::support::send(addr, "POST", "/a", &pairs(&headers), retry_body.into()).await
+    });
+    gate.open();
+    let retry = retry.await.expect("retry");
+    assert_eq!(
+        retry.json(),
+        json!({"status": "duplicate", "id": "evt_hung_up"})
+    );
+    assert_eq!(upstream.received().len(), 1, "the app got one copy");
+
+    // The hung-up request was counted and left the in-flight gauge.
+    let m = gw.metrics().await;
+    assert_eq!(
+        m[r#"hookwarden_requests_total{outcome="delivered",route="a"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[r#"hookwarden_requests_total{outcome="duplicate",route="a"}"#],
+        1.0
+    );
+    assert_eq!(m["hookwarden_inflight_requests"], 0.0);
 }
 
 #[tokio::test]

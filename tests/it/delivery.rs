@@ -135,6 +135,34 @@ async fn data_travels_as_the_text_sent_unless_a_key_repeats() {
     assert!(text.ends_with(&format!(r#","data":{payload}}}"#)), "{text}");
 }
 
+#[tokio::test]
+async fn a_key_named_like_serde_jsons_number_token_is_an_ordinary_key() {
+    // With a repeated key the payload is read as a tree: that key once made it a number
+    // ("42" → 42) or a refusal ("hi").
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), "")).await;
+    for (id, value) in [("m1", r#""42""#), ("m2", r#""hi""#), ("m3", "[1]")] {
+        for repeat in ["", r#""id":"x","#] {
+            let body = format!(
+                r#"{{{repeat}"id":"{id}{}","type":"t","data":{{"$serde_json::private::Number":{value}}}}}"#,
+                repeat.len()
+            );
+            let headers = smartcv_headers(SECRET, now(), &body);
+            let answer = gw
+                .post("/webhooks/smartcv", &pairs(&headers), body.clone())
+                .await;
+            assert_eq!(answer.status, 200, "{body}");
+            let got = upstream.received().pop().expect("forwarded").text();
+            assert!(
+                got.ends_with(&format!(
+                    r#","data":{{"$serde_json::private::Number":{value}}}}}"#
+                )),
+                "{body} was forwarded as {got}"
+            );
+        }
+    }
+}
+
 /// Posts `body` to the Semantikmatch route, signed as Semantikmatch signs it.
 async fn post_semantikmatch(gw: &Gateway, body: impl Into<String>) -> Answer {
     let body = body.into();

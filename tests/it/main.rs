@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway over HTTP against a recording upstream.
 
 mod binary;
+mod bounds;
 mod cli;
 mod dedup;
 mod delivery;

@@ -449,3 +449,105 @@ async fn generic_hmac_signs_its_template_and_takes_the_id_from_the_signed_header
     }
     assert_eq!(upstream.received().len(), 1);
 }
+
+/// `headers` and `body` as HTTP/1.1 bytes to `path`, header values as raw bytes.
+fn raw_request(path: &str, headers: &[(&str, &[u8])], body: &str) -> Vec<u8> {
+    let mut out = format!(
+        "POST {path} HTTP/1.1\r\nhost: gw\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[tokio::test]
+async fn signed_ids_that_are_not_utf8_keep_every_byte() {
+    let (gw, upstream) = setup().await;
+    let body = r#"{"type":"invoice.paid","data":{}}"#;
+    let ts = now().to_string();
+    let sw = |id: &[u8]| {
+        let tag =
+            crate::support::hmac_raw_key(SW_KEY, &[id, b".", ts.as_bytes(), b".", body.as_bytes()]);
+        let sig = format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(tag)
+        );
+        raw_request(
+            "/sw",
+            &[
+                ("webhook-id", id),
+                ("webhook-timestamp", ts.as_bytes()),
+                ("webhook-signature", sig.as_bytes()),
+            ],
+            body,
+        )
+    };
+    let generic = |id: &[u8]| {
+        let sig = hmac_hex(
+            "g",
+            &[b"v0:", id, b":", ts.as_bytes(), b":", body.as_bytes()],
+        );
+        let sig = format!("v0={sig}");
+        raw_request(
+            "/generic",
+            &[
+                ("x-event", id),
+                ("x-ts", ts.as_bytes()),
+                ("x-sig", sig.as_bytes()),
+            ],
+            body,
+        )
+    };
+    // Two ids a lossy conversion made one, and the text their escaped form spells.
+    let ids: [&[u8]; 3] = [b"evt-\xff", b"evt-\xfe", b"evt-%FF"];
+    for request in [&sw as &dyn Fn(&[u8]) -> Vec<u8>, &generic] {
+        for id in ids {
+            let answer = crate::support::raw(gw.addr, &request(id)).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(
+                !answer.contains("duplicate"),
+                "{:?} was taken for another id: {answer}",
+                String::from_utf8_lossy(id)
+            );
+        }
+        let again = crate::support::raw(gw.addr, &request(ids[0])).await;
+        assert!(
+            again.contains(r#""status":"duplicate","id":"evt-%FF""#),
+            "{again}"
+        );
+    }
+    let received = upstream.received();
+    assert_eq!(received.len(), 6, "every distinct id reached the app");
+    let shown: Vec<_> = received
+        .iter()
+        .map(|r| r.json()["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        shown[..3],
+        [
+            Some("evt-%FF".into()),
+            Some("evt-%FE".into()),
+            Some("evt-%FF".into())
+        ]
+    );
+    let headers: Vec<_> = received
+        .iter()
+        .map(|r| r.header("x-hookwarden-event-id").map(str::to_string))
+        .collect();
+    assert_eq!(
+        headers[..3],
+        [
+            Some("evt-%FF".into()),
+            Some("evt-%FE".into()),
+            Some("evt-%25FF".into())
+        ]
+    );
+}

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::binary::{self, free_port};
 use crate::store::{keys, RedisServer};
-use crate::support::{now, pairs, smartcv_headers, Answer, Gateway, Reply, Upstream};
+use crate::support::{now, pairs, smartcv_headers, Answer, Gate, Gateway, Reply, Upstream};
 
 const SECRET: &str = "sc";
 
@@ -189,8 +189,9 @@ async fn without_its_store_a_replica_forwards_nothing_and_serves_again_once_it_i
 
     drop(redis);
     let down = send(&gw, &event("evt_while_down")).await;
-    assert_eq!(down.status, 502);
-    assert_eq!(down.error(), "upstream_unavailable");
+    assert_eq!(down.status, 503);
+    assert_eq!(down.error(), "store_unavailable");
+    assert_eq!(down.headers["retry-after"], "1");
     assert_eq!(upstream.received().len(), 1, "nothing forwarded unchecked");
     let metrics = gw.metrics().await;
     assert!(metrics["hookwarden_dedup_store_errors_total"] >= 1.0);
@@ -202,10 +203,11 @@ async fn without_its_store_a_replica_forwards_nothing_and_serves_again_once_it_i
 }
 
 #[tokio::test]
-async fn a_claim_whose_provider_hung_up_is_released_for_the_retry() {
+async fn a_forward_whose_provider_hung_up_runs_to_its_end_and_settles_the_id_everywhere() {
     use tokio::io::AsyncWriteExt;
 
-    let cluster = cluster([Reply::status(200).delayed(Duration::from_secs(5))]).await;
+    let gate = Gate::new();
+    let cluster = cluster([Reply::status(200).held(&gate)]).await;
     let Cluster {
         a,
         b,
@@ -231,18 +233,29 @@ async fn a_claim_whose_provider_hung_up_is_released_for_the_retry() {
     upstream.arrivals(1).await;
     drop(provider);
 
-    // The release runs in the background once the gateway sees the connection gone;
-    // nothing signals it, so the store is asked until it is done, for at most 5 s.
+    // The forward goes on without its provider: a retry at the other replica finds it in
+    // flight instead of forwarding a second copy.
+    let meanwhile = send(b, &body).await;
+    assert_eq!(meanwhile.status, 409, "{:?}", meanwhile.json());
+    gate.open();
+
+    // The outcome is settled in the background; nothing signals it outside the gateway,
+    // so the store is asked until it says delivered, for at most 5 s.
     let mut conn = redis.client().await;
-    let released = async {
-        while !keys(&mut conn, "a").await.is_empty() {
+    let settled = async {
+        loop {
+            let stored = keys(&mut conn, "a").await;
+            if stored.iter().any(|(_, state, _)| state == "d") {
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), released)
+    tokio::time::timeout(Duration::from_secs(5), settled)
         .await
-        .expect("the claim was released well before its 11 s lease");
-    assert_eq!(send(b, &body).await.status, 200, "the retry is forwarded");
+        .expect("the hung-up forward was recorded as delivered");
+    assert_eq!(send(b, &body).await.json()["status"], "duplicate");
+    assert_eq!(upstream.received().len(), 1, "the app got one copy");
 }
 
 // Multi-threaded: the binary's log lines are awaited by blocking while the app serves.
@@ -295,7 +308,7 @@ secrets = ["{SECRET}"]
     // not hold the test's own: no connection, so nothing is forwarded.
     let untrusting = start("untrusting.toml", &[]);
     let refused = untrusting.deliver(SECRET, "evt_tls_2").await;
-    assert_eq!(refused.status, 502);
-    assert_eq!(refused.error(), "upstream_unavailable");
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.error(), "store_unavailable");
     assert_eq!(upstream.received().len(), 1);
 }

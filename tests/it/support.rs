@@ -33,6 +33,28 @@ pub struct Reply {
     pub content_type: Option<&'static str>,
     /// Holds the answer back (to test timeouts).
     pub delay: Option<Duration>,
+    /// Holds the answer until the test opens the gate.
+    pub gate: Option<Gate>,
+}
+
+/// Holds the answers of the replies given it until the test opens it.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    /// Lets every held answer (and every later one) go.
+    pub fn open(&self) {
+        self.0.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
+
+    async fn pass(&self) {
+        // The semaphore is never closed.
+        let _ = self.0.acquire().await.map(|p| p.forget());
+    }
 }
 
 impl Reply {
@@ -42,6 +64,7 @@ impl Reply {
             body: r#"{"ok":true}"#,
             content_type: Some("application/json"),
             delay: None,
+            gate: None,
         }
     }
 
@@ -53,6 +76,12 @@ impl Reply {
 
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
+        self
+    }
+
+    /// Answers once `gate` opens.
+    pub fn held(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
         self
     }
 }
@@ -193,6 +222,9 @@ async fn record(
         .unwrap_or(Reply::status(200));
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
+    }
+    if let Some(gate) = &reply.gate {
+        gate.pass().await;
     }
     let mut response = Response::new(Full::new(Bytes::from_static(reply.body.as_bytes())));
     *response.status_mut() = StatusCode::from_u16(reply.status).expect("status");

@@ -146,6 +146,29 @@ async fn plain_http_to_the_tls_port_is_not_served() {
     assert!(upstream.received().is_empty());
 }
 
+#[tokio::test]
+async fn a_connection_silent_after_its_handshake_is_closed() {
+    use tokio::io::AsyncReadExt;
+
+    let certs = certs();
+    let upstream = Upstream::start().await;
+    let text = format!(
+        "[server]\nheader_read_timeout = \"300ms\"\n{}",
+        tls_config(&certs, &upstream.url())
+    );
+    let gw = Gateway::start(&text).await;
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let mut tls = connect(gw.addr, &certs, alpn).await;
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tls.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(closed.is_ok(), "a silent {alpn:?} connection stayed open");
+    }
+}
+
 #[test]
 fn check_refuses_a_key_that_does_not_fit_and_a_missing_certificate() {
     let (ours, other) = (certs(), certs());

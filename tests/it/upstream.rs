@@ -157,6 +157,29 @@ async fn a_5xx_answer_whose_body_stalls_gets_502_and_its_connection_is_closed() 
     );
 }
 
+#[tokio::test]
+async fn a_2xx_whose_body_stalls_past_the_timeout_still_delivers_the_event_once() {
+    // The app says 200, then holds the rest of its body: the status line is its decision.
+    let stalled =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{\"ok\":";
+    let (addr, _, answered) = raw_app(stalled, false).await;
+    let url = format!("http://{addr}");
+    let text = config(&url, "").replace(
+        &format!("url = \"{url}\""),
+        &format!("url = \"{url}\"\ntimeout = \"300ms\""),
+    );
+    let gw = Gateway::start(&text).await;
+    let body = event(7);
+    let (status, answer) = deliver(&gw, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, r#"{"status":"delivered","id":"evt_conn_7"}"#);
+    // The provider's retry is a duplicate: the app got the event once.
+    let (status, answer) = deliver(&gw, &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer, r#"{"status":"duplicate","id":"evt_conn_7"}"#);
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+}
+
 fn tls_upstream() -> (tokio_rustls::TlsAcceptor, CertificateDer<'static>) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
     let der = made.cert.der().clone();

@@ -141,7 +141,7 @@ async fn run(v: &Value) -> Result<(), String> {
         if got.header("idempotency-key")
             != env["id"]
                 .as_str()
-                .map(hookwarden::providers::header_safe)
+                .map(|id| hookwarden::providers::header_safe(id.as_bytes()))
                 .as_deref()
         {
             return Err("Idempotency-Key differs from the id".into());

@@ -22,6 +22,10 @@ use serde_json::Value;
 
 use super::MalformedPayload;
 
+mod tree;
+
+pub use tree::parse as parse_tree;
+
 /// A JSON value for the envelope: a span of the verified body, or a tree built when the
 /// payload had to be transformed or re-read.
 #[derive(Clone, PartialEq)]
