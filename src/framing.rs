@@ -88,6 +88,17 @@ impl<S> Observed<S> {
     }
 }
 
+/// The verdicts of a stream delivered in `reads`, as the observer records them.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn verdicts<'a>(reads: impl IntoIterator<Item = &'a [u8]>) -> Vec<bool> {
+    let (mut observed, verdicts) = Observed::new(());
+    for read in reads {
+        observed.observe(read);
+    }
+    let all = lock(&verdicts.0).iter().copied().collect();
+    all
+}
+
 /// Consumes a prefix of `bytes`; returns the next state and how much was used.
 fn step(state: State, bytes: &[u8], verdicts: &Verdicts) -> (State, usize) {
     match state {
@@ -288,18 +299,15 @@ mod tests {
 
     /// Feeds `stream` in pieces cut at `cuts` and returns the verdicts.
     fn verdicts_of(stream: &[u8], cuts: &[usize]) -> Vec<bool> {
-        let (mut observed, verdicts) = Observed::new(());
-        let mut at = 0;
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
         cuts.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut at = 0;
         for cut in cuts.into_iter().chain([stream.len()]) {
-            if cut > at {
-                observed.observe(&stream[at..cut]);
-                at = cut;
-            }
+            pieces.push(&stream[at..cut]);
+            at = cut;
         }
-        let all = verdicts.0.lock().unwrap().iter().copied().collect();
-        all
+        verdicts(pieces)
     }
 
     fn request(extra: &str, body: &str) -> String {

@@ -52,6 +52,9 @@ pub mod envelope;
 pub mod error;
 pub mod forward;
 pub mod framing;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;

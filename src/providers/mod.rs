@@ -7,13 +7,13 @@
 
 mod event_id;
 mod fields;
-mod form;
+pub(crate) mod form;
 mod generic;
 mod hrflow;
 mod jobaffinity;
 pub mod json;
 mod semantikmatch;
-mod sig;
+pub(crate) mod sig;
 mod smartcv;
 mod standard_webhooks;
 
