@@ -15,6 +15,7 @@ use crate::budget::BodyBudget;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, DedupBackend, Loaded, Route};
 use crate::dedup::{Dedup, Shared, StoreError};
+use crate::delivery::Failure;
 use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::ratelimit::Limiter;
@@ -54,7 +55,7 @@ pub struct App {
     runtime: ArcSwap<Runtime>,
     /// `server.max_buffered_bytes`: room for the request bodies held at once.
     pub budget: BodyBudget,
-    pub dedup: Dedup,
+    pub dedup: Dedup<Failure>,
     /// The ids shared with other replicas (`dedup.backend = "redis"`), behind `dedup`.
     pub shared: Option<Arc<Shared>>,
     pub metrics: Metrics,

@@ -48,6 +48,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod dedup;
+pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod forward;

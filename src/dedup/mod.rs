@@ -30,8 +30,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::error::Reply;
-use crate::metrics::Outcome;
 use crate::sync::lock;
 use delivered::{Delivered, Key};
 
@@ -50,48 +48,56 @@ fn key(route: &str, id: &[u8]) -> Key {
     u128::from_le_bytes(first)
 }
 
-/// How the first copy of an event ended, as the copies waiting on it learn it.
+/// How the first copy of an event ended, as the copies waiting on it learn it. `F` is
+/// what a failure tells them (the caller's answer): this module knows nothing of HTTP.
 #[derive(Clone, Debug)]
-pub enum Settled {
+pub enum Settled<F> {
     Delivered,
     /// The app did not take it: the waiting copies answer what the first one did.
-    Failed {
-        reply: Reply,
-        outcome: Outcome,
-    },
-    /// The first copy went away (its client disconnected): a waiting copy may try.
+    Failed(F),
+    /// The first copy went away without an outcome: a waiting copy may try.
     Abandoned,
 }
 
 /// One claim in flight: its outcome, set once, and the copies waiting for it.
-#[derive(Default)]
-struct Flight {
-    settled: OnceLock<Settled>,
+struct Flight<F> {
+    settled: OnceLock<Settled<F>>,
     done: Notify,
 }
 
+impl<F> Default for Flight<F> {
+    fn default() -> Self {
+        Flight {
+            settled: OnceLock::new(),
+            done: Notify::new(),
+        }
+    }
+}
+
 /// What a copy of an event may do.
-pub enum Claim<'a> {
+pub enum Claim<'a, F: Clone> {
     /// Forward it, then settle the ticket.
-    First(Ticket<'a>),
+    First(Ticket<'a, F>),
     /// Already delivered within the ttl.
     Delivered,
     /// Another copy is being forwarded: wait for its outcome.
-    InFlight(Waiter),
+    InFlight(Waiter<F>),
 }
 
 /// Claims in flight. Keys are SHA-256 output, so the seeded fast hasher the delivered
 /// table uses serves here too, in place of SipHash.
-type Flights = HashMap<Key, Arc<Flight>, lru::DefaultHasher>;
+type Flights<F> = HashMap<Key, Arc<Flight<F>>, lru::DefaultHasher>;
 
-pub struct Dedup {
+/// The ids of every route, delivered and in flight. `F` is what a failed first copy
+/// tells the copies that waited on it.
+pub struct Dedup<F> {
     delivered: Delivered,
-    in_flight: Mutex<Flights>,
+    in_flight: Mutex<Flights<F>>,
     /// Ttls run on its monotonic time, so tests move it instead of waiting.
     clock: Clock,
 }
 
-impl Dedup {
+impl<F: Clone> Dedup<F> {
     /// `evictions` counts ids dropped for `max_entries` (not ttl expiries).
     pub fn new(max_entries: u64, evictions: IntCounter, clock: Clock) -> Self {
         Dedup {
@@ -103,7 +109,7 @@ impl Dedup {
 
     /// Claims `id` on `route`; the first caller gets the ticket, concurrent callers see
     /// it in flight.
-    pub fn claim(&self, route: &str, id: &[u8], ttl: Duration) -> Claim<'_> {
+    pub fn claim(&self, route: &str, id: &[u8], ttl: Duration) -> Claim<'_, F> {
         let key = key(route, id);
         let flight = {
             // The lock covers the map alone, never the delivered table.
@@ -143,22 +149,22 @@ impl Dedup {
         self.len() == 0
     }
 
-    fn flights(&self) -> MutexGuard<'_, Flights> {
+    fn flights(&self) -> MutexGuard<'_, Flights<F>> {
         lock(&self.in_flight)
     }
 }
 
 /// The first copy's claim. Settle it with [`Ticket::delivered`] or [`Ticket::failed`];
 /// dropping it unsettled releases the id.
-pub struct Ticket<'a> {
-    dedup: &'a Dedup,
+pub struct Ticket<'a, F: Clone> {
+    dedup: &'a Dedup<F>,
     key: Key,
     ttl: Duration,
-    flight: Arc<Flight>,
+    flight: Arc<Flight<F>>,
     open: bool,
 }
 
-impl Ticket<'_> {
+impl<F: Clone> Ticket<'_, F> {
     /// The app took the event: remember the id for the ttl.
     pub fn delivered(self) {
         let ttl = self.ttl;
@@ -175,12 +181,13 @@ impl Ticket<'_> {
         self.settle(Settled::Delivered);
     }
 
-    /// The app did not take it: forget the id so the retry is forwarded.
-    pub fn failed(mut self, reply: Reply, outcome: Outcome) {
-        self.settle(Settled::Failed { reply, outcome });
+    /// The app did not take it: forget the id so the retry is forwarded; the copies
+    /// waiting learn `failure`.
+    pub fn failed(mut self, failure: F) {
+        self.settle(Settled::Failed(failure));
     }
 
-    fn settle(&mut self, settled: Settled) {
+    fn settle(&mut self, settled: Settled<F>) {
         self.open = false;
         {
             let mut flights = self.dedup.flights();
@@ -196,7 +203,7 @@ impl Ticket<'_> {
     }
 }
 
-impl Drop for Ticket<'_> {
+impl<F: Clone> Drop for Ticket<'_, F> {
     fn drop(&mut self) {
         if self.open {
             self.settle(Settled::Abandoned);
@@ -205,11 +212,11 @@ impl Drop for Ticket<'_> {
 }
 
 /// A copy waiting for the first copy of its event.
-pub struct Waiter(Arc<Flight>);
+pub struct Waiter<F>(Arc<Flight<F>>);
 
-impl Waiter {
+impl<F: Clone> Waiter<F> {
     /// The first copy's outcome, once it has one.
-    pub async fn settled(&self) -> Settled {
+    pub async fn settled(&self) -> Settled<F> {
         loop {
             // Registered before the check, so a settle in between still wakes it.
             let notified = self.0.done.notified();
@@ -227,13 +234,16 @@ impl Waiter {
 mod tests {
     use super::*;
 
-    fn dedup(max: u64) -> (Dedup, IntCounter) {
+    /// In tests a failure tells the waiters a status code.
+    type Failure = u16;
+
+    fn dedup(max: u64) -> (Dedup<Failure>, IntCounter) {
         let (d, evictions, _) = dedup_at(max);
         (d, evictions)
     }
 
     /// With the manual clock that its ttls run on.
-    fn dedup_at(max: u64) -> (Dedup, IntCounter, Clock) {
+    fn dedup_at(max: u64) -> (Dedup<Failure>, IntCounter, Clock) {
         let evictions = IntCounter::new("e", "e").unwrap();
         let clock = Clock::manual(std::time::UNIX_EPOCH);
         let d = Dedup::new(max, evictions.clone(), clock.clone());
@@ -243,7 +253,7 @@ mod tests {
     const TTL: Duration = Duration::from_secs(60);
 
     /// The first copy's ticket and a second copy waiting on it.
-    fn first_and_waiter(d: &Dedup) -> (Ticket<'_>, Waiter) {
+    fn first_and_waiter(d: &Dedup<Failure>) -> (Ticket<'_, Failure>, Waiter<Failure>) {
         let Claim::First(ticket) = d.claim("r", b"e1", TTL) else {
             panic!("first")
         };
@@ -293,17 +303,8 @@ mod tests {
     async fn a_failure_releases_the_id_and_tells_the_waiters() {
         let (d, _) = dedup(100);
         let (ticket, waiter) = first_and_waiter(&d);
-        ticket.failed(
-            Reply::empty(http::StatusCode::BAD_GATEWAY),
-            Outcome::UpstreamUnavailable,
-        );
-        assert!(matches!(
-            waiter.settled().await,
-            Settled::Failed {
-                outcome: Outcome::UpstreamUnavailable,
-                ..
-            }
-        ));
+        ticket.failed(502);
+        assert!(matches!(waiter.settled().await, Settled::Failed(502)));
         assert!(
             matches!(d.claim("r", b"e1", TTL), Claim::First(_)),
             "the retry may go"
