@@ -13,12 +13,14 @@ use http::HeaderMap;
 
 use crate::budget::BodyBudget;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, DedupBackend, Loaded, Route};
+use crate::config::{Config, ConfigError, DedupBackend, DeliveryMode, Loaded, Route};
 use crate::dedup::{Dedup, Shared, StoreError};
 use crate::delivery::Failure;
+use crate::delivery::Queue;
 use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::ratelimit::Limiter;
+use crate::spool::{Spool, SpoolError};
 use crate::sync::lock;
 
 pub use crate::clock::unix_seconds;
@@ -26,7 +28,10 @@ pub use crate::clock::unix_seconds;
 /// One configuration, ready to serve.
 pub struct Runtime {
     pub config: Config,
+    /// By path.
     routes: HashMap<String, Arc<RouteState>>,
+    /// By name.
+    names: HashMap<String, Arc<RouteState>>,
     pub forwarder: Forwarder,
 }
 
@@ -46,6 +51,20 @@ impl Runtime {
     pub fn route(&self, path: &str) -> Option<&Arc<RouteState>> {
         self.routes.get(path)
     }
+
+    /// The route called `name`.
+    pub fn route_named(&self, name: &str) -> Option<&Arc<RouteState>> {
+        self.names.get(name)
+    }
+}
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    DedupStore(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] SpoolError),
 }
 
 /// Called with the new `[log] level` after a reload.
@@ -58,6 +77,9 @@ pub struct App {
     pub dedup: Dedup<Failure>,
     /// The ids shared with other replicas (`dedup.backend = "redis"`), behind `dedup`.
     pub shared: Option<Arc<Shared>>,
+    /// The spool of queue routes, when the configuration has one or `queue.dir` holds
+    /// events.
+    pub queue: Option<Queue>,
     pub metrics: Metrics,
     pub clock: Clock,
     pool: Arc<Pool>,
@@ -71,7 +93,7 @@ pub struct App {
 impl App {
     /// `pool` holds the connections to the app (and which roots its TLS trusts). Runs
     /// inside the tokio runtime; a shared dedup store is connected on first use.
-    pub fn new(config: Config, clock: Clock, pool: Pool) -> Result<Self, StoreError> {
+    pub fn new(config: Config, clock: Clock, pool: Pool) -> Result<Self, StartError> {
         let metrics = Metrics::new();
         let dedup = Dedup::new(
             config.dedup.max_entries,
@@ -84,6 +106,7 @@ impl App {
             }
             _ => None,
         };
+        let queue = open_queue(&config, &metrics)?;
         let unmatched = Arc::new(metrics.route(UNMATCHED));
         let pool = Arc::new(pool);
         let mut app = App {
@@ -91,10 +114,12 @@ impl App {
             runtime: ArcSwap::from_pointee(Runtime {
                 config: config.clone(),
                 routes: HashMap::new(),
+                names: HashMap::new(),
                 forwarder: Forwarder::new(Arc::clone(&pool), &config.upstream),
             }),
             dedup,
             shared,
+            queue,
             metrics,
             clock,
             pool,
@@ -121,7 +146,7 @@ impl App {
 
     fn build(&self, config: Config) -> Runtime {
         let forwarder = Forwarder::new(Arc::clone(&self.pool), &config.upstream);
-        let routes = config
+        let states: Vec<Arc<RouteState>> = config
             .routes
             .iter()
             .map(|route| {
@@ -135,13 +160,20 @@ impl App {
                     forward_headers: forwarder.route_headers(route),
                     upstream: forwarder.target(route),
                 };
-                (route.path.clone(), Arc::new(state))
+                Arc::new(state)
             })
             .collect();
         Runtime {
             forwarder,
             config,
-            routes,
+            routes: states
+                .iter()
+                .map(|s| (s.route.path.clone(), Arc::clone(s)))
+                .collect(),
+            names: states
+                .iter()
+                .map(|s| (s.route.name.clone(), Arc::clone(s)))
+                .collect(),
         }
     }
 
@@ -202,6 +234,15 @@ impl App {
                 old.config.dedup.max_entries != new.dedup.max_entries,
             ),
             ("log.format", old.config.log.format != new.log.format),
+            ("queue.dir", old.config.queue.dir != new.queue.dir),
+            (
+                "queue.max_bytes",
+                old.config.queue.max_bytes != new.queue.max_bytes,
+            ),
+            (
+                "admin.request_log",
+                old.config.admin.request_log != new.admin.request_log,
+            ),
         ];
         for (key, changed) in restart_only {
             if changed {
@@ -220,7 +261,19 @@ impl App {
             hook(&new.log.level);
         }
         let routes = new.routes.len();
+        if self.queue.is_none()
+            && new
+                .routes
+                .iter()
+                .any(|r| matches!(r.delivery, DeliveryMode::Queue { .. }))
+        {
+            tracing::warn!("a queue route was added: its spool opens at the next restart; until then it answers 503 queue_unavailable");
+        }
         self.runtime.store(Arc::new(self.build(new)));
+        if let Some(queue) = &self.queue {
+            // Workers pick up new upstreams at their next attempt; new routes need one.
+            queue.changed.notify_one();
+        }
         self.metrics.reloaded(true);
         tracing::info!(routes, "configuration reloaded");
         true
@@ -234,4 +287,23 @@ impl App {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+}
+
+/// The spool, opened (and locked) only when a route queues or `queue.dir` already holds
+/// events to deliver (SPEC §2).
+fn open_queue(config: &Config, metrics: &Metrics) -> Result<Option<Queue>, SpoolError> {
+    let dir = &config.queue.dir;
+    let queued = config
+        .routes
+        .iter()
+        .any(|r| matches!(r.delivery, DeliveryMode::Queue { .. }));
+    if !queued && !Spool::exists(dir) {
+        return Ok(None);
+    }
+    let spool = Spool::open(
+        dir,
+        config.queue.max_bytes,
+        metrics.queue_store_errors.clone(),
+    )?;
+    Ok(Some(Queue::new(spool)))
 }

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Notify;
+
 #[derive(Clone)]
 pub struct Clock(Arc<Source>);
 
@@ -17,6 +19,8 @@ enum Source {
     Manual {
         start: SystemTime,
         elapsed_nanos: AtomicU64,
+        /// Wakes what sleeps on this clock when it moves.
+        moved: Notify,
     },
 }
 
@@ -32,15 +36,54 @@ impl Clock {
         Clock(Arc::new(Source::Manual {
             start,
             elapsed_nanos: AtomicU64::new(0),
+            moved: Notify::new(),
         }))
     }
 
     /// Moves a manual clock forward; the system clock moves by itself and ignores this.
     pub fn advance(&self, by: Duration) {
-        if let Source::Manual { elapsed_nanos, .. } = &*self.0 {
+        if let Source::Manual {
+            elapsed_nanos,
+            moved,
+            ..
+        } = &*self.0
+        {
             let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
             elapsed_nanos.fetch_add(nanos, Ordering::Relaxed);
+            moved.notify_waiters();
         }
+    }
+
+    /// Resolves once wall time reaches `at`: a timer on the system clock, and on a manual
+    /// clock whenever [`Clock::advance`] moves it there (never by itself).
+    pub async fn sleep_until(&self, at: SystemTime) {
+        loop {
+            let now = self.now();
+            let Ok(left) = at.duration_since(now) else {
+                return;
+            };
+            if left.is_zero() {
+                return;
+            }
+            match &*self.0 {
+                Source::System { .. } => tokio::time::sleep(left).await,
+                Source::Manual { moved, .. } => {
+                    let moved = moved.notified();
+                    tokio::pin!(moved);
+                    // Registered before looking again, so an advance in between wakes it.
+                    moved.as_mut().enable();
+                    if self.now() >= at {
+                        return;
+                    }
+                    moved.await;
+                }
+            }
+        }
+    }
+
+    /// Wall time in Unix milliseconds.
+    pub fn unix_millis(&self) -> i64 {
+        unix_millis(self.now())
     }
 
     /// Wall time.
@@ -59,6 +102,24 @@ impl Clock {
                 Duration::from_nanos(elapsed_nanos.load(Ordering::Relaxed))
             }
         }
+    }
+}
+
+/// Unix milliseconds, floored (negative before 1970).
+pub fn unix_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The wall time of Unix milliseconds `ms`.
+pub fn from_unix_millis(ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
     }
 }
 
@@ -83,6 +144,23 @@ mod tests {
         clock.advance(Duration::from_millis(1500));
         assert_eq!(unix_seconds(clock.now()), 1_764_000_001);
         assert_eq!(clock.elapsed(), Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn a_sleep_on_a_manual_clock_ends_when_the_clock_is_moved_past_it() {
+        let clock = Clock::manual(UNIX_EPOCH);
+        let at = UNIX_EPOCH + Duration::from_secs(60);
+        let sleeper = {
+            let clock = clock.clone();
+            tokio::spawn(async move { clock.sleep_until(at).await })
+        };
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(59));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "woke before its time");
+        clock.advance(Duration::from_secs(1));
+        sleeper.await.unwrap();
+        assert_eq!(from_unix_millis(clock.unix_millis()), at);
     }
 
     #[test]

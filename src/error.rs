@@ -45,6 +45,9 @@ pub enum GatewayError {
     /// Not forwarded: without the shared store, another replica might forward it too.
     #[error(transparent)]
     DedupStore(#[from] StoreError),
+    /// Not stored (queue full, store failing): the provider must retry.
+    #[error("the event could not be queued; retry later")]
+    QueueUnavailable(String),
     /// The request's own task failed (a bug): nothing was forwarded by it.
     #[error("internal error")]
     Internal,
@@ -74,9 +77,12 @@ impl GatewayError {
             GatewayError::Malformed(_) => StatusCode::BAD_REQUEST,
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::InFlight => StatusCode::CONFLICT,
-            GatewayError::Forward(ForwardError::Unavailable(_)) => StatusCode::BAD_GATEWAY,
+            GatewayError::Forward(ForwardError::Unavailable(_) | ForwardError::Failing { .. }) => {
+                StatusCode::BAD_GATEWAY
+            }
             GatewayError::Forward(ForwardError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::DedupStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,10 +111,13 @@ impl GatewayError {
             GatewayError::Malformed(_) => Outcome::MalformedPayload,
             GatewayError::RateLimited { .. } => Outcome::RateLimited,
             GatewayError::InFlight => Outcome::InFlight,
-            GatewayError::Forward(ForwardError::Unavailable(_)) => Outcome::UpstreamUnavailable,
+            GatewayError::Forward(ForwardError::Unavailable(_) | ForwardError::Failing { .. }) => {
+                Outcome::UpstreamUnavailable
+            }
             GatewayError::Forward(ForwardError::Timeout) => Outcome::UpstreamTimeout,
             // Not the app's failure: counted apart, and the provider retries.
             GatewayError::DedupStore(_) => Outcome::StoreUnavailable,
+            GatewayError::QueueUnavailable(_) => Outcome::QueueUnavailable,
         })
     }
 
@@ -128,11 +137,14 @@ impl GatewayError {
     /// describe our network, not the caller's request.
     fn public_message(&self) -> String {
         match self {
-            GatewayError::Forward(ForwardError::Unavailable(_)) => {
+            GatewayError::Forward(ForwardError::Unavailable(_) | ForwardError::Failing { .. }) => {
                 "the application did not accept the event; retry later".into()
             }
             GatewayError::DedupStore(_) => {
                 "the event could not be checked for duplicates; retry later".into()
+            }
+            GatewayError::QueueUnavailable(_) => {
+                "the event could not be queued; retry later".into()
             }
             other => other.to_string(),
         }
@@ -158,6 +170,12 @@ impl GatewayError {
                 reply
                     .headers
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // A full or failing store does not recover within a second.
+            GatewayError::QueueUnavailable(_) => {
+                reply
+                    .headers
+                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
             }
             // The rest of the connection cannot be trusted to be framed the way we read it.
             GatewayError::AmbiguousFraming => {
@@ -227,6 +245,11 @@ mod tests {
             (GatewayError::BadHost, 400, "bad_request"),
             (GatewayError::Overloaded, 503, "overloaded"),
             (GatewayError::Internal, 500, "internal_error"),
+            (
+                GatewayError::QueueUnavailable("full".into()),
+                503,
+                "queue_unavailable",
+            ),
             (
                 StoreError::unreachable_for_tests().into(),
                 503,

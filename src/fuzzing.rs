@@ -18,8 +18,11 @@ use serde_json::Value;
 use crate::config::{load_str, Route};
 use crate::providers::{self, form, json, VerifyError};
 
+/// A target's property: panics when `data` breaks it.
+pub type Property = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/` and `fuzz/regressions/` name them.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Property); 5] = [
     ("json", self::json),
     ("form", self::form),
     ("signatures", self::signatures),

@@ -64,6 +64,7 @@ pub mod ratelimit;
 pub mod send;
 pub mod server;
 pub mod sign;
+pub mod spool;
 pub mod sync;
 pub mod tls;
 
@@ -77,27 +78,30 @@ pub use app::{App, LogLevelHook};
 pub use clock::Clock;
 pub use error::GatewayError;
 
-/// Binds the listeners of `config`, serves until `shutdown` resolves, then drains.
-/// With `config_path`, SIGHUP reloads that file.
-pub async fn run(
-    config: config::Config,
-    config_path: Option<PathBuf>,
-    log_level: Option<LogLevelHook>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+/// The public and admin listeners of `config`, bound. A failure names the key and the
+/// address, since "Address already in use" alone does not say which port is taken.
+pub async fn bind(config: &config::Config) -> std::io::Result<(TcpListener, TcpListener)> {
+    let bind = |key: &'static str, addr: std::net::SocketAddr| async move {
+        TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({key}): {e}"))
+        })
+    };
     let public = bind("server.listen", config.server.listen).await?;
     let admin = bind("admin.listen", config.admin.listen).await?;
-    let delay = config.server.shutdown_delay;
-    let clock = Clock::system();
-    let pool = forward::Pool::new(clock.clone()).map_err(std::io::Error::other)?;
-    let mut app = App::new(config, clock, pool).map_err(std::io::Error::other)?;
-    if let Some(hook) = log_level {
-        app = app.with_log_level_hook(hook);
-    }
-    let app = Arc::new(app);
-    // Registered before the gateway says it is listening: a SIGHUP sent as soon as it
-    // does must reload, not meet the default action (exit).
-    let hangups = config_path.and_then(|path| hangup::listen().map(|signals| (path, signals)));
+    Ok((public, admin))
+}
+
+/// Serves `app` on `public` (webhooks) and `admin` (metrics, probes, API) and delivers
+/// its stored events, until `shutdown` resolves; then readiness fails, requests are
+/// served for `server.shutdown_delay`, and requests and delivery attempts in flight get
+/// `server.shutdown_grace` to end. The binary and the integration tests both run this.
+pub async fn run(
+    app: Arc<App>,
+    public: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let server = app.runtime().config.server.clone();
     tracing::info!(
         listen = %public.local_addr()?,
         admin = %admin.local_addr()?,
@@ -105,37 +109,53 @@ pub async fn run(
         "hookwarden listening"
     );
     let admin = tokio::spawn(admin::serve(Arc::clone(&app), admin));
-    let reloads = hangups
-        .map(|(path, signals)| tokio::spawn(reload_on_sighup(Arc::clone(&app), path, signals)));
+    // Stored events are delivered from the start, before any new one arrives.
+    let workers = delivery::Workers::start(&app);
+    let stop_attempts = workers.as_ref().map(delivery::Workers::stopper);
     let draining = Arc::clone(&app);
+    let (signalled, signal_time) = tokio::sync::oneshot::channel();
     server::serve(Arc::clone(&app), public, async move {
         shutdown.await;
+        let _ = signalled.send(tokio::time::Instant::now());
+        // No new delivery attempts; those in flight have the grace to end (SPEC §8).
+        if let Some(stop) = stop_attempts {
+            stop.now();
+        }
         // Readiness fails first, so no new traffic is sent our way while we drain; load
         // balancers that still send for a moment are served during `shutdown_delay`.
         draining.start_draining();
-        if !delay.is_zero() {
-            tracing::info!(delay = %humantime::format_duration(delay), "shutting down: serving until the delay ends");
-            tokio::time::sleep(delay).await;
+        if !server.shutdown_delay.is_zero() {
+            let delay = humantime::format_duration(server.shutdown_delay);
+            tracing::info!(%delay, "shutting down: serving until the delay ends");
+            tokio::time::sleep(server.shutdown_delay).await;
         }
         tracing::info!("shutting down: draining in-flight requests");
     })
     .await;
-    admin.abort();
-    if let Some(task) = reloads {
-        task.abort();
+    if let Some(workers) = workers {
+        let since = signal_time
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now());
+        workers
+            .finish(since + server.shutdown_delay + server.shutdown_grace)
+            .await;
     }
+    admin.abort();
+    // Gone before returning, so that whatever it holds (the spool's lock) is released.
+    let _ = admin.await;
     Ok(())
 }
 
-/// A listener on `addr`; a failure names the key and the address, since "Address already
-/// in use" alone does not say which of the two ports is taken.
-async fn bind(key: &str, addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({key}): {e}")))
+/// From now on, each SIGHUP reloads `path` into `app` (SPEC §7). Call it before the
+/// gateway says it is listening: a SIGHUP sent then must reload, not meet the default
+/// action (exit).
+pub fn reload_on_sighup(app: &Arc<App>, path: PathBuf) {
+    if let Some(signals) = hangup::listen() {
+        tokio::spawn(reload_on_sighup_task(Arc::clone(app), path, signals));
+    }
 }
 
-async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut signals: hangup::Signals) {
+async fn reload_on_sighup_task(app: Arc<App>, path: PathBuf, mut signals: hangup::Signals) {
     while hangup::next(&mut signals).await {
         tracing::info!(path = %path.display(), "SIGHUP: reloading the configuration");
         let file = path.clone();

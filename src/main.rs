@@ -229,13 +229,15 @@ fn run(path: &Path) -> ExitCode {
     };
     let served = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        hookwarden::run(
-            loaded.config,
-            Some(path.to_path_buf()),
-            Some(log_level),
-            shutdown,
-        )
-        .await
+        let (public, admin) = hookwarden::bind(&loaded.config).await?;
+        let clock = hookwarden::Clock::system();
+        let pool = hookwarden::forward::Pool::new(clock.clone()).map_err(std::io::Error::other)?;
+        let app = hookwarden::App::new(loaded.config, clock, pool)
+            .map_err(std::io::Error::other)?
+            .with_log_level_hook(log_level);
+        let app = std::sync::Arc::new(app);
+        hookwarden::reload_on_sighup(&app, path.to_path_buf());
+        hookwarden::run(app, public, admin, shutdown).await
     });
     match served {
         Ok(()) => {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -34,10 +34,13 @@ pub enum Outcome {
     UpstreamTimeout,
     StoreUnavailable,
     Overloaded,
+    Queued,
+    QueueUnavailable,
+    Handshake,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 19] = [
+    pub const ALL: [Outcome; 22] = [
         Outcome::Delivered,
         Outcome::Duplicate,
         Outcome::InFlight,
@@ -57,6 +60,9 @@ impl Outcome {
         Outcome::UpstreamTimeout,
         Outcome::StoreUnavailable,
         Outcome::Overloaded,
+        Outcome::Queued,
+        Outcome::QueueUnavailable,
+        Outcome::Handshake,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,9 @@ impl Outcome {
             Outcome::UpstreamTimeout => "upstream_timeout",
             Outcome::StoreUnavailable => "store_unavailable",
             Outcome::Overloaded => "overloaded",
+            Outcome::Queued => "queued",
+            Outcome::QueueUnavailable => "queue_unavailable",
+            Outcome::Handshake => "handshake",
         }
     }
 }
@@ -107,6 +116,10 @@ pub struct Metrics {
     pub dedup_store_errors: IntCounter,
     pub inflight: IntGauge,
     reloads: IntCounterVec,
+    queue_events: IntGaugeVec,
+    queue_oldest_pending: GaugeVec,
+    delivery_attempts: IntCounterVec,
+    pub queue_store_errors: IntCounter,
 }
 
 impl Metrics {
@@ -186,6 +199,43 @@ impl Metrics {
                 &["result"],
             ),
         );
+        let queue_events = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "hookwarden_queue_events",
+                    "Events stored by queue routes, pending or dead",
+                ),
+                &["route", "state"],
+            ),
+        );
+        let queue_oldest_pending = registered(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "hookwarden_queue_oldest_pending_seconds",
+                    "Age of the oldest pending event of a route (0 when none is pending)",
+                ),
+                &["route"],
+            ),
+        );
+        let delivery_attempts = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "hookwarden_delivery_attempts_total",
+                    "Queue delivery attempts by result (delivered, failed, dead_lettered)",
+                ),
+                &["route", "result"],
+            ),
+        );
+        let queue_store_errors = registered(
+            &registry,
+            IntCounter::new(
+                "hookwarden_queue_store_errors_total",
+                "Reads and writes of the queue store that failed",
+            ),
+        );
         let build_info = registered(
             &registry,
             IntGaugeVec::new(Opts::new("hookwarden_build_info", "Always 1"), &["version"]),
@@ -202,6 +252,10 @@ impl Metrics {
             request_duration,
             upstream_duration,
             forwarded,
+            queue_events,
+            queue_oldest_pending,
+            delivery_attempts,
+            queue_store_errors,
             dedup_entries,
             dedup_evictions,
             dedup_store_errors,
@@ -220,6 +274,27 @@ impl Metrics {
             forwarded: self.forwarded.clone(),
             types: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// One queue delivery attempt of `route`: `delivered`, `failed` or `dead_lettered`.
+    pub fn delivery_attempt(&self, route: &str, result: &str) {
+        self.delivery_attempts
+            .with_label_values(&[route, result])
+            .inc();
+    }
+
+    /// What `route`'s part of the queue holds now.
+    pub fn queue(&self, route: &str, pending: u64, dead: u64, oldest_pending: f64) {
+        let set = |state: &str, n: u64| {
+            self.queue_events
+                .with_label_values(&[route, state])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set("pending", pending);
+        set("dead", dead);
+        self.queue_oldest_pending
+            .with_label_values(&[route])
+            .set(oldest_pending);
     }
 
     pub fn reloaded(&self, ok: bool) {
@@ -259,7 +334,7 @@ impl Default for Metrics {
 /// One route's label handles, resolved when the route is loaded.
 pub struct RouteMetrics {
     name: String,
-    outcomes: [IntCounter; 19],
+    outcomes: [IntCounter; Outcome::ALL.len()],
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
     forwarded: IntCounterVec,

@@ -16,12 +16,15 @@ pub struct FileConfig {
     pub admin: AdminSection,
     pub upstream: UpstreamSection,
     pub dedup: DedupSection,
+    pub queue: QueueSection,
     pub log: LogSection,
     pub routes: Vec<RouteSection>,
 }
 
 /// Top-level keys, in file order of the spec.
-pub const SECTIONS: &[&str] = &["server", "admin", "upstream", "dedup", "log", "routes"];
+pub const SECTIONS: &[&str] = &[
+    "server", "admin", "upstream", "dedup", "queue", "log", "routes",
+];
 
 /// `[server]`: the public listener.
 #[derive(Debug, Deserialize)]
@@ -76,18 +79,34 @@ pub struct TlsSection {
     pub key_file: String,
 }
 
-/// `[admin]`: metrics and probes, never on the public port.
-#[derive(Debug, Deserialize)]
+/// `[admin]`: metrics, probes, the API and the console; never on the public port.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: String,
+    /// Bearer token for `/api` and `/ui`.
+    pub token: Option<String>,
+    /// How many recent requests `/api/requests` keeps.
+    pub request_log: u64,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9090".into(),
+            token: None,
+            request_log: 10_000,
         }
+    }
+}
+
+impl std::fmt::Debug for AdminSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSection")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("request_log", &self.request_log)
+            .finish()
     }
 }
 
@@ -155,6 +174,71 @@ impl std::fmt::Debug for DedupSection {
     }
 }
 
+/// `[queue]`: the spool of routes with `delivery = "queue"` (SPEC §8).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// The spool's folder, relative to the config file's.
+    pub dir: String,
+    /// `disk` | `redis`.
+    pub backend: String,
+    /// Default: `dedup.redis_url`.
+    pub redis_url: Option<String>,
+    /// Stored bodies (pending and dead) at most; past it queue routes answer 503.
+    pub max_bytes: u64,
+    /// Delivery attempts before an event becomes a dead letter.
+    pub max_attempts: u64,
+    /// Exponential, x2, with full jitter between attempts.
+    pub backoff: BackoffSection,
+    /// Delivered events and dead letters are kept this long.
+    pub retention: String,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        Self {
+            dir: "./hookwarden-data".into(),
+            backend: "disk".into(),
+            redis_url: None,
+            max_bytes: 1 << 30,
+            max_attempts: 20,
+            backoff: BackoffSection::default(),
+            retention: "7d".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueSection")
+            .field("dir", &self.dir)
+            .field("backend", &self.backend)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .field("max_bytes", &self.max_bytes)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+/// `backoff = { initial, max }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffSection {
+    pub initial: String,
+    pub max: String,
+}
+
+impl Default for BackoffSection {
+    fn default() -> Self {
+        Self {
+            initial: "1s".into(),
+            max: "30m".into(),
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -193,6 +277,10 @@ pub struct RouteSection {
     pub forward_path: Option<String>,
     /// `normalized` | `raw`.
     pub forward: Option<String>,
+    /// `sync` | `queue`.
+    pub delivery: Option<String>,
+    /// Queue routes: deliveries in flight at once.
+    pub concurrency: Option<u64>,
     /// Per-route limit of verified deliveries.
     pub rate_limit: Option<RateLimitSection>,
     /// Per-route override of `dedup.ttl`; `"0s"` turns dedup off.

@@ -87,6 +87,7 @@ fn deserialize_sections(mut table: Table, problems: &mut Vec<Problem>) -> FileCo
         admin: section(&mut table, "admin", problems),
         upstream: section(&mut table, "upstream", problems),
         dedup: section(&mut table, "dedup", problems),
+        queue: section(&mut table, "queue", problems),
         log: section(&mut table, "log", problems),
         routes: Vec::new(),
     };

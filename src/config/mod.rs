@@ -30,6 +30,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub upstream: UpstreamConfig,
     pub dedup: DedupConfig,
+    pub queue: QueueConfig,
     pub log: LogConfig,
     pub routes: Vec<Arc<Route>>,
 }
@@ -76,6 +77,30 @@ impl std::fmt::Debug for TlsConfig {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// Bearer token for `/api` and `/ui`.
+    pub token: Option<Secret>,
+    /// How many recent requests `/api/requests` keeps.
+    pub request_log: usize,
+}
+
+impl AdminConfig {
+    /// Whether `/api` and `/ui` are served: with a token, or on a loopback address only
+    /// (SPEC §9); otherwise they answer 404.
+    pub fn api_enabled(&self) -> bool {
+        self.token.is_some() || self.listen.ip().is_loopback()
+    }
+}
+
+/// `[queue]`, for routes with `delivery = "queue"` (SPEC §8).
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// The spool's folder, resolved against the config file's.
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub max_attempts: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +148,16 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// How a route's events reach the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// The provider waits while the event is forwarded.
+    Sync,
+    /// Stored durably, answered at once, delivered by the gateway (SPEC §8) with at most
+    /// `concurrency` attempts in flight.
+    Queue { concurrency: usize },
+}
+
 /// What the upstream receives for a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardMode {
@@ -143,6 +178,7 @@ pub struct Route {
     /// `upstream` (route or global) joined with `forward_path`, computed once at load.
     pub forward_uri: Uri,
     pub forward: ForwardMode,
+    pub delivery: DeliveryMode,
     pub rate_limit: Option<RateLimit>,
     /// Zero turns dedup off for the route.
     pub dedup_ttl: Duration,

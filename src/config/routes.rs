@@ -12,8 +12,8 @@ use ipnet::IpNet;
 use super::file::{AuthSection, FieldsSection, HmacSection, RateLimitSection, RouteSection};
 use super::validate::Checker;
 use super::{
-    Auth, Fields, ForwardMode, HmacAlgorithm, HmacScheme, MessagePart, RateLimit, Route, Secret,
-    SigEncoding,
+    Auth, DeliveryMode, Fields, ForwardMode, HmacAlgorithm, HmacScheme, MessagePart, RateLimit,
+    Route, Secret, SigEncoding,
 };
 use crate::providers::Provider;
 
@@ -72,6 +72,7 @@ pub(super) fn route(
             format!("unknown mode {other:?} (expected \"normalized\" or \"raw\")"),
         ),
     };
+    let delivery = delivery(c, at, r);
     let rate_limit = r.rate_limit.as_ref().and_then(|rl| rate_limit(c, at, rl));
     let dedup_ttl = match &r.dedup_ttl {
         Some(raw) => c.duration(&format!("{at}.dedup_ttl"), raw),
@@ -147,6 +148,7 @@ pub(super) fn route(
         tolerance,
         forward_uri: forward_uri?,
         forward: forward?,
+        delivery: delivery?,
         rate_limit: match r.rate_limit {
             Some(_) => Some(rate_limit?),
             None => None,
@@ -164,6 +166,29 @@ pub(super) fn route(
             None => None,
         },
     })
+}
+
+/// `delivery` and `concurrency` (>= 1, default 8, queue routes only).
+fn delivery(c: &mut Checker<'_>, at: &str, r: &RouteSection) -> Option<DeliveryMode> {
+    match (r.delivery.as_deref(), r.concurrency) {
+        (None | Some("sync"), None) => Some(DeliveryMode::Sync),
+        (None | Some("sync"), Some(_)) => c.fail(
+            format!("{at}.concurrency"),
+            "only for routes with delivery = \"queue\"",
+        ),
+        (Some("queue"), None) => Some(DeliveryMode::Queue { concurrency: 8 }),
+        (Some("queue"), Some(n)) => match usize::try_from(n) {
+            Ok(concurrency) if concurrency >= 1 => Some(DeliveryMode::Queue { concurrency }),
+            _ => c.fail(
+                format!("{at}.concurrency"),
+                format!("must be at least 1 (got {n})"),
+            ),
+        },
+        (Some(other), _) => c.fail(
+            format!("{at}.delivery"),
+            format!("unknown mode {other:?} (expected \"sync\" or \"queue\")"),
+        ),
+    }
 }
 
 fn valid_name(n: &str) -> bool {

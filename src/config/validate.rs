@@ -11,11 +11,11 @@ use std::time::Duration;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
 
-use super::file::FileConfig;
+use super::file::{AdminSection, FileConfig, QueueSection};
 use super::routes;
 use super::{
-    AdminConfig, Config, DedupBackend, DedupConfig, LogConfig, LogFormat, Problem, ServerConfig,
-    TlsConfig, UpstreamConfig,
+    AdminConfig, Config, DedupBackend, DedupConfig, LogConfig, LogFormat, Problem, QueueConfig,
+    Secret, ServerConfig, TlsConfig, UpstreamConfig,
 };
 
 /// Collects problems; every `check` records one and returns `None`.
@@ -178,9 +178,7 @@ pub fn validate(
         })
     })();
 
-    let admin = c
-        .socket_addr("admin.listen", &file.admin.listen)
-        .map(|listen| AdminConfig { listen });
+    let admin = admin(&mut c, &file.admin, warnings);
 
     let u = &file.upstream;
     let upstream_url = u
@@ -247,6 +245,13 @@ pub fn validate(
             redis_url: d.redis_url.clone(),
         })
     })();
+
+    let queue = queue(
+        &mut c,
+        &file.queue,
+        base_dir,
+        file.dedup.redis_url.as_deref(),
+    );
 
     let log = (|| {
         let format = match file.log.format.as_str() {
@@ -321,8 +326,120 @@ pub fn validate(
         admin: admin?,
         upstream: upstream?,
         dedup: dedup?,
+        queue: queue?,
         log: log?,
         routes,
+    })
+}
+
+/// `[admin]`: where, and who may use `/api` and `/ui` (SPEC §9).
+fn admin(c: &mut Checker<'_>, a: &AdminSection, warnings: &mut Vec<String>) -> Option<AdminConfig> {
+    let listen = c.socket_addr("admin.listen", &a.listen);
+    let token = match a.token.as_deref() {
+        None => Some(None),
+        Some("") => c.fail(
+            "admin.token",
+            "must not be empty (leave it out to have no token)",
+        ),
+        Some(t) => Some(Some(Secret::new(t.as_bytes()))),
+    };
+    let request_log = match usize::try_from(a.request_log) {
+        Ok(n) => Some(n),
+        Err(_) => c.fail(
+            "admin.request_log",
+            format!("too large ({})", a.request_log),
+        ),
+    };
+    let config = AdminConfig {
+        listen: listen?,
+        token: token?,
+        request_log: request_log?,
+    };
+    if !config.api_enabled() {
+        warnings.push(format!(
+            "admin.listen {} is not a loopback address and admin.token is not set: /api and /ui are off (404)",
+            config.listen
+        ));
+    }
+    Some(config)
+}
+
+/// `[queue]` (SPEC §8).
+fn queue(
+    c: &mut Checker<'_>,
+    q: &QueueSection,
+    base_dir: &Path,
+    dedup_redis_url: Option<&str>,
+) -> Option<QueueConfig> {
+    match q.backend.as_str() {
+        "disk" => {}
+        "redis" => match q.redis_url.as_deref().or(dedup_redis_url) {
+            None => {
+                c.fail::<()>(
+                    "queue.redis_url",
+                    "required when queue.backend = \"redis\" (or set dedup.redis_url)",
+                );
+            }
+            Some(_) => {
+                c.fail::<()>(
+                    "queue.backend",
+                    "\"redis\" is not supported by this build yet (use \"disk\")",
+                );
+            }
+        },
+        other => {
+            c.fail::<()>(
+                "queue.backend",
+                format!("unknown backend {other:?} (expected \"disk\" or \"redis\")"),
+            );
+        }
+    }
+    if let Some(url) = q.redis_url.as_deref() {
+        if let Some(problem) = redis_url_problem(url) {
+            c.fail::<()>("queue.redis_url", problem);
+        }
+    }
+    if q.dir.is_empty() {
+        c.fail::<()>("queue.dir", "must not be empty");
+    }
+    if q.max_bytes == 0 {
+        c.fail::<()>("queue.max_bytes", "must be greater than 0");
+    }
+    let max_attempts = match u32::try_from(q.max_attempts) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => c.fail(
+            "queue.max_attempts",
+            format!(
+                "must be between 1 and {} (got {})",
+                u32::MAX,
+                q.max_attempts
+            ),
+        ),
+    };
+    let initial = c.duration("queue.backoff.initial", &q.backoff.initial);
+    let max = c.duration("queue.backoff.max", &q.backoff.max);
+    if let (Some(i), Some(m)) = (initial, max) {
+        if i > m {
+            c.fail::<()>(
+                "queue.backoff.initial",
+                format!(
+                    "{} is longer than queue.backoff.max ({})",
+                    q.backoff.initial, q.backoff.max
+                ),
+            );
+        }
+        if i.is_zero() {
+            c.fail::<()>("queue.backoff.initial", "must be greater than 0");
+        }
+    }
+    let retention = c.duration("queue.retention", &q.retention);
+    Some(QueueConfig {
+        dir: base_dir.join(&q.dir),
+        max_bytes: q.max_bytes,
+        max_attempts: max_attempts?,
+        backoff_initial: initial?,
+        backoff_max: max?,
+        retention: retention?,
     })
 }
 

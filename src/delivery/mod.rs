@@ -1,17 +1,26 @@
 //! Checks 11–14 of SPEC §3: what becomes of a request's verified events.
 //!
 //! Two strategies side by side, chosen by the route's `delivery`: [`sync`] forwards each
-//! event while the provider waits, and the app's answer is the provider's.
+//! event while the provider waits, and the app's answer is the provider's; [`queue`]
+//! stores them durably and answers at once, and its [`worker`]s deliver them, retrying
+//! with [`backoff`] until the app takes them or they become dead letters (SPEC §8).
 
+mod backoff;
+mod queue;
 mod sync;
+mod worker;
 
+pub use queue::Queue;
 pub use sync::Failure;
+pub use worker::Workers;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 use crate::app::{App, RouteState, Runtime};
+use crate::config::DeliveryMode;
 use crate::error::Reply;
 use crate::metrics::Outcome;
 use crate::providers::{Event, EventId};
@@ -28,11 +37,18 @@ pub struct Delivered {
 pub async fn deliver(
     app: &App,
     rt: &Runtime,
-    state: &RouteState,
+    state: &Arc<RouteState>,
     events: Vec<Event>,
     batch: bool,
     received: SystemTime,
     deadline: Instant,
 ) -> Delivered {
-    sync::deliver(app, rt, state, events, batch, received, deadline).await
+    match state.route.delivery {
+        DeliveryMode::Sync => {
+            sync::deliver(app, rt, state, events, batch, received, deadline).await
+        }
+        DeliveryMode::Queue { .. } => {
+            queue::accept(app, state, events, batch, received, deadline).await
+        }
+    }
 }

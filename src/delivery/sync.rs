@@ -19,7 +19,7 @@ use crate::config::ForwardMode;
 use crate::dedup::{Claim, Settled, SharedClaim, Ticket};
 use crate::envelope;
 use crate::error::{GatewayError, Reply};
-use crate::forward::Answer;
+use crate::forward::{Answer, Message};
 use crate::metrics::Outcome;
 use crate::providers::{Event, EventId};
 
@@ -210,15 +210,14 @@ impl Delivery<'_> {
             ForwardMode::Raw => (event.raw_body().clone(), event.raw_content_type().cloned()),
         };
         let started = StdInstant::now();
+        let message = Message::of(event, body, content_type);
         let result = self
             .rt
             .forwarder
             .send(
                 &self.state.upstream,
                 &self.state.forward_headers,
-                event,
-                body,
-                content_type,
+                &message,
                 self.deadline,
             )
             .await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
@@ -32,14 +32,22 @@ const PROVIDER: HeaderName = HeaderName::from_static("x-hookwarden-provider");
 const ROUTE: HeaderName = HeaderName::from_static("x-hookwarden-route");
 const EVENT_TYPE: HeaderName = HeaderName::from_static("x-hookwarden-event-type");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const ATTEMPT: HeaderName = HeaderName::from_static("x-hookwarden-attempt");
 
 /// Why an event was not handed to the app. The event is not recorded as delivered, so
 /// the provider's retry goes through again.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
-    /// Refused connection, 3xx/5xx, or a broken exchange. The text is for logs only.
+    /// Refused connection or a broken exchange. The text is for logs only.
     #[error("upstream unavailable: {0}")]
     Unavailable(String),
+    /// The app answered 3xx or 5xx (or only 1xx): it is struggling, not refusing.
+    #[error("upstream answered {status}")]
+    Failing {
+        status: StatusCode,
+        /// Its `Retry-After`, on a 503.
+        retry_after: Option<Duration>,
+    },
     #[error("upstream did not answer within the timeout")]
     Timeout,
 }
@@ -50,6 +58,35 @@ pub struct Answer {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
     pub body: Bytes,
+    /// Its `Retry-After`, on a 429.
+    pub retry_after: Option<Duration>,
+}
+
+/// One event as the app is sent it.
+pub struct Message<'a> {
+    /// The id, byte for byte (written into headers escaped).
+    pub id: &'a [u8],
+    /// The id as answers show it.
+    pub shown_id: &'a str,
+    pub kind: &'a str,
+    pub body: Bytes,
+    pub content_type: Option<HeaderValue>,
+    /// Queue delivery's attempt number (`X-Hookwarden-Attempt`), from 1.
+    pub attempt: Option<u32>,
+}
+
+impl<'a> Message<'a> {
+    /// `event` with `body` (its envelope or its raw bytes).
+    pub fn of(event: &'a Event, body: Bytes, content_type: Option<HeaderValue>) -> Self {
+        Message {
+            id: event.id.as_bytes(),
+            shown_id: event.id.as_str(),
+            kind: &event.kind,
+            body,
+            content_type,
+            attempt: None,
+        }
+    }
 }
 
 impl Answer {
@@ -88,17 +125,16 @@ impl Forwarder {
         &self,
         target: &Target,
         route_headers: &HeaderMap,
-        event: &Event,
-        body: Bytes,
-        content_type: Option<HeaderValue>,
+        message: &Message<'_>,
         deadline: Instant,
     ) -> Result<Answer, ForwardError> {
-        let request = || self.request(route_headers, event, body.clone(), content_type.clone());
+        let request = || self.request(route_headers, message);
         let deadline = deadline.min(Instant::now() + self.timeout);
         let (response, lease) = tokio::time::timeout_at(deadline, target.send(request))
             .await
             .unwrap_or(Err(ForwardError::Timeout))?;
         let status = response.status();
+        let retry_after = retry_after(&response);
         if !(status.is_success() || status.is_client_error()) {
             // Read to its end, so that its connection carries the provider's retry: an
             // app answering 5xx is struggling, and a reconnect for each retry adds to it.
@@ -109,9 +145,10 @@ impl Forwarder {
             if let Ok(Ok(_)) = tokio::time::timeout_at(until, drain).await {
                 lease.release();
             }
-            return Err(ForwardError::Unavailable(format!(
-                "upstream answered {status}"
-            )));
+            return Err(ForwardError::Failing {
+                status,
+                retry_after,
+            });
         }
         let content_type = response.headers().get(CONTENT_TYPE).cloned();
         let read = Limited::new(response.into_body(), RESPONSE_CAP).collect();
@@ -122,6 +159,7 @@ impl Forwarder {
                     status,
                     content_type,
                     body: collected.to_bytes(),
+                    retry_after,
                 })
             }
             // The status line is the app's decision (SPEC §3): a body that stalls past
@@ -131,7 +169,8 @@ impl Forwarder {
             Err(_) | Ok(Err(_)) => Ok(Answer {
                 status,
                 content_type: Some(HeaderValue::from_static("application/json")),
-                body: unread_body(status, event),
+                body: unread_body(status, message.shown_id),
+                retry_after,
             }),
         }
     }
@@ -153,19 +192,21 @@ impl Forwarder {
     fn request(
         &self,
         route_headers: &HeaderMap,
-        event: &Event,
-        body: Bytes,
-        content_type: Option<HeaderValue>,
+        message: &Message<'_>,
     ) -> Result<Request<Full<Bytes>>, ForwardError> {
-        let id = header_value(event.id.as_bytes())?;
+        let id = header_value(message.id)?;
+        let body = message.body.clone();
         let mut headers = route_headers.clone();
         // Appended, as `upstream.headers` are: a name configured there is not replaced.
-        if let Some(ct) = content_type {
-            headers.append(CONTENT_TYPE, ct);
+        if let Some(ct) = &message.content_type {
+            headers.append(CONTENT_TYPE, ct.clone());
         }
         headers.append(EVENT_ID, id.clone());
         headers.append(IDEMPOTENCY_KEY, id.clone());
-        headers.append(EVENT_TYPE, header_value(event.kind.as_bytes())?);
+        headers.append(EVENT_TYPE, header_value(message.kind.as_bytes())?);
+        if let Some(n) = message.attempt {
+            headers.append(ATTEMPT, HeaderValue::from(n));
+        }
         if let Some(key) = &self.signing_key {
             // The id is signed as it stands in its header, so the app verifies what it got.
             let id = id.to_str().unwrap_or_default();
@@ -185,10 +226,27 @@ impl Forwarder {
     }
 }
 
+/// `Retry-After` in seconds or as an HTTP date, on the answers that carry it for us.
+fn retry_after<B>(response: &http::Response<B>) -> Option<Duration> {
+    let status = response.status();
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
 /// What the provider gets in place of an answer body the app never finished.
-fn unread_body(status: StatusCode, event: &Event) -> Bytes {
+fn unread_body(status: StatusCode, shown_id: &str) -> Bytes {
     let body = if status.is_success() {
-        serde_json::json!({ "status": "delivered", "id": event.id.as_str() })
+        serde_json::json!({ "status": "delivered", "id": shown_id })
     } else {
         serde_json::json!({ "error": "upstream_rejected", "message": "the application refused the event" })
     };

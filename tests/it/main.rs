@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod providers;
+mod queue;
 mod replicas;
 mod store;
 mod support;

@@ -35,6 +35,8 @@ pub struct Reply {
     pub delay: Option<Duration>,
     /// Holds the answer until the test opens the gate.
     pub gate: Option<Gate>,
+    /// More headers on the answer.
+    pub headers: Vec<(&'static str, &'static str)>,
 }
 
 /// Holds the answers of the replies given it until the test opens it.
@@ -65,7 +67,13 @@ impl Reply {
             content_type: Some("application/json"),
             delay: None,
             gate: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn with_body(mut self, content_type: &'static str, body: &'static str) -> Self {
@@ -117,6 +125,8 @@ struct UpstreamState {
     script: Mutex<VecDeque<Reply>>,
     arrived: tokio::sync::Notify,
     connections: AtomicUsize,
+    /// Down: every connection is closed unanswered, as an app that is restarting.
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// An app that records every request and answers from a script (200 once it runs out).
@@ -135,10 +145,26 @@ impl Upstream {
         Self::start_with(Some(tls)).await
     }
 
+    /// An app that is down (each connection closed unanswered) until [`Upstream::up`].
+    pub async fn start_down() -> Self {
+        let upstream = Self::start().await;
+        upstream.state.down.store(true, Ordering::SeqCst);
+        upstream
+    }
+
+    /// From now on it answers.
+    pub fn up(&self) {
+        self.state.down.store(false, Ordering::SeqCst);
+    }
+
     async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
+        Self::listen(listener, tls)
+    }
+
+    fn listen(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(UpstreamState::default());
         let shared = Arc::clone(&state);
@@ -147,6 +173,10 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                if shared.down.load(Ordering::SeqCst) {
+                    drop(stream);
+                    continue;
+                }
                 shared.connections.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&shared);
                 let tls = tls.clone();
@@ -233,6 +263,11 @@ async fn record(
             .headers_mut()
             .insert("content-type", ct.parse().expect("ct"));
     }
+    for (name, value) in &reply.headers {
+        response
+            .headers_mut()
+            .append(*name, value.parse().expect("header value"));
+    }
     Ok(response)
 }
 
@@ -244,6 +279,7 @@ pub struct Gateway {
     pub admin: SocketAddr,
     pub app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
+    finished: Option<oneshot::Receiver<()>>,
 }
 
 impl Gateway {
@@ -261,28 +297,57 @@ impl Gateway {
     pub async fn start_with(config: &str, clock: Clock, pool: hookwarden::forward::Pool) -> Self {
         let loaded = hookwarden::config::load_str(config, Path::new("."), &|_| None)
             .unwrap_or_else(|e| panic!("test config refused:\n{e}"));
-        let app = Arc::new(App::new(loaded.config, clock, pool).expect("dedup store client"));
+        let app = Arc::new(App::new(loaded.config, clock, pool).expect("the gateway starts"));
+        Self::serve(app).await
+    }
+
+    /// Serves `app` as the binary does (`hookwarden::run`), on 127.0.0.1:0.
+    pub async fn serve(app: Arc<App>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind gateway");
         let addr = listener.local_addr().expect("addr");
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let admin = admin_listener.local_addr().expect("addr");
-        tokio::spawn(hookwarden::admin::serve(Arc::clone(&app), admin_listener));
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(hookwarden::server::serve(
-            Arc::clone(&app),
-            listener,
+        let (done, finished) = oneshot::channel::<()>();
+        tokio::spawn({
+            let app = Arc::clone(&app);
             async move {
-                let _ = stopped.await;
-            },
-        ));
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                let _ = hookwarden::run(app, listener, admin_listener, shutdown).await;
+                let _ = done.send(());
+            }
+        });
         Gateway {
             addr,
             admin,
             app,
             stop: Some(stop),
+            finished: Some(finished),
         }
+    }
+
+    /// Stops it as SIGTERM does, waits until it has drained, and until the last task
+    /// holding the app (an admin connection closing, say) let it go, so that what it
+    /// holds (the spool's lock) is released as a process exit would.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(finished) = self.finished.take() {
+            let _ = finished.await;
+        }
+        let released = async {
+            while Arc::strong_count(&self.app) > 1 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), released)
+            .await
+            .expect("the app was let go after shutdown");
     }
 
     pub async fn post(
@@ -292,6 +357,18 @@ impl Gateway {
         body: impl Into<Bytes>,
     ) -> Answer {
         send(self.addr, "POST", path, headers, body.into()).await
+    }
+
+    /// A call to the admin API: its status and JSON body.
+    pub async fn api(&self, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| vec![("authorization", b)])
+            .unwrap_or_default();
+        let answer = send(self.admin, method, path, &headers, Bytes::new()).await;
+        let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        (answer.status, body)
     }
 
     /// The admin port's `/metrics`, as `series -> value`.

@@ -1,8 +1,16 @@
-//! The admin listener (SPEC §6): `/metrics`, `/healthz`, `/readyz`. Never on the public
-//! port, and it keeps answering while the public side drains.
+//! The admin listener (SPEC §6, §9): `/metrics`, `/healthz`, `/readyz`, and the API of
+//! [`api`] under `/api`. Never on the public port, and it keeps answering while the
+//! public side drains.
+//!
+//! `/api` shows event payloads (personal data), so it is guarded: with `admin.token`
+//! every call needs `Authorization: Bearer <token>` (compared in constant time), and
+//! without one it is served only on a loopback address (404 elsewhere).
+
+mod api;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -14,6 +22,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::config::Auth;
+
+/// The admin port's requests are small and local: a head must arrive within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the admin endpoints until the task is dropped.
 pub async fn serve(app: Arc<App>, listener: TcpListener) {
@@ -25,27 +37,35 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(handle(&app, &req)) }
+                async move { Ok::<_, Infallible>(handle(&app, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
 
-fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    if path == "/api" || path.starts_with("/api/") {
+        if let Some(refused) = guard(app, &req) {
+            return refused;
+        }
+        return api::handle(app, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
-    match req.uri().path() {
+    match path.as_str() {
         "/metrics" => {
-            // The cache size is read when scraped rather than tracked on every request.
+            // Sizes are read when scraped rather than tracked on every request.
             app.metrics
                 .dedup_entries
                 .set(i64::try_from(app.dedup.len()).unwrap_or(i64::MAX));
+            api::queue_gauges(app).await;
             let mut response = Response::new(Full::new(Bytes::from(app.metrics.render())));
             response.headers_mut().insert(
                 CONTENT_TYPE,
@@ -57,6 +77,27 @@ fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/readyz" => text(StatusCode::OK, "ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The refusal of a request `/api` must not serve, if any (SPEC §9 "Access").
+fn guard<B>(app: &App, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let admin = &app.runtime().config.admin;
+    if !admin.api_enabled() {
+        return Some(api::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such path",
+        ));
+    }
+    let token = admin.token.clone()?;
+    match crate::auth::check(&Auth::Bearer(token), req.headers()) {
+        Ok(()) => None,
+        Err(_) => Some(api::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this needs Authorization: Bearer <admin.token>",
+        )),
     }
 }
 
