@@ -45,6 +45,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod budget;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod dedup;

@@ -32,6 +32,71 @@ enum Command {
     Sign(SignArgs),
     /// Sign a body file the way a route verifies it and POST it to the gateway.
     Send(SendArgs),
+    /// The queued events of the running gateway (its admin API).
+    Events(EventsArgs),
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// Configuration file (for admin.listen and admin.token).
+    #[arg(
+        long,
+        env = "HOOKWARDEN_CONFIG",
+        default_value = "hookwarden.toml",
+        global = true
+    )]
+    config: PathBuf,
+    /// The admin API's URL (default: from admin.listen).
+    #[arg(long, global = true)]
+    admin: Option<String>,
+    /// The admin token (default: $HOOKWARDEN_ADMIN_TOKEN, else admin.token).
+    #[arg(
+        long,
+        env = "HOOKWARDEN_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(subcommand)]
+    command: EventsCommand,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Stored events, newest first, one JSON object per line.
+    List {
+        #[arg(long)]
+        route: Option<String>,
+        /// pending | delivered | dead
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One event: its envelope and its attempts.
+    Show { route: String, id: String },
+    /// Puts events (dead letters, or delivered events) back in the queue.
+    Redeliver {
+        /// Every dead letter (of --route, or of all routes).
+        #[arg(long, conflicts_with = "ids")]
+        dead: bool,
+        /// With --dead: only this route's.
+        #[arg(long, requires = "dead")]
+        route: Option<String>,
+        /// The route, then the ids of its events to put back.
+        #[arg(
+            required_unless_present = "dead",
+            num_args = 2..,
+            value_names = ["ROUTE", "ID"]
+        )]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -85,7 +150,120 @@ fn main() -> ExitCode {
         Command::Run(arg) => run(&arg.config),
         Command::Sign(args) => sign(&args),
         Command::Send(args) => send(&args),
+        Command::Events(args) => events(args),
     }
+}
+
+/// A client of the gateway's admin API, from `--admin`, `--token` and the config.
+fn admin_client(args: &AdminArgs) -> Result<hookwarden::client::AdminClient, ExitCode> {
+    let path = &args.config;
+    // With --admin the file is only a fallback for the token, and may be absent.
+    let config = if args.admin.is_some() && !path.exists() {
+        None
+    } else {
+        Some(load(path)?.config)
+    };
+    hookwarden::client::AdminClient::new(config.as_ref(), args.admin.as_deref(), args.token.clone())
+        .map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+}
+
+fn events(args: EventsArgs) -> ExitCode {
+    use hookwarden::client::{query, segment};
+    use http::Method;
+    let client = match admin_client(&args.admin) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let calls: Vec<(Method, String)> = match &args.command {
+        EventsCommand::List {
+            route,
+            state,
+            limit,
+        } => vec![(
+            Method::GET,
+            format!(
+                "/api/events{}",
+                query(&[
+                    ("route", route.clone()),
+                    ("state", state.clone()),
+                    ("limit", limit.map(|l| l.to_string())),
+                ])
+            ),
+        )],
+        EventsCommand::Show { route, id } => vec![(
+            Method::GET,
+            format!("/api/events/{}/{}", segment(route), segment(id)),
+        )],
+        EventsCommand::Redeliver {
+            dead: true, route, ..
+        } => vec![(
+            Method::POST,
+            format!(
+                "/api/dead-letters/redeliver{}",
+                query(&[("route", route.clone())])
+            ),
+        )],
+        EventsCommand::Redeliver { ids, .. } => {
+            // clap asks for ROUTE and at least one id.
+            let Some((route, ids)) = ids.split_first() else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            ids.iter()
+                .map(|id| {
+                    (
+                        Method::POST,
+                        format!("/api/events/{}/{}/redeliver", segment(route), segment(id)),
+                    )
+                })
+                .collect()
+        }
+    };
+    let runtime = match client_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let mut redelivered = 0;
+    for (method, path) in calls {
+        match runtime.block_on(client.call(method, &path)) {
+            Ok(answer) => match &args.command {
+                EventsCommand::List { .. } => {
+                    for event in answer["events"].as_array().into_iter().flatten() {
+                        println!("{event}");
+                    }
+                }
+                EventsCommand::Show { .. } => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&answer).unwrap_or_default()
+                    )
+                }
+                EventsCommand::Redeliver { .. } => {
+                    redelivered += answer["redelivered"].as_u64().unwrap_or(0);
+                }
+            },
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        }
+    }
+    if matches!(args.command, EventsCommand::Redeliver { .. }) {
+        println!("redelivered {redelivered}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn client_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        })
 }
 
 fn read_body(path: &Path) -> Result<Vec<u8>, ExitCode> {

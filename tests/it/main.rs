@@ -14,6 +14,7 @@ mod limits;
 mod metrics;
 mod providers;
 mod queue;
+mod queue_process;
 mod replicas;
 mod store;
 mod support;

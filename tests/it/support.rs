@@ -431,10 +431,25 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Answer {
-    let stream = TcpStream::connect(addr).await.expect("connect");
+    try_send(addr, method, target, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+}
+
+/// [`send`], saying why when there is no answer (a gateway killed mid-request).
+pub async fn try_send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Answer, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .expect("handshake");
+        .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(conn);
     let mut builder = Request::builder().method(method).uri(target);
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
@@ -443,23 +458,26 @@ pub async fn send(
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
+    let request = builder
+        .body(Full::new(body))
+        .map_err(|e| format!("request: {e}"))?;
     let response = sender
-        .send_request(builder.body(Full::new(body)).expect("request"))
+        .send_request(request)
         .await
-        .expect("response");
+        .map_err(|e| format!("response: {e}"))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response
         .into_body()
         .collect()
         .await
-        .expect("body")
+        .map_err(|e| format!("body: {e}"))?
         .to_bytes();
-    Answer {
+    Ok(Answer {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// Writes `bytes` on a fresh connection and reads until the server closes it.
