@@ -85,8 +85,14 @@ fn the_commented_provider_routes_of_the_example_are_valid_too() {
             "hrflow",
             "jobaffinity",
             "standard-webhooks",
-            "hmac"
+            "hmac",
+            "smartcv"
         ]
+    );
+    let queued = loaded.config.routes.last().expect("the queued route");
+    assert_eq!(
+        queued.delivery,
+        crate::config::DeliveryMode::Queue { concurrency: 8 }
     );
 }
 
@@ -443,4 +449,84 @@ fn a_redis_backend_needs_a_redis_url_and_problems_never_repeat_it() {
         );
         assert!(!p[0].contains("secret-pw"), "{p:?}");
     }
+}
+
+#[test]
+fn queue_settings_are_checked_with_their_key_paths() {
+    let queued = format!("{MINIMAL}delivery = \"queue\"\nconcurrency = 0\n");
+    let text = format!(
+        "[queue]\nbackend = \"redis\"\nmax_attempts = 0\nbackoff = {{ initial = \"2m\", max = \"1m\" }}\nretention = \"forever\"\n{queued}"
+    );
+    let found = problems(&text);
+    for expected in [
+        "queue.redis_url: required when queue.backend = \"redis\"",
+        "queue.max_attempts: must be between 1",
+        "queue.backoff.initial: 2m is longer than queue.backoff.max (1m)",
+        "queue.retention: invalid duration \"forever\"",
+        "routes[0].concurrency: must be at least 1 (got 0)",
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "{expected:?} not in {found:#?}"
+        );
+    }
+    let redis =
+        format!("[dedup]\nredis_url = \"redis://x\"\n[queue]\nbackend = \"redis\"\n{MINIMAL}");
+    assert!(problems(&redis)
+        .iter()
+        .any(|p| p.contains("queue.backend: \"redis\" is not supported by this build yet")));
+    let sync_with_concurrency = format!("{MINIMAL}concurrency = 4\n");
+    assert_eq!(
+        problems(&sync_with_concurrency),
+        ["routes[0].concurrency: only for routes with delivery = \"queue\""]
+    );
+    let unknown = format!("{MINIMAL}delivery = \"later\"\n");
+    assert_eq!(
+        problems(&unknown),
+        ["routes[0].delivery: unknown mode \"later\" (expected \"sync\" or \"queue\")"]
+    );
+
+    let ok = load(&format!(
+        "[queue]\ndir = \"spool\"\nbackoff = {{ initial = \"500ms\", max = \"10s\" }}\n{MINIMAL}delivery = \"queue\"\nconcurrency = 1\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let q = &ok.config.queue;
+    assert_eq!(q.dir, Path::new(".").join("spool"));
+    assert_eq!(
+        (q.backoff_initial, q.backoff_max, q.max_attempts),
+        (Duration::from_millis(500), Duration::from_secs(10), 20)
+    );
+    assert_eq!(
+        ok.config.routes[0].delivery,
+        DeliveryMode::Queue { concurrency: 1 }
+    );
+}
+
+#[test]
+fn the_admin_token_may_not_be_empty_and_an_open_admin_port_without_one_warns() {
+    let empty = format!("[admin]\ntoken = \"\"\n{MINIMAL}");
+    assert_eq!(
+        problems(&empty),
+        ["admin.token: must not be empty (leave it out to have no token)"]
+    );
+    let open = load(&format!("[admin]\nlisten = \"0.0.0.0:9090\"\n{MINIMAL}")).expect("valid");
+    assert!(
+        open.warnings
+            .iter()
+            .any(|w| w.contains("/api and /ui are off")),
+        "{:?}",
+        open.warnings
+    );
+    assert!(!open.config.admin.api_enabled());
+    let guarded = load(&format!(
+        "[admin]\nlisten = \"0.0.0.0:9090\"\ntoken = \"t\"\n{MINIMAL}"
+    ))
+    .expect("valid");
+    assert!(guarded.warnings.is_empty(), "{:?}", guarded.warnings);
+    assert!(guarded.config.admin.api_enabled());
+    assert!(
+        load(MINIMAL).expect("valid").config.admin.api_enabled(),
+        "loopback"
+    );
+    assert!(!format!("{:?}", guarded.config.admin).contains("\"t\""));
 }

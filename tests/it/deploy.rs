@@ -100,6 +100,33 @@ fn the_kubernetes_sidecar_probes_the_admin_port_and_exposes_only_the_public_one(
 }
 
 #[test]
+fn the_queue_statefulset_keeps_the_spool_on_a_claimed_volume() {
+    let set = &yaml("kubernetes/queue-statefulset.yaml")[0];
+    assert_eq!(set["kind"], "StatefulSet");
+    assert_eq!(set["spec"]["replicas"], 1, "one process per spool");
+    let claim = &set["spec"]["volumeClaimTemplates"][0];
+    let sidecar = set["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["name"] == "hookwarden")
+        .expect("hookwarden container")
+        .clone();
+    let mounted = sidecar["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .any(|m| m["name"] == claim["metadata"]["name"] && m["mountPath"] == "/var/lib/hookwarden");
+    assert!(
+        mounted,
+        "the claimed volume is where the README puts queue.dir"
+    );
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    assert!(readme.contains("dir = \"/var/lib/hookwarden\""));
+}
+
+#[test]
 fn the_compose_stack_and_its_prometheus_config_hold_together() {
     let compose = &yaml("compose.yaml")[0];
     let services: BTreeSet<_> = compose["services"]
@@ -177,23 +204,35 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     }
     assert!(queried.len() >= 8, "{queried:?}");
 
-    // A live gateway, after one delivery so that every family has samples.
+    // A live gateway, after one delivery of each mode so that every family has samples.
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&crate::delivery::config(&upstream.url(), "")).await;
+    let spool = tempfile::tempdir().expect("tempdir");
+    let queue_route = format!(
+        "[queue]\ndir = \"{}\"\n{}\n[[routes]]\nname = \"queued\"\npath = \"/queued\"\nprovider = \"smartcv\"\nsecrets = [\"{}\"]\ndelivery = \"queue\"\n",
+        spool.path().display(),
+        crate::delivery::config(&upstream.url(), ""),
+        crate::delivery::SECRET
+    );
+    let gw = Gateway::start(&queue_route).await;
     let body = crate::delivery::SC_BODY;
     let headers = smartcv_headers(crate::delivery::SECRET, now(), body);
-    assert_eq!(
-        gw.post("/webhooks/smartcv", &pairs(&headers), body)
+    for path in ["/webhooks/smartcv", "/queued"] {
+        assert_eq!(gw.post(path, &pairs(&headers), body).await.status, 200);
+    }
+    upstream.arrivals(2).await;
+    // The queued event's attempt is counted once the app's answer is read: wait for it.
+    let exported = loop {
+        let exported: BTreeSet<String> = gw
+            .metrics()
             .await
-            .status,
-        200
-    );
-    let exported: BTreeSet<String> = gw
-        .metrics()
-        .await
-        .keys()
-        .map(|series| series.split('{').next().unwrap_or(series).to_string())
-        .collect();
+            .keys()
+            .map(|series| series.split('{').next().unwrap_or(series).to_string())
+            .collect();
+        if exported.contains("hookwarden_delivery_attempts_total") {
+            break exported;
+        }
+        tokio::task::yield_now().await;
+    };
     let missing: Vec<_> = queried
         .iter()
         .filter(|name| !exported.contains(*name))
