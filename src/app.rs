@@ -272,7 +272,7 @@ impl App {
         self.runtime.store(Arc::new(self.build(new)));
         if let Some(queue) = &self.queue {
             // Workers pick up new upstreams at their next attempt; new routes need one.
-            queue.changed.notify_one();
+            queue.changed().notify_one();
         }
         self.metrics.reloaded(true);
         tracing::info!(routes, "configuration reloaded");
@@ -300,10 +300,5 @@ fn open_queue(config: &Config, metrics: &Metrics) -> Result<Option<Queue>, Spool
     if !queued && !Spool::exists(dir) {
         return Ok(None);
     }
-    let spool = Spool::open(
-        dir,
-        config.queue.max_bytes,
-        metrics.queue_store_errors.clone(),
-    )?;
-    Ok(Some(Queue::new(spool)))
+    Queue::open(&config.queue, metrics.queue_store_errors.clone()).map(Some)
 }

@@ -7,9 +7,12 @@
 //! arriving together are stored once. The rate limit is asked by that write too, only
 //! when something new is to be stored, so duplicates never spend it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+use bytes::Bytes;
+use prometheus::IntCounter;
 
 use http::header::HeaderValue;
 use http::StatusCode;
@@ -19,41 +22,177 @@ use tokio::time::Instant;
 use super::Delivered;
 use crate::app::{App, RouteState};
 use crate::clock::unix_millis;
-use crate::config::ForwardMode;
+use crate::config::{ForwardMode, QueueConfig};
 use crate::envelope;
 use crate::error::{GatewayError, Reply};
 use crate::metrics::Outcome;
 use crate::providers::Event;
-use crate::spool::{Enqueued, NewEvent, Spool};
+use crate::spool::{Enqueued, NewEvent, Pending, Spool, SpoolError};
 use crate::sync::lock;
 
-/// The spool and the wake-up of each route's worker.
+/// Events a lane keeps in memory at most, and their bodies' bytes: past either, new
+/// events wait in the store alone until the worker reads them from there.
+const LANE_EVENTS: usize = 4096;
+const LANE_BYTES: usize = 16 << 20;
+
+/// The spool, and in front of it, per route, the pending events known in memory.
+///
+/// Every stored event is handed to its route's lane as its commit returns (in arrival
+/// order, from the spool's writer), and a failed attempt puts its event back with its
+/// next time, so while the app keeps up a worker attempts events without reading the
+/// store at all. The worker reads the store only when the lane and the attempts in
+/// flight hold fewer events than the store has pending: at start, after a redelivery,
+/// when the lane was full.
 pub struct Queue {
     pub spool: Spool,
+    lanes: Arc<Lanes>,
+}
+
+#[derive(Default)]
+struct Lanes {
+    lanes: Mutex<HashMap<String, Lane>>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     /// Tells the workers' supervisor that routes or stored events changed.
-    pub changed: Notify,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct Lane {
+    /// By arrival order (`seq`).
+    ready: BTreeMap<i64, Pending>,
+    bytes: usize,
+}
+
+impl Lane {
+    /// Keeps `event` unless the lane is full (the store has it either way).
+    fn keep(&mut self, event: Pending) {
+        if self.ready.len() < LANE_EVENTS
+            && self.bytes + event.body.len() <= LANE_BYTES
+            && !self.ready.contains_key(&event.seq)
+        {
+            self.bytes += event.body.len();
+            self.ready.insert(event.seq, event);
+        }
+    }
+}
+
+impl Lanes {
+    fn waker(&self, route: &str) -> Arc<Notify> {
+        Arc::clone(lock(&self.wakers).entry(route.to_string()).or_default())
+    }
+
+    fn wake(&self, route: &str) {
+        // A stored permit: a worker busy elsewhere looks again once it waits.
+        self.waker(route).notify_one();
+        self.changed.notify_one();
+    }
+
+    /// The spool's hook: events just stored, in arrival order.
+    fn stored(&self, events: Vec<Pending>) {
+        let mut routes = Vec::new();
+        {
+            let mut lanes = lock(&self.lanes);
+            for event in events {
+                if !routes.contains(&event.route) {
+                    routes.push(event.route.clone());
+                }
+                lanes.entry(event.route.clone()).or_default().keep(event);
+            }
+        }
+        for route in routes {
+            self.wake(&route);
+        }
+    }
+}
+
+/// What a worker may attempt now, and when it should look again.
+pub struct Due {
+    pub events: Vec<Pending>,
+    /// The soonest time a known event falls due, when none of them is due now.
+    pub next: Option<i64>,
 }
 
 impl Queue {
-    pub fn new(spool: Spool) -> Self {
-        Queue {
-            spool,
-            wakers: Mutex::default(),
-            changed: Notify::new(),
-        }
+    /// Opens the spool of `[queue]`; `errors` counts its failed reads and writes.
+    pub fn open(config: &QueueConfig, errors: IntCounter) -> Result<Queue, SpoolError> {
+        let lanes = Arc::new(Lanes::default());
+        let hook = Arc::clone(&lanes);
+        let spool = Spool::open(
+            &config.dir,
+            config.max_bytes,
+            errors,
+            Box::new(move |stored| hook.stored(stored)),
+        )?;
+        Ok(Queue { spool, lanes })
     }
 
     /// What wakes `route`'s worker.
     pub fn waker(&self, route: &str) -> Arc<Notify> {
-        Arc::clone(lock(&self.wakers).entry(route.to_string()).or_default())
+        self.lanes.waker(route)
     }
 
-    /// Wakes `route`'s worker: it has something new to look at.
+    /// Something new for `route`'s worker (a redelivery).
     pub fn wake(&self, route: &str) {
-        // A stored permit: a worker busy elsewhere looks again once it waits.
-        self.waker(route).notify_one();
-        self.changed.notify_one();
+        self.lanes.wake(route);
+    }
+
+    /// What tells the supervisor that routes or stored events changed.
+    pub fn changed(&self) -> &Notify {
+        &self.lanes.changed
+    }
+
+    /// Events in `route`'s lane.
+    pub fn known(&self, route: &str) -> usize {
+        lock(&self.lanes.lanes)
+            .get(route)
+            .map_or(0, |l| l.ready.len())
+    }
+
+    /// Adds events to `route`'s lane (not those `busy`, in flight).
+    pub fn keep(&self, route: &str, events: Vec<Pending>, busy: &HashSet<i64>) {
+        let mut lanes = lock(&self.lanes.lanes);
+        let lane = lanes.entry(route.to_string()).or_default();
+        for event in events {
+            if !busy.contains(&event.seq) {
+                lane.keep(event);
+            }
+        }
+    }
+
+    /// Takes up to `free` events due at `now` off `route`'s lane: only the oldest when
+    /// `in_order` (a later event never passes it).
+    pub fn take_due(&self, route: &str, now: i64, free: usize, in_order: bool) -> Due {
+        let mut lanes = lock(&self.lanes.lanes);
+        let Some(lane) = lanes.get_mut(route) else {
+            return Due {
+                events: Vec::new(),
+                next: None,
+            };
+        };
+        let mut taken = Vec::new();
+        let mut next: Option<i64> = None;
+        for (&seq, event) in &lane.ready {
+            if taken.len() >= free {
+                break;
+            }
+            if event.next_attempt_at <= now {
+                taken.push(seq);
+            } else {
+                next = Some(next.map_or(event.next_attempt_at, |n| n.min(event.next_attempt_at)));
+            }
+            if in_order {
+                break;
+            }
+        }
+        let events: Vec<Pending> = taken
+            .iter()
+            .filter_map(|seq| lane.ready.remove(seq))
+            .collect();
+        lane.bytes -= events.iter().map(|e| e.body.len()).sum::<usize>();
+        Due {
+            events,
+            next: next.filter(|_| taken.is_empty()),
+        }
     }
 }
 
@@ -88,11 +227,11 @@ pub async fn accept(
         .map(|event| {
             let (body, content_type) = match route.forward {
                 ForwardMode::Normalized => (
-                    envelope::render(route, event, &received_at).to_vec(),
+                    envelope::render(route, event, &received_at),
                     Some("application/json".to_string()),
                 ),
                 ForwardMode::Raw => (
-                    event.raw_body().to_vec(),
+                    Bytes::clone(event.raw_body()),
                     event
                         .raw_content_type()
                         .and_then(|v| v.to_str().ok())
@@ -137,9 +276,6 @@ pub async fn accept(
         }
         Ok(Ok(Enqueued::Stored(new))) => new,
     };
-    if stored.iter().any(|&new| new) {
-        queue.wake(&route.name);
-    }
     let outcomes: Vec<Outcome> = stored
         .iter()
         .map(|&new| {

@@ -2,12 +2,14 @@
 //! most `concurrency` attempts in flight, each the request of SPEC §5 plus
 //! `X-Hookwarden-Attempt`.
 //!
-//! A worker asks the spool for its route's next pending events, attempts those that are
-//! due, and sleeps until the soonest of: an attempt ending, a new event ([`Queue::wake`]),
-//! the next event falling due (on the gateway's clock, so tests move time instead of
-//! waiting), or the stop. An event is never attempted twice at once: it stays marked in
-//! flight until its outcome is committed. With `concurrency = 1` only the oldest pending
-//! event is ever looked at, so a failing event holds back the ones behind it.
+//! A worker takes its route's due events off the route's lane (the pending events the
+//! queue knows in memory, handed over as they are stored; see [`Queue`]), reading the
+//! store only when the lane does not know them all, attempts them, and sleeps until the
+//! soonest of: an attempt ending, a new event, the next event falling due (on the
+//! gateway's clock, so tests move time instead of waiting), or the stop. An event is
+//! never attempted twice at once: it stays marked in flight until its outcome is
+//! committed. With `concurrency = 1` only the oldest pending event is ever looked at, so
+//! a failing event holds back the ones behind it.
 //!
 //! Each attempt reads the configuration in force when it starts, so a reload's upstream,
 //! `forward_path` and headers apply to pending events. The supervisor keeps a worker for
@@ -19,7 +21,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -30,7 +31,7 @@ use crate::app::{App, RouteState, Runtime};
 use crate::clock::from_unix_millis;
 use crate::config::DeliveryMode;
 use crate::forward::{ForwardError, Message};
-use crate::spool::{AttemptOutcome, Candidate, Pending, Then};
+use crate::spool::{AttemptOutcome, Pending, Then};
 
 /// Attempts in flight for a route whose mode is now `sync` but that still holds events.
 const LEFTOVER_CONCURRENCY: usize = 8;
@@ -38,6 +39,9 @@ const LEFTOVER_CONCURRENCY: usize = 8;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// After the store fails a read or write, a worker waits this long before looking again.
 const STORE_PAUSE: Duration = Duration::from_secs(1);
+/// Events read from the store beyond the free slots, so that a route catching up is not
+/// read once per event.
+const READ_AHEAD: usize = 64;
 
 /// The running delivery of stored events.
 pub struct Workers {
@@ -98,7 +102,7 @@ async fn supervise(app: Arc<App>, mut stopping: watch::Receiver<bool>) {
         if *stopping.borrow() {
             break;
         }
-        let changed = queue.changed.notified();
+        let changed = queue.changed().notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
         workers.retain(|_, w| !w.is_finished());
@@ -162,7 +166,7 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
         return;
     };
     let wake = queue.waker(&route);
-    let mut in_flight: JoinSet<i64> = JoinSet::new();
+    let mut in_flight: JoinSet<Attempted> = JoinSet::new();
     let mut busy: HashSet<i64> = HashSet::new();
     loop {
         if *stopping.borrow() {
@@ -184,44 +188,39 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
         let mut next_due: Option<i64> = None;
         let mut pause = false;
         if busy.len() < concurrency {
-            // Enough to fill the free slots past the events already in flight.
-            let wanted = if in_order {
-                1
-            } else {
-                concurrency + busy.len()
-            };
-            match queue.spool.candidates(&route, in_order, wanted).await {
-                Err(e) => {
-                    tracing::warn!(route = %route, error = %e, "queue: cannot read pending events");
-                    pause = true;
-                }
-                Ok(candidates) if candidates.is_empty() && busy.is_empty() && !queued => break,
-                Ok(candidates) => {
-                    let now = app.clock.unix_millis();
-                    for Candidate {
-                        seq,
-                        next_attempt_at,
-                    } in candidates
-                    {
-                        if busy.contains(&seq) {
-                            continue;
-                        }
-                        if next_attempt_at > now {
-                            next_due = Some(next_attempt_at);
-                            break;
-                        }
-                        if busy.len() >= concurrency {
-                            break;
-                        }
-                        busy.insert(seq);
-                        in_flight.spawn(attempt(
-                            Arc::clone(&app),
-                            Arc::clone(&rt),
-                            Arc::clone(&state),
-                            seq,
-                        ));
+            // The store is read only when it holds events the lane and the attempts in
+            // flight do not, and, out of order, only when the lane is short of work (in
+            // order, an older event may be waiting there).
+            let known = queue.known(&route);
+            let stored = queue.spool.pending(&route);
+            let free = concurrency - busy.len();
+            if ((known + busy.len()) as u64) < stored && (in_order || known < free) {
+                // Enough past what is in flight, and a margin so that a route catching up
+                // is not read for every event.
+                let wanted = busy.len() + concurrency + READ_AHEAD;
+                match queue.spool.next_pending(&route, in_order, wanted).await {
+                    Ok(events) => queue.keep(&route, events, &busy),
+                    Err(e) => {
+                        tracing::warn!(route = %route, error = %e, "queue: cannot read pending events");
+                        pause = true;
                     }
                 }
+            }
+            let now = app.clock.unix_millis();
+            let due = queue.take_due(&route, now, concurrency - busy.len(), in_order);
+            next_due = due.next;
+            if due.events.is_empty() && busy.is_empty() && next_due.is_none() && !queued && !pause {
+                // A route now `sync` whose stored events are all delivered.
+                break;
+            }
+            for event in due.events {
+                busy.insert(event.seq);
+                in_flight.spawn(attempt(
+                    Arc::clone(&app),
+                    Arc::clone(&rt),
+                    Arc::clone(&state),
+                    event,
+                ));
             }
         }
         let due = async {
@@ -234,8 +233,12 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
         tokio::select! {
             () = &mut woken => {}
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Ok(seq) = done {
-                    busy.remove(&seq);
+                if let Ok(attempted) = done {
+                    busy.remove(&attempted.seq);
+                    if let Some(again) = attempted.again {
+                        // Failed: back in the lane with its next time.
+                        queue.keep(&route, vec![again], &busy);
+                    }
                 }
             }
             () = due => {}
@@ -246,23 +249,26 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
     while in_flight.join_next().await.is_some() {}
     // Leaving with work left (a removed route comes back, a stop) is the supervisor's to
     // notice; say so in case events arrived meanwhile.
-    queue.changed.notify_one();
+    queue.changed().notify_one();
 }
 
-/// One attempt of the stored event `seq`; returns `seq` once its outcome is committed.
-async fn attempt(app: Arc<App>, rt: Arc<Runtime>, state: Arc<RouteState>, seq: i64) -> i64 {
+/// What a worker learns of an attempt once its outcome is committed.
+struct Attempted {
+    seq: i64,
+    /// The event as it now waits for its next attempt, when it failed.
+    again: Option<Pending>,
+}
+
+/// One attempt of `event`.
+async fn attempt(
+    app: Arc<App>,
+    rt: Arc<Runtime>,
+    state: Arc<RouteState>,
+    event: Pending,
+) -> Attempted {
+    let seq = event.seq;
     let Some(queue) = app.queue.as_ref() else {
-        return seq;
-    };
-    let event = match queue.spool.pending(seq).await {
-        Ok(Some(event)) => event,
-        // Settled or redelivered meanwhile: nothing to do.
-        Ok(None) => return seq,
-        Err(e) => {
-            tracing::warn!(route = %state.route.name, error = %e, "queue: cannot read an event to attempt");
-            tokio::time::sleep(STORE_PAUSE).await;
-            return seq;
-        }
+        return Attempted { seq, again: None };
     };
     let number = event.attempts.saturating_add(1);
     let started = StdInstant::now();
@@ -314,6 +320,14 @@ async fn attempt(app: Arc<App>, rt: Arc<Runtime>, state: Arc<RouteState>, seq: i
         duration_ms,
         "delivery attempt"
     );
+    let again = match then {
+        Then::RetryAt(at) => Some(Pending {
+            attempts: number,
+            next_attempt_at: at,
+            ..event
+        }),
+        Then::Delivered | Then::Dead => None,
+    };
     let outcome = AttemptOutcome {
         at_ms,
         status,
@@ -326,8 +340,10 @@ async fn attempt(app: Arc<App>, rt: Arc<Runtime>, state: Arc<RouteState>, seq: i
         // Idempotency-Key tells it so.
         tracing::warn!(route = %state.route.name, error = %e, "queue: an attempt's outcome was not stored");
         tokio::time::sleep(STORE_PAUSE).await;
+        // Its state in the store is what counts: the worker reads it from there.
+        return Attempted { seq, again: None };
     }
-    seq
+    Attempted { seq, again }
 }
 
 /// The attempt itself: the request of SPEC §5 with `X-Hookwarden-Attempt`.
@@ -341,7 +357,7 @@ async fn send(
         id: &event.id,
         shown_id: &event.shown_id,
         kind: &event.kind,
-        body: Bytes::from(event.body.clone()),
+        body: event.body.clone(),
         content_type: content_type(event.content_type.as_deref()),
         attempt: Some(number),
     };

@@ -20,9 +20,11 @@ mod read;
 mod schema;
 mod writer;
 
-pub use read::{Attempt, Candidate, Detail, Filter, Page, Pending, Summary};
+pub use read::{Attempt, Detail, Filter, Page, Pending, Summary};
 pub use schema::State;
-pub use writer::{Admit, Enqueued, NewEvent, Outcome as AttemptOutcome, Redelivered, Then};
+pub use writer::{
+    Admit, Enqueued, NewEvent, Outcome as AttemptOutcome, Redelivered, StoredHook, Then,
+};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -104,8 +106,14 @@ pub struct Spool {
 
 impl Spool {
     /// Opens (creating it if needed) the spool in `dir`, bounded to `max_bytes` of stored
-    /// bodies. Refuses a folder another process holds.
-    pub fn open(dir: &Path, max_bytes: u64, errors: IntCounter) -> Result<Spool, SpoolError> {
+    /// bodies. Refuses a folder another process holds. `stored` hears of every event
+    /// stored, in arrival order, once its commit returned (the workers' fast path).
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        errors: IntCounter,
+        stored: StoredHook,
+    ) -> Result<Spool, SpoolError> {
         let open_error = |message: String| SpoolError::Open {
             dir: dir.to_path_buf(),
             message,
@@ -119,7 +127,7 @@ impl Spool {
         let counters = Arc::new(Counters::default());
         read::count_into(&conn, &counters)
             .map_err(|e| open_error(format!("cannot read {DB_FILE}: {e}")))?;
-        let writer = writer::start(conn, Arc::clone(&counters), max_bytes)
+        let writer = writer::start(conn, Arc::clone(&counters), max_bytes, stored)
             .map_err(|e| open_error(format!("cannot start its writer: {e}")))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
@@ -235,22 +243,17 @@ impl Spool {
         self.answer(answer).await
     }
 
-    /// The next pending events of `route`, at most `limit`: in arrival order when
-    /// `in_order`, else soonest due first.
-    pub async fn candidates(
+    /// The next pending events of `route` with what their attempts send, at most
+    /// `limit`: in arrival order when `in_order`, else soonest due first.
+    pub async fn next_pending(
         &self,
         route: &str,
         in_order: bool,
         limit: usize,
-    ) -> Result<Vec<Candidate>, SpoolError> {
+    ) -> Result<Vec<Pending>, SpoolError> {
         let route = route.to_string();
-        self.read(move |c| read::candidates(c, &route, in_order, limit))
+        self.read(move |c| read::next_pending(c, &route, in_order, limit))
             .await
-    }
-
-    /// The event `seq` with what its attempt sends, if it is still pending.
-    pub async fn pending(&self, seq: i64) -> Result<Option<Pending>, SpoolError> {
-        self.read(move |c| read::pending(c, seq)).await
     }
 
     /// Routes that hold pending events.
@@ -285,6 +288,13 @@ impl Spool {
             .await
             .map_err(|e| SpoolError::Store(format!("reader task failed: {e}")))?;
         read.inspect_err(|_| self.errors.inc())
+    }
+
+    /// Pending events of `route`, as stored now.
+    pub fn pending(&self, route: &str) -> u64 {
+        lock(&self.counters.per_route)
+            .get(route)
+            .map_or(0, |(pending, _)| *pending)
     }
 
     /// Pending and dead events per route, as stored now.
@@ -361,6 +371,7 @@ fn connect(db: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(db)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
     // Readers and the writer wait for each other briefly instead of failing at once.
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::schema::State;
@@ -72,38 +73,6 @@ pub fn count_into(conn: &Connection, counters: &Counters) -> rusqlite::Result<()
     Ok(())
 }
 
-/// A pending event a worker may attempt: where it stands in line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Candidate {
-    pub seq: i64,
-    pub next_attempt_at: i64,
-}
-
-/// The next pending events of `route`, at most `limit`: in arrival order when
-/// `in_order`, else soonest due first.
-pub fn candidates(
-    conn: &Connection,
-    route: &str,
-    in_order: bool,
-    limit: usize,
-) -> rusqlite::Result<Vec<Candidate>> {
-    let sql = if in_order {
-        "SELECT seq, next_attempt_at FROM events WHERE route = ?1 AND state = 0
-         ORDER BY seq LIMIT ?2"
-    } else {
-        "SELECT seq, next_attempt_at FROM events WHERE route = ?1 AND state = 0
-         ORDER BY next_attempt_at, seq LIMIT ?2"
-    };
-    let mut query = conn.prepare_cached(sql)?;
-    let rows = query.query_map(params![route, limit as i64], |r| {
-        Ok(Candidate {
-            seq: r.get(0)?,
-            next_attempt_at: r.get(1)?,
-        })
-    })?;
-    rows.collect()
-}
-
 /// A pending event with what its attempt sends.
 #[derive(Clone)]
 pub struct Pending {
@@ -112,14 +81,17 @@ pub struct Pending {
     pub id: Vec<u8>,
     pub shown_id: String,
     pub kind: String,
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub content_type: Option<String>,
     /// Attempts made so far (since the last redelivery).
     pub attempts: u32,
+    /// When it is due (Unix ms).
+    pub next_attempt_at: i64,
 }
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bodies hold personal data: never in Debug output.
         f.debug_struct("Pending")
             .field("seq", &self.seq)
             .field("route", &self.route)
@@ -129,25 +101,38 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-/// The event `seq`, if it is still pending.
-pub fn pending(conn: &Connection, seq: i64) -> rusqlite::Result<Option<Pending>> {
-    conn.prepare_cached(
-        "SELECT seq, route, id, shown_id, type, body, content_type, attempts
-         FROM events WHERE seq = ?1 AND state = 0",
-    )?
-    .query_row(params![seq], |r| {
+/// The next pending events of `route`, at most `limit`: in arrival order when
+/// `in_order`, else soonest due first.
+pub fn next_pending(
+    conn: &Connection,
+    route: &str,
+    in_order: bool,
+    limit: usize,
+) -> rusqlite::Result<Vec<Pending>> {
+    let order = if in_order {
+        "seq"
+    } else {
+        "next_attempt_at, seq"
+    };
+    let sql = format!(
+        "SELECT seq, route, id, shown_id, type, body, content_type, attempts, next_attempt_at
+         FROM events WHERE route = ?1 AND state = 0 ORDER BY {order} LIMIT ?2"
+    );
+    let mut query = conn.prepare_cached(&sql)?;
+    let rows = query.query_map(params![route, limit as i64], |r| {
         Ok(Pending {
             seq: r.get(0)?,
             route: r.get(1)?,
             id: r.get(2)?,
             shown_id: r.get(3)?,
             kind: r.get(4)?,
-            body: r.get(5)?,
+            body: Bytes::from(r.get::<_, Vec<u8>>(5)?),
             content_type: r.get(6)?,
             attempts: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(u32::MAX),
+            next_attempt_at: r.get(8)?,
         })
-    })
-    .optional()
+    })?;
+    rows.collect()
 }
 
 /// Routes that hold pending events.

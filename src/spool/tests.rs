@@ -10,7 +10,13 @@ use super::*;
 const TTL: Option<Duration> = Some(Duration::from_secs(3600));
 
 fn open(dir: &Path, max_bytes: u64) -> Spool {
-    Spool::open(dir, max_bytes, IntCounter::new("e", "e").unwrap()).unwrap()
+    Spool::open(
+        dir,
+        max_bytes,
+        IntCounter::new("e", "e").unwrap(),
+        Box::new(|_| {}),
+    )
+    .unwrap()
 }
 
 fn event(id: &str) -> NewEvent {
@@ -18,7 +24,7 @@ fn event(id: &str) -> NewEvent {
         id: id.as_bytes().to_vec(),
         shown_id: id.into(),
         kind: "t".into(),
-        body: format!(r#"{{"id":"{id}"}}"#).into_bytes(),
+        body: format!(r#"{{"id":"{id}"}}"#).into_bytes().into(),
         content_type: Some("application/json".into()),
     }
 }
@@ -63,9 +69,7 @@ async fn an_id_is_stored_once_while_pending_and_for_the_ttl_after_it_settles() {
         Enqueued::Stored(vec![true]),
         "routes are apart"
     );
-    let [first, ..] = spool.candidates("r", true, 10).await.unwrap()[..] else {
-        panic!("pending")
-    };
+    let first = spool.next_pending("r", true, 10).await.unwrap()[0].clone();
     let delivered = AttemptOutcome {
         then: Then::Delivered,
         ..retry(100, 200)
@@ -162,7 +166,7 @@ async fn past_max_bytes_nothing_is_stored_until_room_comes_back() {
         .await;
     assert!(matches!(full, Err(SpoolError::Full)), "{full:?}");
     assert_eq!(spool.counts()["r"], (2, 0));
-    let seq = spool.candidates("r", true, 1).await.unwrap()[0].seq;
+    let seq = spool.next_pending("r", true, 1).await.unwrap()[0].seq;
     let delivered = AttemptOutcome {
         then: Then::Delivered,
         ..retry(1, 200)
@@ -184,7 +188,7 @@ async fn attempts_are_recorded_and_a_dead_letter_can_be_redelivered() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path(), 1 << 20);
     stored(&spool, "r", &["e1", "e2"], 0).await;
-    let seq = spool.candidates("r", true, 1).await.unwrap()[0].seq;
+    let seq = spool.next_pending("r", true, 1).await.unwrap()[0].seq;
     spool.settle(seq, retry(10, 503)).await.unwrap();
     let dead = AttemptOutcome {
         error: Some("connection refused".into()),
@@ -216,8 +220,12 @@ async fn attempts_are_recorded_and_a_dead_letter_can_be_redelivered() {
         spool.redeliver("r", b"e1", 30).await.unwrap(),
         Redelivered::Count(1)
     );
-    let back = spool.pending(seq).await.unwrap().expect("pending again");
-    assert_eq!(back.attempts, 0, "attempts reset");
+    let back = spool.next_pending("r", true, 1).await.unwrap();
+    assert_eq!(
+        (back[0].seq, back[0].attempts),
+        (seq, 0),
+        "pending again, attempts reset"
+    );
     assert_eq!(spool.counts()["r"], (2, 0));
     spool
         .settle(
@@ -286,7 +294,7 @@ async fn the_sweep_deletes_what_settled_before_its_cutoff() {
     let spool = open(dir.path(), 1 << 20);
     stored(&spool, "r", &["old", "new", "waiting"], 0).await;
     let seqs: Vec<i64> = spool
-        .candidates("r", true, 3)
+        .next_pending("r", true, 3)
         .await
         .unwrap()
         .iter()
@@ -329,7 +337,12 @@ async fn a_reopened_spool_counts_what_it_holds_and_a_second_process_is_refused()
     {
         let spool = open(dir.path(), 1 << 20);
         stored(&spool, "r", &["a", "b"], 0).await;
-        let second = Spool::open(dir.path(), 1 << 20, IntCounter::new("e", "e").unwrap());
+        let second = Spool::open(
+            dir.path(),
+            1 << 20,
+            IntCounter::new("e", "e").unwrap(),
+            Box::new(|_| {}),
+        );
         let err = second.err().expect("locked");
         assert!(matches!(err, SpoolError::Locked { .. }), "{err}");
         assert!(
@@ -352,7 +365,7 @@ async fn a_store_that_cannot_grow_refuses_and_stores_nothing() {
     let pages = std::fs::metadata(spool.path()).unwrap().len() / 4096;
     spool.limit_pages(pages.max(1)).await.unwrap();
     let big = NewEvent {
-        body: vec![b'x'; 256 * 1024],
+        body: vec![b'x'; 256 * 1024].into(),
         ..event("big")
     };
     let refused = spool.enqueue("r", TTL, vec![big], 1, admit_all()).await;

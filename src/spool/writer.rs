@@ -18,6 +18,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use bytes::Bytes;
+
+use super::read::Pending;
 use super::schema::State;
 use super::{Counters, SpoolError};
 
@@ -33,9 +36,12 @@ pub struct NewEvent {
     pub id: Vec<u8>,
     pub shown_id: String,
     pub kind: String,
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub content_type: Option<String>,
 }
+
+/// Told of the events each commit stored, in arrival order, right after the commit.
+pub type StoredHook = Box<dyn Fn(Vec<Pending>) + Send>;
 
 /// What became of an enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,12 +135,18 @@ impl Handle {
 }
 
 /// Starts the writer thread on `conn`. It ends when every [`Handle`] is dropped.
-pub fn start(conn: Connection, counters: Arc<Counters>, max_bytes: u64) -> std::io::Result<Handle> {
+pub fn start(
+    conn: Connection,
+    counters: Arc<Counters>,
+    max_bytes: u64,
+    stored: StoredHook,
+) -> std::io::Result<Handle> {
     let (jobs, inbox) = mpsc::channel();
     let writer = Writer {
         conn,
         counters,
         max_bytes,
+        stored,
     };
     std::thread::Builder::new()
         .name("hookwarden-spool".into())
@@ -146,6 +158,7 @@ struct Writer {
     conn: Connection,
     counters: Arc<Counters>,
     max_bytes: u64,
+    stored: StoredHook,
 }
 
 /// What a transaction changes in the counters, applied once it is committed.
@@ -178,6 +191,8 @@ enum Done {
 struct Batch<'t> {
     tx: Transaction<'t>,
     delta: Delta,
+    /// The events this transaction stored, for the hook once it is committed.
+    new: Vec<Pending>,
     /// (route, id) stored in this transaction, so copies within it are stored once.
     stored: HashSet<(String, Vec<u8>)>,
 }
@@ -192,15 +207,33 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let (n, e) = (
+                jobs.len(),
+                jobs.iter().filter(|j| matches!(j, Job::Enqueue(_))).count(),
+            );
             self.commit(jobs);
+            static C: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            static J: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            static E: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let c = C.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            J.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            E.fetch_add(e as u64, std::sync::atomic::Ordering::Relaxed);
+            if c % 2000 == 0 {
+                eprintln!(
+                    "commits {c} jobs/commit {:.1} enqueues/commit {:.1}",
+                    J.load(std::sync::atomic::Ordering::Relaxed) as f64 / c as f64,
+                    E.load(std::sync::atomic::Ordering::Relaxed) as f64 / c as f64
+                );
+            }
         }
     }
 
     /// Applies `jobs` in one transaction; after a failure, each in its own.
     fn commit(&mut self, mut jobs: Vec<Job>) {
         match self.apply_all(&mut jobs) {
-            Ok((done, delta)) => {
+            Ok((done, delta, new)) => {
                 self.counted(delta);
+                (self.stored)(new);
                 for (job, done) in jobs.into_iter().zip(done) {
                     finish(job, Ok(done));
                 }
@@ -217,8 +250,9 @@ impl Writer {
                     let outcome = self.apply_all(&mut one);
                     let Some(job) = one.pop() else { continue };
                     match outcome {
-                        Ok((mut done, delta)) => {
+                        Ok((mut done, delta, new)) => {
                             self.counted(delta);
+                            (self.stored)(new);
                             if let Some(done) = done.pop() {
                                 finish(job, Ok(done));
                             }
@@ -244,7 +278,10 @@ impl Writer {
         }
     }
 
-    fn apply_all(&mut self, jobs: &mut [Job]) -> Result<(Vec<Done>, Delta), SpoolError> {
+    fn apply_all(
+        &mut self,
+        jobs: &mut [Job],
+    ) -> Result<(Vec<Done>, Delta, Vec<Pending>), SpoolError> {
         let max_bytes = self.max_bytes;
         let stored_bytes = self
             .counters
@@ -256,6 +293,7 @@ impl Writer {
         let mut batch = Batch {
             tx,
             delta: Delta::default(),
+            new: Vec::new(),
             stored: HashSet::new(),
         };
         let mut done = Vec::with_capacity(jobs.len());
@@ -274,9 +312,9 @@ impl Writer {
             };
             done.push(outcome?);
         }
-        let Batch { tx, delta, .. } = batch;
+        let Batch { tx, delta, new, .. } = batch;
         tx.commit()?;
-        Ok((done, delta))
+        Ok((done, delta, new))
     }
 }
 
@@ -339,11 +377,22 @@ impl Batch<'_> {
                 event.id,
                 event.shown_id,
                 event.kind,
-                event.body,
+                &event.body[..],
                 event.content_type,
                 e.now_ms
             ])?;
             stored += 1;
+            self.new.push(Pending {
+                seq: self.tx.last_insert_rowid(),
+                route: e.route.clone(),
+                id: event.id.clone(),
+                shown_id: event.shown_id.clone(),
+                kind: event.kind.clone(),
+                body: event.body.clone(),
+                content_type: event.content_type.clone(),
+                attempts: 0,
+                next_attempt_at: e.now_ms,
+            });
             if e.dedup_ttl_ms.is_some() {
                 self.stored.insert((e.route.clone(), event.id.clone()));
             }
