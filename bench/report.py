@@ -122,6 +122,7 @@ def report(rows, out):
     for m in summary["matrix"]:
         cells = [fmt(m[c]["rps"]) if c == "direct" else f"{fmt(m[c]['rps'])} ({fmt(m[c]['cpu'], 1)})" for c in CONFIGS]
         lines.append(f"| {m['scheme']} | {m['body_size'] // 1024} KiB | " + " | ".join(cells) + " |")
+    lines += queue_section(rows, summary)
     text = "\n".join(lines) + "\n"
     print(text)
     with open(f"{out}/latest.md", "w") as f:
@@ -130,6 +131,43 @@ def report(rows, out):
         json.dump(summary, f, indent=1)
     with open(f"{out}/latency.svg", "w") as f:
         f.write(chart(k, rate))
+
+
+def queue_section(rows, summary):
+    """Queue delivery beside sync in the same run, and the pending backlog."""
+    if not pick(rows, "hookwarden-queue", "closed"):
+        return []
+    modes = {}
+    for mode, config in [("sync", "hookwarden-sync"), ("queue", "hookwarden-queue")]:
+        closed, opened = pick(rows, config, "closed"), pick(rows, config, "open")
+        modes[mode] = {
+            "rps": median([r["rps"] for r in closed]),
+            "cpu_us_per_request": median([r["cpu_us_per_request"] for r in closed]),
+            "p50_us": median([r["p50_us"] for r in opened]),
+            "p99_us": median([r["p99_us"] for r in opened]),
+            "rate": median([r["rate"] for r in opened]),
+            "bytes_per_event": median([r["spool_bytes"] / r["stored"] for r in closed if r.get("stored")]),
+        }
+    backlog = [r for r in rows if r.get("config") == "queue-backlog"]
+    summary["queue"] = {"modes": modes, "backlog": backlog[-1] if backlog else None}
+    q, s = modes["queue"], modes["sync"]
+    ratio = q["rps"] / s["rps"] if q["rps"] and s["rps"] else None
+    lines = ["", "Queue delivery, beside sync in the same run: SmartCV 1 KiB, 10% duplicates, every"
+             " accepted event fsynced before its answer and delivered by the gateway to the same app."
+             f" Latency: open loop at {fmt(q['rate'])} req/s (half the queue's max).", "",
+             "| mode | accepted/s (max) | p50 µs | p99 µs | CPU µs/req | store bytes/event |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for mode in ["sync", "queue"]:
+        m = modes[mode]
+        lines.append(f"| {mode} | {fmt(m['rps'])} | {fmt(m['p50_us'])} | {fmt(m['p99_us'])} | "
+                     f"{fmt(m['cpu_us_per_request'], 1)} | {fmt(m['bytes_per_event']) if mode == 'queue' else '—'} |")
+    lines += ["", f"- accepted events/s, queue / sync: **{fmt(ratio, 2)}** (target ≥ 0.70)",
+              f"- p99 of the `queued` answer at half load: **{fmt(q['p99_us'])} µs** (target < 5,000 µs)"]
+    if backlog:
+        b = backlog[-1]
+        lines.append(f"- a backlog of {b['pending']:,} pending 1 KiB events: **{b['disk_bytes'] / 2**20:,.0f} MiB** on disk"
+                     f" (target < 2 GiB), **{b['rss_kb'] / 1024:,.0f} MB** RSS (target < 128 MB)")
+    return lines
 
 
 def chart(k, rate):

@@ -13,7 +13,9 @@
 # scheduled send time), CPU microseconds per request of the proxy process (from /proc,
 # user and system apart) and its peak RSS; then the RSS of hookwarden holding 1M event
 # ids. A round whose app did not receive exactly the events answered 2xx (duplicates
-# excepted) is void.
+# excepted) is void. Then queue delivery (QUEUE=0 skips it): the same gateway with
+# `delivery = "queue"` beside `sync`, closed and open loop, the store's bytes per event,
+# and a backlog of BACKLOG pending events with the app down (0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,8 @@ DUPLICATES=${DUPLICATES:-0.1}
 BODY_SIZES=${BODY_SIZES:-"1024 4096 20480"}
 SCHEMES=${SCHEMES:-"smartcv standard-webhooks"}
 DEDUP_IDS=${DEDUP_IDS:-1000000}   # 0 skips the dedup memory measurement
+QUEUE=${QUEUE:-1}                 # 0 skips the queue delivery section
+BACKLOG=${BACKLOG:-1000000}       # pending events of the backlog measurement; 0 skips it
 # Configurations to compare; hookwarden-mt forces the multi-threaded runtime (hookwarden
 # chooses the current-thread one when, as here, it is pinned to one core).
 read -r -a CONFIGS <<<"${CONFIGS:-direct hyper-pass nginx hookwarden}"
@@ -88,7 +92,54 @@ start() {
       HOOKWARDEN_RUNTIME=multi_thread taskset -c 0 "$BIN/hookwarden" run --config bench/hookwarden.toml 2>>"$WORK/hookwarden.log" &
       wait_port 8083 >&2
       echo "8083 $!" ;;
+    hookwarden-sync)
+      # The queue section's baseline: the same gateway as hookwarden.
+      taskset -c 0 "$BIN/hookwarden" run --config bench/hookwarden.toml 2>>"$WORK/hookwarden.log" &
+      wait_port 8083 >&2
+      echo "8083 $!" ;;
+    hookwarden-queue | queue-backlog)
+      # A fresh spool each time, so that its size is this round's.
+      rm -rf "$WORK/spool"
+      if [ "$1" = queue-backlog ]; then
+        # The app down (nothing listens on port 9): every event waits, retried hourly.
+        queue_config http://127.0.0.1:9 1h
+      else
+        queue_config http://127.0.0.1:3000 1s
+      fi
+      taskset -c 0 "$BIN/hookwarden" run --config "$WORK/queue.toml" 2>>"$WORK/hookwarden.log" &
+      wait_port 8084 >&2
+      echo "8084 $!" ;;
   esac
+}
+
+queue_config() {
+  sed -e "s#@WORK@#$WORK#g" -e "s#@UPSTREAM@#$1#g" -e "s#@BACKOFF@#$2#g" \
+    bench/hookwarden-queue.toml > "$WORK/queue.toml"
+}
+
+# metric PORT SERIES: a sample of the gateway's /metrics on admin PORT (0 when absent).
+metric() {
+  python3 - "$1" "$2" <<'EOF'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().decode()
+print(next((int(float(l.rsplit(" ", 1)[1])) for l in text.splitlines() if l.startswith(sys.argv[2] + " ")), 0))
+EOF
+}
+
+# The events the app has received so far.
+app_count() {
+  python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:3000/__count").read().decode())'
+}
+
+PENDING='hookwarden_queue_events{route="smartcv",state="pending"}'
+
+# Waits (at most 60 s) until the queue gateway has delivered everything it accepted.
+drain() {
+  for _ in $(seq 1 1200); do
+    [ "$(metric 9094 "$PENDING")" = 0 ] && return 0
+    sleep 0.05
+  done
+  echo "  the queue did not drain" >&2
 }
 
 # Stops a proxy and waits until it is gone (its port is free for the next round).
@@ -128,12 +179,16 @@ route_args() {
 
 # measure CONFIG SCHEME SIZE [RATE]: one round, appended to $RAW as a JSON line.
 measure() {
-  local config=$1 scheme=$2 size=$3 rate=${4:-} port pid u0=0 s0=0 u1=0 s1=0 result extra=()
+  local config=$1 scheme=$2 size=$3 rate=${4:-} port pid u0=0 s0=0 u1=0 s1=0 result extra=() queued="{}" before=0
   read -r port pid < <(start "$config")
   [ -n "$rate" ] && extra=(--rate "$rate")
   # shellcheck disable=SC2046
   taskset -c 1 "$BIN/examples/loadgen" --target "127.0.0.1:$port" $(route_args "$scheme") \
     --connections "$CONNECTIONS" --duration "$WARMUP" --body-size "$size" --duplicates "$DUPLICATES" >/dev/null
+  if [ "$config" = hookwarden-queue ]; then
+    drain
+    before=$(app_count)
+  fi
   [ "$pid" = 0 ] || read -r u0 s0 < <(ticks "$pid")
   # shellcheck disable=SC2046
   result=$(taskset -c 1 "$BIN/examples/loadgen" --target "127.0.0.1:$port" $(route_args "$scheme") \
@@ -141,11 +196,20 @@ measure() {
     --count-url http://127.0.0.1:3000/__count "${extra[@]}")
   [ "$pid" = 0 ] || read -r u1 s1 < <(ticks "$pid")
   local rss=$( [ "$pid" = 0 ] && echo 0 || peak_rss "$pid")
+  if [ "$config" = hookwarden-queue ]; then
+    # What the app got once the queue delivered everything accepted, and what the
+    # store holds per event (envelope, indexes, attempt rows, WAL).
+    drain
+    queued=$(printf '{"upstream_received": %s, "spool_bytes": %s, "stored": %s}' \
+      "$(( $(app_count) - before ))" "$(du -sb "$WORK/spool" | cut -f1)" \
+      "$(metric 9094 'hookwarden_requests_total{outcome="queued",route="smartcv"}')")
+  fi
   stop "$pid"
-  python3 - "$config" "$((u1 - u0))" "$((s1 - s0))" "$rss" "$(getconf CLK_TCK)" "$result" >>"$RAW" <<'EOF'
+  python3 - "$config" "$((u1 - u0))" "$((s1 - s0))" "$rss" "$(getconf CLK_TCK)" "$result" "$queued" >>"$RAW" <<'EOF'
 import json, sys
 config, user, system, rss, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 result = json.loads(sys.argv[6])
+result.update(json.loads(sys.argv[7]))
 # No ticks at all: no proxy process (direct), so no CPU figures.
 per_request = lambda ticks: ticks / hz * 1e6 / result["requests"] if user + system else None
 result.update(config=config, cpu_us_per_request=per_request(user + system), user_us_per_request=per_request(user),
@@ -192,6 +256,40 @@ done
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 stop "$pid"
 echo "{\"config\": \"dedup\", \"ids\": $sent, \"rss_kb\": $rss}" >>"$RAW"
+fi
+
+if [ "$QUEUE" = 1 ]; then
+QCONFIGS=(hookwarden-sync hookwarden-queue)
+echo "== queue delivery: sync and queue side by side (closed loop, smartcv 1 KiB, fsync on)"
+for round in $(seq 1 "$ROUNDS"); do
+  for i in 0 1; do
+    measure "${QCONFIGS[$(((i + round) % 2))]}" smartcv 1024
+  done
+done
+QRATE=$(python3 bench/report.py "$RAW" --half-rate smartcv 1024 hookwarden-queue)
+echo "== queue delivery: open loop at $QRATE req/s (half the queue's max)"
+for round in $(seq 1 "$ROUNDS"); do
+  for i in 0 1; do
+    measure "${QCONFIGS[$(((i + round) % 2))]}" smartcv 1024 "$QRATE"
+  done
+done
+fi
+
+if [ "$QUEUE" = 1 ] && [ "$BACKLOG" -gt 0 ]; then
+echo "== queue holding a backlog of $BACKLOG pending 1 KiB events (the app down)"
+read -r port pid < <(start queue-backlog)
+pending=0
+while [ "$pending" -lt "$BACKLOG" ]; do
+  # shellcheck disable=SC2046
+  taskset -c 1 "$BIN/examples/loadgen" --target "127.0.0.1:$port" $(route_args smartcv) \
+    --connections "$CONNECTIONS" --duration 10s --body-size 1024 --duplicates 0 >/dev/null
+  pending=$(metric 9094 "$PENDING")
+  echo "  $pending pending"
+done
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+disk=$(du -sb "$WORK/spool" | cut -f1)
+stop "$pid"
+echo "{\"config\": \"queue-backlog\", \"pending\": $pending, \"disk_bytes\": $disk, \"rss_kb\": $rss}" >>"$RAW"
 fi
 
 python3 bench/report.py "$RAW" --out "$OUT" "${CONFIGS[@]}"
