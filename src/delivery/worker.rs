@@ -166,8 +166,12 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
         return;
     };
     let wake = queue.waker(&route);
-    let mut in_flight: JoinSet<Attempted> = JoinSet::new();
-    let mut busy: HashSet<i64> = HashSet::new();
+    // Attempts waiting for the app; then their outcomes waiting for the store. A slot of
+    // `concurrency` is an attempt with the app; an event is `held` (never picked again)
+    // until its outcome is stored.
+    let mut attempting: JoinSet<Answered> = JoinSet::new();
+    let mut settling: JoinSet<Settled> = JoinSet::new();
+    let mut held: HashSet<i64> = HashSet::new();
     loop {
         if *stopping.borrow() {
             break;
@@ -184,22 +188,25 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
             DeliveryMode::Queue { concurrency } => (concurrency, true),
             DeliveryMode::Sync => (LEFTOVER_CONCURRENCY, false),
         };
+        // In arrival order the next event waits for the last one's outcome to be stored:
+        // if it failed, it is back at the head of the line.
         let in_order = concurrency == 1;
+        let used = attempting.len() + if in_order { settling.len() } else { 0 };
         let mut next_due: Option<i64> = None;
         let mut pause = false;
-        if busy.len() < concurrency {
-            // The store is read only when it holds events the lane and the attempts in
-            // flight do not, and, out of order, only when the lane is short of work (in
-            // order, an older event may be waiting there).
+        if used < concurrency {
+            let free = concurrency - used;
+            // The store is read only when it holds events the lane and the events held
+            // do not, and, out of order, only when the lane is short of work (in order, an
+            // older event may be waiting there).
             let known = queue.known(&route);
             let stored = queue.spool.pending(&route);
-            let free = concurrency - busy.len();
-            if ((known + busy.len()) as u64) < stored && (in_order || known < free) {
-                // Enough past what is in flight, and a margin so that a route catching up
-                // is not read for every event.
-                let wanted = busy.len() + concurrency + READ_AHEAD;
+            if ((known + held.len()) as u64) < stored && (in_order || known < free) {
+                // Enough past what is held, and a margin so that a route catching up is
+                // not read for every event.
+                let wanted = held.len() + concurrency + READ_AHEAD;
                 match queue.spool.next_pending(&route, in_order, wanted).await {
-                    Ok(events) => queue.keep(&route, events, &busy),
+                    Ok(events) => queue.keep(&route, events, &held),
                     Err(e) => {
                         tracing::warn!(route = %route, error = %e, "queue: cannot read pending events");
                         pause = true;
@@ -207,15 +214,15 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
                 }
             }
             let now = app.clock.unix_millis();
-            let due = queue.take_due(&route, now, concurrency - busy.len(), in_order);
+            let due = queue.take_due(&route, now, free, in_order);
             next_due = due.next;
-            if due.events.is_empty() && busy.is_empty() && next_due.is_none() && !queued && !pause {
+            if due.events.is_empty() && held.is_empty() && next_due.is_none() && !queued && !pause {
                 // A route now `sync` whose stored events are all delivered.
                 break;
             }
             for event in due.events {
-                busy.insert(event.seq);
-                in_flight.spawn(attempt(
+                held.insert(event.seq);
+                attempting.spawn(attempt(
                     Arc::clone(&app),
                     Arc::clone(&rt),
                     Arc::clone(&state),
@@ -232,12 +239,17 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
         };
         tokio::select! {
             () = &mut woken => {}
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Ok(attempted) = done {
-                    busy.remove(&attempted.seq);
-                    if let Some(again) = attempted.again {
+            Some(done) = attempting.join_next(), if !attempting.is_empty() => {
+                if let Ok(answered) = done {
+                    settling.spawn(settle(Arc::clone(&app), answered));
+                }
+            }
+            Some(done) = settling.join_next(), if !settling.is_empty() => {
+                if let Ok(settled) = done {
+                    held.remove(&settled.seq);
+                    if let Some(again) = settled.again {
                         // Failed: back in the lane with its next time.
-                        queue.keep(&route, vec![again], &busy);
+                        queue.keep(&route, vec![again], &held);
                     }
                 }
             }
@@ -245,31 +257,41 @@ async fn work(app: Arc<App>, route: String, mut stopping: watch::Receiver<bool>)
             _ = stopping.changed() => {}
         }
     }
-    // Stopping: the attempts in flight end on their own (bounded by upstream.timeout).
-    while in_flight.join_next().await.is_some() {}
+    // Stopping: the attempts in flight end on their own (bounded by upstream.timeout),
+    // and their outcomes are stored.
+    while let Some(done) = attempting.join_next().await {
+        if let Ok(answered) = done {
+            settling.spawn(settle(Arc::clone(&app), answered));
+        }
+    }
+    while settling.join_next().await.is_some() {}
     // Leaving with work left (a removed route comes back, a stop) is the supervisor's to
     // notice; say so in case events arrived meanwhile.
     queue.changed().notify_one();
 }
 
-/// What a worker learns of an attempt once its outcome is committed.
-struct Attempted {
+/// An attempt the app answered (or did not): its outcome, to store.
+struct Answered {
     seq: i64,
-    /// The event as it now waits for its next attempt, when it failed.
+    route: String,
+    outcome: AttemptOutcome,
+    /// The event as it waits for its next attempt, when it failed.
     again: Option<Pending>,
 }
 
-/// One attempt of `event`.
+/// An attempt whose outcome was stored.
+struct Settled {
+    seq: i64,
+    again: Option<Pending>,
+}
+
+/// One attempt of `event`, to the app.
 async fn attempt(
     app: Arc<App>,
     rt: Arc<Runtime>,
     state: Arc<RouteState>,
     event: Pending,
-) -> Attempted {
-    let seq = event.seq;
-    let Some(queue) = app.queue.as_ref() else {
-        return Attempted { seq, again: None };
-    };
+) -> Answered {
     let number = event.attempts.saturating_add(1);
     let started = StdInstant::now();
     let at_ms = app.clock.unix_millis();
@@ -324,26 +346,46 @@ async fn attempt(
         Then::RetryAt(at) => Some(Pending {
             attempts: number,
             next_attempt_at: at,
-            ..event
+            ..event.clone()
         }),
         Then::Delivered | Then::Dead => None,
     };
-    let outcome = AttemptOutcome {
-        at_ms,
-        status,
-        error,
-        duration_ms,
-        then,
-    };
-    if let Err(e) = queue.spool.settle(seq, outcome).await {
-        // Still pending in the store: attempted again, so the app may see it twice; its
-        // Idempotency-Key tells it so.
-        tracing::warn!(route = %state.route.name, error = %e, "queue: an attempt's outcome was not stored");
-        tokio::time::sleep(STORE_PAUSE).await;
-        // Its state in the store is what counts: the worker reads it from there.
-        return Attempted { seq, again: None };
+    Answered {
+        seq: event.seq,
+        route: event.route,
+        outcome: AttemptOutcome {
+            at_ms,
+            status,
+            error,
+            duration_ms,
+            then,
+        },
+        again,
     }
-    Attempted { seq, again }
+}
+
+/// Stores an attempt's outcome.
+async fn settle(app: Arc<App>, answered: Answered) -> Settled {
+    let Answered {
+        seq,
+        route,
+        outcome,
+        again,
+    } = answered;
+    let Some(queue) = app.queue.as_ref() else {
+        return Settled { seq, again: None };
+    };
+    match queue.spool.settle(seq, outcome).await {
+        Ok(()) => Settled { seq, again },
+        Err(e) => {
+            // Still pending in the store: attempted again, so the app may see it twice;
+            // its Idempotency-Key tells it so. What the store says is what counts: the
+            // worker reads it from there.
+            tracing::warn!(route = %route, error = %e, "queue: an attempt's outcome was not stored");
+            tokio::time::sleep(STORE_PAUSE).await;
+            Settled { seq, again: None }
+        }
+    }
 }
 
 /// The attempt itself: the request of SPEC §5 with `X-Hookwarden-Attempt`.

@@ -52,7 +52,7 @@ impl Readers {
 /// Fills the counters from what is stored (at open).
 pub fn count_into(conn: &Connection, counters: &Counters) -> rusqlite::Result<()> {
     let bytes: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(length(body)), 0) FROM events WHERE state != 1",
+        "SELECT COALESCE(SUM(size), 0) FROM events WHERE state != 1",
         [],
         |r| r.get(0),
     )?;
@@ -110,13 +110,15 @@ pub fn next_pending(
     limit: usize,
 ) -> rusqlite::Result<Vec<Pending>> {
     let order = if in_order {
-        "seq"
+        "e.seq"
     } else {
-        "next_attempt_at, seq"
+        "e.next_attempt_at, e.seq"
     };
     let sql = format!(
-        "SELECT seq, route, id, shown_id, type, body, content_type, attempts, next_attempt_at
-         FROM events WHERE route = ?1 AND state = 0 ORDER BY {order} LIMIT ?2"
+        "SELECT e.seq, e.route, e.id, e.shown_id, e.type, b.body, e.content_type, e.attempts,
+                e.next_attempt_at
+         FROM events e JOIN bodies b ON b.seq = e.seq
+         WHERE e.route = ?1 AND e.state = 0 ORDER BY {order} LIMIT ?2"
     );
     let mut query = conn.prepare_cached(&sql)?;
     let rows = query.query_map(params![route, limit as i64], |r| {
@@ -245,6 +247,15 @@ pub struct Detail {
     pub history: Vec<Attempt>,
 }
 
+/// One line of an event's `history`, as the writer wrote it.
+#[derive(serde::Deserialize)]
+struct AttemptLine {
+    at: i64,
+    status: Option<u16>,
+    error: Option<String>,
+    duration_ms: i64,
+}
+
 /// One attempt as the history shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -260,7 +271,8 @@ pub struct Attempt {
 pub fn detail(conn: &Connection, route: &str, id: &[u8]) -> rusqlite::Result<Option<Detail>> {
     let by = |column: &str, key: &dyn rusqlite::ToSql| {
         let sql = format!(
-            "SELECT {SUMMARY}, body, content_type, id FROM events
+            "SELECT {SUMMARY}, (SELECT body FROM bodies b WHERE b.seq = events.seq),
+                    content_type, id, history FROM events
              WHERE route = ?1 AND {column} = ?2 ORDER BY seq DESC LIMIT 1"
         );
         conn.prepare_cached(&sql)?
@@ -270,6 +282,7 @@ pub fn detail(conn: &Connection, route: &str, id: &[u8]) -> rusqlite::Result<Opt
                     r.get::<_, Vec<u8>>(10)?,
                     r.get::<_, Option<String>>(11)?,
                     r.get::<_, Vec<u8>>(12)?,
+                    r.get::<_, String>(13)?,
                 ))
             })
             .optional()
@@ -281,24 +294,19 @@ pub fn detail(conn: &Connection, route: &str, id: &[u8]) -> rusqlite::Result<Opt
             found = by("shown_id", &shown)?;
         }
     }
-    let Some((summary, body, content_type, id)) = found else {
+    let Some((summary, body, content_type, id, history)) = found else {
         return Ok(None);
     };
-    let mut query = conn.prepare_cached(
-        "SELECT at, status, error, duration_ms FROM attempts WHERE seq = ?1 ORDER BY n",
-    )?;
-    let history = query
-        .query_map(params![summary.seq], |r| {
-            Ok(Attempt {
-                at: r.get(0)?,
-                status: r
-                    .get::<_, Option<i64>>(1)?
-                    .and_then(|s| u16::try_from(s).ok()),
-                error: r.get(2)?,
-                duration_ms: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let history = history
+        .lines()
+        .filter_map(|line| serde_json::from_str::<AttemptLine>(line).ok())
+        .map(|a| Attempt {
+            at: a.at,
+            status: a.status,
+            error: a.error,
+            duration_ms: a.duration_ms,
+        })
+        .collect();
     Ok(Some(Detail {
         summary,
         id,

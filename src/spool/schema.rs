@@ -1,7 +1,8 @@
 //! The spool's tables, as `sqlite3 queue.db .schema` shows them to an operator.
 //!
-//! One row per stored event, in arrival order (`seq`), holding what will be sent; one row
-//! per delivery attempt. Times are Unix milliseconds.
+//! One row per stored event, in arrival order (`seq`), with its attempts as lines of its
+//! `history`, and beside it the body that will be sent. Times are Unix milliseconds. An
+//! attempt's outcome is one `UPDATE` of the event's small row.
 
 /// Applied at every open; `IF NOT EXISTS` makes it idempotent.
 pub const SCHEMA: &str = "
@@ -12,27 +13,25 @@ CREATE TABLE IF NOT EXISTS events (
     shown_id        TEXT    NOT NULL,     -- the id as the envelope writes it
     type            TEXT    NOT NULL,
     state           INTEGER NOT NULL,     -- 0 pending, 1 delivered, 2 dead
-    body            BLOB    NOT NULL,     -- what the app is sent
+    size            INTEGER NOT NULL,     -- bytes of its body
     content_type    TEXT,
     received_at     INTEGER NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
     last_status     INTEGER,
     last_error      TEXT,
-    settled_at      INTEGER               -- when it was delivered or became dead
+    settled_at      INTEGER,              -- when it was delivered or became dead
+    history         TEXT NOT NULL DEFAULT ''  -- one JSON object a line, per attempt
+);
+-- What the app is sent, apart: an attempt's outcome rewrites the small row above, never
+-- the pages of the body.
+CREATE TABLE IF NOT EXISTS bodies (
+    seq  INTEGER PRIMARY KEY,             -- events.seq
+    body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_id ON events (route, id);
 CREATE INDEX IF NOT EXISTS events_by_state ON events (route, state, seq);
-CREATE INDEX IF NOT EXISTS events_due ON events (route, state, next_attempt_at, seq);
-CREATE TABLE IF NOT EXISTS attempts (
-    seq         INTEGER NOT NULL,         -- events.seq
-    n           INTEGER NOT NULL,         -- 1 for the first attempt
-    at          INTEGER NOT NULL,
-    status      INTEGER,                  -- the app's status, if it answered
-    error       TEXT,
-    duration_ms INTEGER NOT NULL,
-    PRIMARY KEY (seq, n)
-);
+CREATE INDEX IF NOT EXISTS events_due ON events (route, next_attempt_at, seq) WHERE state = 0;
 ";
 
 /// `events.state`.

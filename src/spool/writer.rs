@@ -207,24 +207,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (n, e) = (
-                jobs.len(),
-                jobs.iter().filter(|j| matches!(j, Job::Enqueue(_))).count(),
-            );
             self.commit(jobs);
-            static C: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            static J: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            static E: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let c = C.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            J.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            E.fetch_add(e as u64, std::sync::atomic::Ordering::Relaxed);
-            if c % 2000 == 0 {
-                eprintln!(
-                    "commits {c} jobs/commit {:.1} enqueues/commit {:.1}",
-                    J.load(std::sync::atomic::Ordering::Relaxed) as f64 / c as f64,
-                    E.load(std::sync::atomic::Ordering::Relaxed) as f64 / c as f64
-                );
-            }
         }
     }
 
@@ -366,10 +349,13 @@ impl Batch<'_> {
             }
         }
         let mut insert = self.tx.prepare_cached(
-            "INSERT INTO events (route, id, shown_id, type, state, body, content_type,
+            "INSERT INTO events (route, id, shown_id, type, state, size, content_type,
                                  received_at, next_attempt_at)
              VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?7)",
         )?;
+        let mut insert_body = self
+            .tx
+            .prepare_cached("INSERT INTO bodies (seq, body) VALUES (?1, ?2)")?;
         let mut stored = 0;
         for (event, _) in e.events.iter().zip(&new).filter(|(_, &n)| n) {
             insert.execute(params![
@@ -377,13 +363,15 @@ impl Batch<'_> {
                 event.id,
                 event.shown_id,
                 event.kind,
-                &event.body[..],
+                event.body.len() as i64,
                 event.content_type,
                 e.now_ms
             ])?;
+            let seq = self.tx.last_insert_rowid();
+            insert_body.execute(params![seq, &event.body[..]])?;
             stored += 1;
             self.new.push(Pending {
-                seq: self.tx.last_insert_rowid(),
+                seq,
                 route: e.route.clone(),
                 id: event.id.clone(),
                 shown_id: event.shown_id.clone(),
@@ -398,6 +386,7 @@ impl Batch<'_> {
             }
         }
         drop(insert);
+        drop(insert_body);
         self.delta.bytes += i64::try_from(bytes).unwrap_or(i64::MAX);
         self.delta.count(&e.route, stored, 0);
         Ok(Done::Enqueued(Enqueued::Stored(new)))
@@ -414,43 +403,43 @@ impl Batch<'_> {
 
     fn settle(&mut self, s: &Settle) -> Result<(), SpoolError> {
         let o = &s.outcome;
-        let found: Option<(String, i64, i64)> = self
-            .tx
-            .prepare_cached(
-                "SELECT route, length(body), attempts FROM events WHERE seq = ?1 AND state = 0",
-            )?
-            .query_row(params![s.seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        // Redelivered or swept meanwhile: nothing to settle.
-        let Some((route, len, attempts)) = found else {
-            return Ok(());
-        };
         let (state, next_at, settled_at) = match o.then {
             Then::Delivered => (State::Delivered, o.at_ms, Some(o.at_ms)),
             Then::RetryAt(at) => (State::Pending, at, None),
             Then::Dead => (State::Dead, o.at_ms, Some(o.at_ms)),
         };
-        self.tx
+        let line = serde_json::json!({
+            "at": o.at_ms,
+            "status": o.status,
+            "error": o.error,
+            "duration_ms": o.duration_ms,
+        });
+        let found: Option<(String, i64)> = self
+            .tx
             .prepare_cached(
-                "UPDATE events SET attempts = ?2, state = ?3, next_attempt_at = ?4,
-                        last_status = ?5, last_error = ?6, settled_at = ?7
-                 WHERE seq = ?1",
+                "UPDATE events SET attempts = attempts + 1, state = ?2, next_attempt_at = ?3,
+                        last_status = ?4, last_error = ?5, settled_at = ?6,
+                        history = history || ?7
+                 WHERE seq = ?1 AND state = 0
+                 RETURNING route, size",
             )?
-            .execute(params![
-                s.seq,
-                attempts + 1,
-                state.code(),
-                next_at,
-                o.status,
-                o.error,
-                settled_at
-            ])?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO attempts (seq, n, at, status, error, duration_ms)
-                 SELECT ?1, COALESCE(MAX(n), 0) + 1, ?2, ?3, ?4, ?5 FROM attempts WHERE seq = ?1",
-            )?
-            .execute(params![s.seq, o.at_ms, o.status, o.error, o.duration_ms])?;
+            .query_row(
+                params![
+                    s.seq,
+                    state.code(),
+                    next_at,
+                    o.status,
+                    o.error,
+                    settled_at,
+                    format!("{line}\n")
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // Redelivered or swept meanwhile: nothing to settle.
+        let Some((route, len)) = found else {
+            return Ok(());
+        };
         match state {
             State::Delivered => {
                 self.delta.bytes -= len;
@@ -468,7 +457,7 @@ impl Batch<'_> {
                 let found: Option<(i64, i64, i64)> = self
                     .tx
                     .prepare_cached(
-                        "SELECT seq, state, length(body) FROM events
+                        "SELECT seq, state, size FROM events
                          WHERE route = ?1 AND id = ?2 ORDER BY seq DESC LIMIT 1",
                     )?
                     .query_row(params![route, id], |row| {
@@ -551,13 +540,13 @@ impl Batch<'_> {
         }
         for (route, cutoff) in routes {
             let (dead, dead_bytes): (i64, i64) = self.tx.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events
                  WHERE route = ?1 AND state = 2 AND settled_at < ?2",
                 params![route, cutoff],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             self.tx.execute(
-                "DELETE FROM attempts WHERE seq IN (SELECT seq FROM events
+                "DELETE FROM bodies WHERE seq IN (SELECT seq FROM events
                  WHERE route = ?1 AND state != 0 AND settled_at < ?2)",
                 params![route, cutoff],
             )?;
