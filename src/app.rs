@@ -20,6 +20,7 @@ use crate::delivery::Queue;
 use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::ratelimit::Limiter;
+use crate::request_log::RequestLog;
 use crate::spool::{Spool, SpoolError};
 use crate::sync::lock;
 
@@ -80,6 +81,8 @@ pub struct App {
     /// The spool of queue routes, when the configuration has one or `queue.dir` holds
     /// events.
     pub queue: Option<Queue>,
+    /// The most recent requests, for `/api/requests`.
+    pub requests: RequestLog,
     pub metrics: Metrics,
     pub clock: Clock,
     pool: Arc<Pool>,
@@ -120,6 +123,7 @@ impl App {
             dedup,
             shared,
             queue,
+            requests: RequestLog::new(config.admin.request_log),
             metrics,
             clock,
             pool,

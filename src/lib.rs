@@ -62,6 +62,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod ratelimit;
+pub mod request_log;
 pub mod send;
 pub mod server;
 pub mod sign;

@@ -34,6 +34,21 @@ enum Command {
     Send(SendArgs),
     /// The queued events of the running gateway (its admin API).
     Events(EventsArgs),
+    /// The most recent requests the running gateway answered, one JSON object per line.
+    Requests(RequestsArgs),
+}
+
+#[derive(Args)]
+struct RequestsArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[arg(long)]
+    route: Option<String>,
+    /// One of the outcomes of the metrics (invalid_signature, delivered, ...).
+    #[arg(long)]
+    outcome: Option<String>,
+    #[arg(long)]
+    limit: Option<u32>,
 }
 
 #[derive(Args)]
@@ -151,6 +166,39 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign(&args),
         Command::Send(args) => send(&args),
         Command::Events(args) => events(args),
+        Command::Requests(args) => requests(&args),
+    }
+}
+
+fn requests(args: &RequestsArgs) -> ExitCode {
+    use hookwarden::client::query;
+    let client = match admin_client(&args.admin) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match client_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let path = format!(
+        "/api/requests{}",
+        query(&[
+            ("route", args.route.clone()),
+            ("outcome", args.outcome.clone()),
+            ("limit", args.limit.map(|l| l.to_string())),
+        ])
+    );
+    match runtime.block_on(client.call(http::Method::GET, &path)) {
+        Ok(answer) => {
+            for request in answer["requests"].as_array().into_iter().flatten() {
+                println!("{request}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

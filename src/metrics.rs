@@ -2,7 +2,8 @@
 //! Per-route label handles are resolved once per route, not per request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -64,6 +65,18 @@ impl Outcome {
         Outcome::QueueUnavailable,
         Outcome::Handshake,
     ];
+
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The request went through, or was answered as a copy of one that did.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            Outcome::Delivered | Outcome::Duplicate | Outcome::Queued | Outcome::Handshake
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -267,7 +280,9 @@ impl Metrics {
     /// The handles of one route (or of `_unmatched`).
     pub fn route(&self, name: &str) -> RouteMetrics {
         RouteMetrics {
-            name: name.to_string(),
+            name: Arc::from(name),
+            last_delivered_ms: AtomicI64::new(0),
+            last_failure: Mutex::new(None),
             outcomes: Outcome::ALL.map(|o| self.requests.with_label_values(&[name, o.as_str()])),
             request_duration: self.request_duration.with_label_values(&[name]),
             upstream_duration: self.upstream_duration.with_label_values(&[name]),
@@ -333,7 +348,10 @@ impl Default for Metrics {
 
 /// One route's label handles, resolved when the route is loaded.
 pub struct RouteMetrics {
-    name: String,
+    name: Arc<str>,
+    /// When an event of the route last reached the app (Unix ms; 0: never).
+    last_delivered_ms: AtomicI64,
+    last_failure: Mutex<Option<Failure>>,
     outcomes: [IntCounter; Outcome::ALL.len()],
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
@@ -341,10 +359,48 @@ pub struct RouteMetrics {
     types: Mutex<HashMap<String, IntCounter>>,
 }
 
+/// A refused request or a failed delivery attempt, as `/api/routes` shows the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub at_ms: i64,
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+}
+
 impl RouteMetrics {
     pub fn count(&self, outcome: Outcome) {
         // ALL lists the variants in declaration order.
         self.outcomes[outcome as usize].inc();
+    }
+
+    /// The route's name, shared (the request log keeps one per entry).
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Requests counted per outcome since start.
+    pub fn counts(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
+        Outcome::ALL
+            .iter()
+            .zip(&self.outcomes)
+            .map(|(o, c)| (*o, c.get()))
+    }
+
+    /// An event of the route reached the app at `at_ms`.
+    pub fn delivered_at(&self, at_ms: i64) {
+        self.last_delivered_ms.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_delivered(&self) -> Option<i64> {
+        Some(self.last_delivered_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
+    }
+
+    pub fn failed(&self, failure: Failure) {
+        *lock(&self.last_failure) = Some(failure);
+    }
+
+    pub fn last_failure(&self) -> Option<Failure> {
+        *lock(&self.last_failure)
     }
 
     /// Counts an event the app accepted, keeping the `type` label set bounded.

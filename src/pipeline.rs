@@ -14,15 +14,19 @@ use tokio::time::Instant;
 
 use crate::app::{unix_seconds, App, RouteState, Runtime};
 use crate::error::{GatewayError, Reply};
-use crate::metrics::Outcome;
+use crate::metrics::{Failure, Outcome};
 use crate::providers::{self, EventId, Events};
-use crate::{auth, delivery};
+use crate::{auth, delivery, request_log};
 
 /// What the request's log line and metrics need, filled in as the pipeline learns it.
 #[derive(Default)]
 struct Trace {
     route: Option<Arc<RouteState>>,
-    event_id: Option<EventId>,
+    /// The events' ids once verified, a batch's in order.
+    ids: Vec<EventId>,
+    batch: bool,
+    /// The last event's type.
+    kind: Option<String>,
     /// One per request, or one per batch element attempted.
     outcomes: Vec<Outcome>,
 }
@@ -48,7 +52,7 @@ pub async fn handle(
             (err.into_reply(), outcome.is_some())
         }
     };
-    let metrics = trace.route.as_ref().map_or(&app.unmatched, |r| &r.metrics);
+    let metrics = Arc::clone(trace.route.as_ref().map_or(&app.unmatched, |r| &r.metrics));
     let elapsed = started.elapsed();
     if counted {
         for outcome in &trace.outcomes {
@@ -57,21 +61,65 @@ pub async fn handle(
         metrics.request_duration.observe(elapsed.as_secs_f64());
     }
     app.metrics.inflight.dec();
+    let status = reply.status.as_u16();
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
     tracing::info!(
         route = trace
             .route
             .as_ref()
             .map_or(crate::metrics::UNMATCHED, |r| r.route.name.as_str()),
         outcome = trace.outcomes.last().map_or("none", |o| o.as_str()),
-        status = reply.status.as_u16(),
+        status,
         event_id = trace
-            .event_id
-            .as_ref()
+            .ids
+            .last()
             .map(|id| id.as_str().escape_debug().to_string()),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        duration_ms,
         "request"
     );
+    if let Some(outcome) = request_outcome(&trace.outcomes).filter(|_| counted) {
+        let at_ms = app.clock.unix_millis();
+        if trace.outcomes.contains(&Outcome::Delivered) {
+            metrics.delivered_at(at_ms);
+        }
+        if !outcome.is_success() {
+            metrics.failed(Failure {
+                at_ms,
+                outcome,
+                status: Some(status),
+            });
+        }
+        let events = match (trace.batch, trace.ids.pop()) {
+            (_, None) => request_log::Events::None,
+            (false, Some(id)) => request_log::Events::One(id),
+            (true, Some(last)) => {
+                trace.ids.push(last);
+                request_log::Events::Batch(trace.ids)
+            }
+        };
+        app.requests.record(request_log::Entry {
+            at_ms,
+            route: Arc::clone(metrics.name()),
+            outcome,
+            status,
+            events,
+            kind: trace.kind,
+            duration_ms,
+            peer: peer.ip().to_canonical(),
+        });
+    }
     reply.into_response()
+}
+
+/// A request's own outcome: a batch's is its last element's, past the duplicates (a
+/// batch delivered but for copies is `delivered`; one that failed is its failure).
+fn request_outcome(outcomes: &[Outcome]) -> Option<Outcome> {
+    outcomes
+        .iter()
+        .rev()
+        .find(|o| **o != Outcome::Duplicate)
+        .or(outcomes.last())
+        .copied()
 }
 
 /// The answer when a request's own task failed: nothing of it was forwarded.
@@ -152,7 +200,9 @@ async fn handle_inner(
     //        is answered first, so that replaying a captured request never spends the
     //        route's rate budget; the first new event takes the request's one token.
     let delivered = delivery::deliver(app, rt, &state, events, batch, received, deadline).await;
-    trace.event_id = delivered.last_id;
+    trace.ids = delivered.ids;
+    trace.batch = batch;
+    trace.kind = delivered.kind;
     trace.outcomes.extend(delivered.outcomes);
     Ok(delivered.reply)
 }

@@ -1,5 +1,5 @@
-//! The admin API (SPEC §9): the queued events, one event with its body and attempts,
-//! and redelivery. JSON in and out; errors as the public port's, `{"error", "message"}`.
+//! The admin API (SPEC §9): the routes and what they served, the recent requests, the
+//! queued events, one event with its body and attempts, and redelivery. JSON in and out; errors as the public port's, `{"error", "message"}`.
 //! `{route}` and `{id}` are percent-encoded path segments.
 
 use std::borrow::Cow;
@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::clock::from_unix_millis;
 use crate::config::DeliveryMode;
+use crate::metrics::Outcome;
 use crate::providers::json::parse_tree;
+use crate::request_log::{Entry, Events};
 use crate::spool::{Detail, Filter, Redelivered, State, Summary};
 
 /// Items a list gives when not asked, and at most.
@@ -35,6 +37,14 @@ pub async fn handle<B>(app: &App, req: Request<B>) -> Answer {
     let query = req.uri().query().unwrap_or_default();
     let method = req.method();
     match segments.as_slice() {
+        [b"routes"] => match *method {
+            Method::GET => routes(app).await,
+            _ => not_allowed("GET"),
+        },
+        [b"requests"] => match *method {
+            Method::GET => requests(app, query),
+            _ => not_allowed("GET"),
+        },
         [b"events"] => match *method {
             Method::GET => list(app, query).await,
             _ => not_allowed("GET"),
@@ -53,6 +63,106 @@ pub async fn handle<B>(app: &App, req: Request<B>) -> Answer {
         },
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such API path"),
     }
+}
+
+/// `GET /api/routes`: every configured route, what it served since start, and its queue.
+async fn routes(app: &App) -> Answer {
+    let rt = app.runtime();
+    let counts = app
+        .queue
+        .as_ref()
+        .map(|q| q.spool.counts())
+        .unwrap_or_default();
+    let now = app.clock.unix_millis();
+    let mut out = Vec::with_capacity(rt.config.routes.len());
+    for route in &rt.config.routes {
+        let Some(state) = rt.route_named(&route.name) else {
+            continue;
+        };
+        let metrics = &state.metrics;
+        let requests: serde_json::Map<String, Value> = metrics
+            .counts()
+            .map(|(outcome, n)| (outcome.as_str().to_string(), json!(n)))
+            .collect();
+        let (delivery, queued) = match route.delivery {
+            DeliveryMode::Sync => ("sync", false),
+            DeliveryMode::Queue { .. } => ("queue", true),
+        };
+        let queue = match (queued, &app.queue) {
+            (true, Some(queue)) => {
+                let (pending, dead) = counts.get(&route.name).copied().unwrap_or_default();
+                let oldest = match pending {
+                    0 => None,
+                    _ => queue.spool.oldest_pending(&route.name).await.ok().flatten(),
+                };
+                let age = oldest.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+                json!({ "pending": pending, "dead": dead, "oldest_pending_seconds": age })
+            }
+            _ => Value::Null,
+        };
+        let last_failure = metrics.last_failure().map(|f| {
+            json!({ "at": rfc3339(f.at_ms), "outcome": f.outcome.as_str(), "status": f.status })
+        });
+        let mut entry = json!({
+            "name": route.name,
+            "path": route.path,
+            "provider": route.provider.name(),
+            "delivery": delivery,
+            "requests": requests,
+            "last_delivered_at": metrics.last_delivered().map(rfc3339),
+            "last_failure": last_failure,
+        });
+        if queued {
+            entry["queue"] = queue;
+        }
+        out.push(entry);
+    }
+    ok(StatusCode::OK, &json!({ "routes": out }))
+}
+
+/// `GET /api/requests?route=&outcome=&limit=`: the most recent requests, newest first.
+fn requests(app: &App, query: &str) -> Answer {
+    let mut route = None;
+    let mut outcome = None;
+    let mut wanted = DEFAULT_LIMIT;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "route" => route = Some(value.into_owned()),
+            "outcome" => match Outcome::from_name(&value) {
+                Some(o) => outcome = Some(o),
+                None => return bad_request(format!("unknown outcome {value:?}")),
+            },
+            "limit" => match limit(&value) {
+                Some(n) => wanted = n,
+                None => return bad_request(format!("limit {value:?} is not an integer >= 1")),
+            },
+            _ => {}
+        }
+    }
+    let entries = app.requests.recent(route.as_deref(), outcome, wanted);
+    let requests: Vec<Value> = entries.iter().map(request_json).collect();
+    ok(StatusCode::OK, &json!({ "requests": requests }))
+}
+
+fn request_json(e: &Entry) -> Value {
+    let mut out = json!({
+        "at": rfc3339(e.at_ms),
+        "route": &*e.route,
+        "outcome": e.outcome.as_str(),
+        "status": e.status,
+        "event_id": null,
+        "type": e.kind,
+        "duration_ms": e.duration_ms,
+        "peer": e.peer.to_string(),
+    });
+    match &e.events {
+        Events::None => {}
+        Events::One(id) => out["event_id"] = json!(id.as_str()),
+        Events::Batch(ids) => {
+            out["event_ids"] = json!(ids.iter().map(|id| id.as_str()).collect::<Vec<_>>())
+        }
+    }
+    out
 }
 
 /// `GET /api/events?route=&state=&limit=&cursor=`

@@ -1,12 +1,14 @@
-//! The admin listener (SPEC §6, §9): `/metrics`, `/healthz`, `/readyz`, and the API of
-//! [`api`] under `/api`. Never on the public port, and it keeps answering while the
-//! public side drains.
+//! The admin listener (SPEC §6, §9): `/metrics`, `/healthz`, `/readyz`, the API of
+//! [`api`] under `/api` and the console of [`ui`] under `/ui`. Never on the public port,
+//! and it keeps answering while the public side drains.
 //!
 //! `/api` shows event payloads (personal data), so it is guarded: with `admin.token`
 //! every call needs `Authorization: Bearer <token>` (compared in constant time), and
-//! without one it is served only on a loopback address (404 elsewhere).
+//! without one it is served only on a loopback address (404 elsewhere). The console is
+//! a page of no data that calls `/api` with the token the person gives it.
 
 mod api;
+mod ui;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -55,6 +57,15 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             return refused;
         }
         return api::handle(app, req).await;
+    }
+    if path == "/ui" || path.starts_with("/ui/") {
+        if !app.runtime().config.admin.api_enabled() {
+            return api::error(StatusCode::NOT_FOUND, "not_found", "no such path");
+        }
+        // The page holds no data: without the token it is served as the sign-in page,
+        // with 401, and asks for it.
+        let signed_in = guard(app, &req).is_none();
+        return ui::serve(&path, req.method(), signed_in);
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");

@@ -26,11 +26,27 @@ use crate::metrics::Outcome;
 use crate::providers::{Event, EventId};
 
 /// What became of a request's events: the provider's answer, one outcome per event
-/// attempted, and the last event's id (for the request's log line).
+/// attempted, and what the request's log line and the request log show of them.
 pub struct Delivered {
     pub reply: Reply,
     pub outcomes: Vec<Outcome>,
-    pub last_id: Option<EventId>,
+    /// Every event's id, in order.
+    pub ids: Vec<EventId>,
+    /// The last event's type.
+    pub kind: Option<String>,
+}
+
+impl Delivered {
+    /// `reply` and `outcomes` for `events`, whose ids and type it keeps.
+    fn of(reply: Reply, outcomes: Vec<Outcome>, events: Vec<Event>) -> Self {
+        let kind = events.last().map(|e| e.kind.clone());
+        Delivered {
+            reply,
+            outcomes,
+            ids: events.into_iter().map(|e| e.id).collect(),
+            kind,
+        }
+    }
 }
 
 /// Delivers `events`, received at `received`, in the route's mode.

@@ -205,20 +205,16 @@ pub async fn accept(
     received: SystemTime,
     deadline: Instant,
 ) -> Delivered {
-    let last_id = events.last().map(|e| e.id.clone());
-    let refused = |err: GatewayError| {
+    let refused = |err: GatewayError, events: Vec<Event>| {
         let outcome = err.outcome().into_iter().collect();
-        Delivered {
-            reply: err.into_reply(),
-            outcomes: outcome,
-            last_id: last_id.clone(),
-        }
+        Delivered::of(err.into_reply(), outcome, events)
     };
     let Some(queue) = &app.queue else {
         // Not reached: a queue route makes the gateway open its spool at start.
-        return refused(GatewayError::QueueUnavailable(
-            "no queue store is open".into(),
-        ));
+        return refused(
+            GatewayError::QueueUnavailable("no queue store is open".into()),
+            events,
+        );
     };
     let route = &state.route;
     let received_at = envelope::timestamp(received);
@@ -261,18 +257,16 @@ pub async fn accept(
     // a duplicate. What is never possible is a 200 for an event not stored.
     let stored = match tokio::time::timeout_at(deadline, write).await {
         Err(_) => {
-            return refused(GatewayError::QueueUnavailable(
-                "the queue store did not answer in time".into(),
-            ))
+            let unanswered = "the queue store did not answer in time".into();
+            return refused(GatewayError::QueueUnavailable(unanswered), events);
         }
         Ok(Err(e)) => {
             tracing::warn!(route = %route.name, error = %e, "not queued");
-            return refused(GatewayError::QueueUnavailable(e.to_string()));
+            return refused(GatewayError::QueueUnavailable(e.to_string()), events);
         }
         Ok(Ok(Enqueued::Refused(wait))) => {
-            return refused(GatewayError::RateLimited {
-                retry_after: wait.as_secs().max(1),
-            })
+            let retry_after = wait.as_secs().max(1);
+            return refused(GatewayError::RateLimited { retry_after }, events);
         }
         Ok(Ok(Enqueued::Stored(new))) => new,
     };
@@ -300,11 +294,7 @@ pub async fn accept(
             serde_json::json!({ "status": "queued", "ids": ids })
         }
     };
-    Delivered {
-        reply: Reply::json(StatusCode::OK, &body),
-        outcomes,
-        last_id,
-    }
+    Delivered::of(Reply::json(StatusCode::OK, &body), outcomes, events)
 }
 
 /// The content type a stored event is sent with.

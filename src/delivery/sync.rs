@@ -52,24 +52,14 @@ pub async fn deliver(
         outcomes.push(outcome);
         match outcome {
             Outcome::Delivered | Outcome::Duplicate if batch => ids.push(event.id.as_str()),
-            _ => {
-                return Delivered {
-                    reply,
-                    outcomes,
-                    last_id: Some(event.id.clone()),
-                }
-            }
+            _ => return Delivered::of(reply, outcomes, events),
         }
     }
     let reply = Reply::json(
         StatusCode::OK,
         &serde_json::json!({ "status": "delivered", "ids": ids }),
     );
-    Delivered {
-        reply,
-        outcomes,
-        last_id: events.last().map(|e| e.id.clone()),
-    }
+    Delivered::of(reply, outcomes, events)
 }
 
 /// What delivering a request's events needs, shared by its events.

@@ -31,6 +31,7 @@ use crate::app::{App, RouteState, Runtime};
 use crate::clock::from_unix_millis;
 use crate::config::DeliveryMode;
 use crate::forward::{ForwardError, Message};
+use crate::metrics::{Failure, Outcome};
 use crate::spool::{AttemptOutcome, Pending, Then};
 
 /// Attempts in flight for a route whose mode is now `sync` but that still holds events.
@@ -331,6 +332,20 @@ async fn attempt(
     app.metrics.delivery_attempt(&state.route.name, result);
     if delivered {
         state.metrics.forwarded(&event.kind);
+        state.metrics.delivered_at(at_ms);
+    } else {
+        let outcome = match &sent {
+            Ok(_) => Outcome::UpstreamRejected,
+            Err(ForwardError::Timeout) => Outcome::UpstreamTimeout,
+            Err(ForwardError::Failing { .. } | ForwardError::Unavailable(_)) => {
+                Outcome::UpstreamUnavailable
+            }
+        };
+        state.metrics.failed(Failure {
+            at_ms,
+            outcome,
+            status,
+        });
     }
     tracing::info!(
         route = %state.route.name,

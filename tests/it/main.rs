@@ -3,6 +3,7 @@
 mod binary;
 mod bounds;
 mod cli;
+mod console;
 mod dedup;
 mod delivery;
 mod deploy;

@@ -1,0 +1,318 @@
+// The hookwarden console: a page that reads the admin API (/api) and refreshes itself.
+// Everything shown comes from the API as text: nothing from a payload is ever parsed as
+// HTML (textContent only), since event ids and bodies are the providers' bytes.
+"use strict";
+
+const TOKEN_KEY = "hookwarden.admin-token";
+const REFRESH_MS = 3000;
+const OUTCOMES = [
+  "delivered", "queued", "duplicate", "handshake", "in_flight", "not_found", "method_not_allowed",
+  "forbidden", "rate_limited", "payload_too_large", "unauthorized", "missing_signature",
+  "invalid_timestamp", "timestamp_out_of_tolerance", "invalid_signature", "malformed_payload",
+  "upstream_rejected", "upstream_unavailable", "upstream_timeout", "queue_unavailable",
+  "store_unavailable", "overloaded",
+];
+const GOOD = new Set(["delivered", "queued", "duplicate", "handshake"]);
+const WARN = new Set(["upstream_rejected", "upstream_unavailable", "upstream_timeout",
+  "queue_unavailable", "store_unavailable", "overloaded", "rate_limited", "in_flight"]);
+
+const state = { detail: null, timer: null, busy: false };
+const $ = (id) => document.getElementById(id);
+
+class NeedsToken extends Error {}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function api(method, path) {
+  const headers = { Accept: "application/json" };
+  const t = token();
+  if (t) headers.Authorization = "Bearer " + t;
+  const response = await fetch(path, { method, headers, cache: "no-store" });
+  if (response.status === 401) throw new NeedsToken();
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.message || body.error || String(response.status));
+  return body;
+}
+
+// A DOM element: `props` sets attributes (and `text`), `children` are nodes or strings.
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "text") node.textContent = String(value);
+    else if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function kind(outcome) {
+  if (GOOD.has(outcome)) return "good";
+  if (WARN.has(outcome)) return "warn";
+  return "bad";
+}
+
+function badge(outcome) {
+  return el("span", { class: "outcome " + kind(outcome), "data-outcome": outcome, text: outcome });
+}
+
+function time(text) {
+  if (!text) return "—";
+  const at = new Date(text);
+  return isNaN(at) ? text : at.toLocaleTimeString();
+}
+
+function ago(text) {
+  if (!text) return "never";
+  const seconds = Math.max(0, Math.round((Date.now() - new Date(text)) / 1000));
+  if (seconds < 60) return seconds + " s ago";
+  if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
+  return Math.round(seconds / 3600) + " h ago";
+}
+
+function status(message, error = false) {
+  const line = $("status");
+  line.textContent = message;
+  line.className = error ? "error" : "";
+}
+
+// Replaces a table body's rows, keeping keyboard focus on the same button if it is
+// still there (the page refreshes while someone tabs through it).
+function fill(tbody, rows) {
+  const focused = document.activeElement;
+  const key = focused && tbody.contains(focused) ? focused.dataset.key : null;
+  tbody.replaceChildren(...rows);
+  if (key) {
+    const again = tbody.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    if (again) again.focus();
+  }
+}
+
+function fillSelect(select, values) {
+  const current = select.value;
+  const options = [el("option", { value: "", text: "all" })];
+  for (const v of values) options.push(el("option", { value: v, text: v }));
+  select.replaceChildren(...options);
+  select.value = values.includes(current) ? current : "";
+}
+
+function bars(requests) {
+  const total = Object.values(requests).reduce((a, b) => a + b, 0);
+  const bar = el("div", { class: "bars", role: "img" });
+  const parts = { good: 0, warn: 0, bad: 0 };
+  for (const [outcome, n] of Object.entries(requests)) parts[kind(outcome)] += n;
+  for (const k of ["good", "warn", "bad"]) {
+    if (!parts[k]) continue;
+    const part = el("span", { class: k });
+    // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+    part.style.width = `${(100 * parts[k]) / total}%`;
+    bar.append(part);
+  }
+  const named = Object.entries(requests)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([o, n]) => `${n} ${o}`);
+  bar.setAttribute("aria-label", named.join(", ") || "no requests");
+  bar.title = named.join(", ") || "no requests";
+  return el("div", {}, bar, el("div", { class: "counts", text: named.join(" · ") || "no requests yet" }));
+}
+
+async function redeliverDead(route) {
+  try {
+    const answer = await api("POST", "/api/dead-letters/redeliver?route=" + encodeURIComponent(route));
+    status(`${answer.redelivered} dead letter(s) of ${route} back in the queue`);
+    await refresh();
+  } catch (e) {
+    handle(e);
+  }
+}
+
+function renderRoutes(routes) {
+  const rows = routes.map((r) => {
+    const q = r.queue;
+    const queue = q
+      ? `pending ${q.pending} · dead ${q.dead}` + (q.pending ? ` · oldest ${Math.round(q.oldest_pending_seconds)} s` : "")
+      : "—";
+    const failure = r.last_failure
+      ? el("span", {}, badge(r.last_failure.outcome), ` ${r.last_failure.status ?? ""} `, el("span", { class: "counts", text: ago(r.last_failure.at) }))
+      : "none";
+    const action = q && q.dead > 0
+      ? el("button", { type: "button", "data-key": "dead:" + r.name, onclick: () => redeliverDead(r.name), text: "Redeliver all dead letters" })
+      : "";
+    return el("tr", { "data-route": r.name },
+      el("td", {}, el("code", { text: r.name }), el("div", { class: "counts", text: r.path })),
+      el("td", { text: r.provider }),
+      el("td", { text: r.delivery }),
+      el("td", {}, bars(r.requests)),
+      el("td", { "data-queue": "", text: queue }),
+      el("td", { text: ago(r.last_delivered_at) }),
+      el("td", {}, failure),
+      el("td", {}, action));
+  });
+  fill($("routes").tBodies[0], rows);
+  const names = routes.map((r) => r.name);
+  fillSelect($("requests-route"), names);
+  fillSelect($("events-route"), routes.filter((r) => r.queue).map((r) => r.name));
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const text = q.toString();
+  return text ? "?" + text : "";
+}
+
+function renderRequests(requests) {
+  const rows = requests.map((r) => el("tr", { "data-outcome": r.outcome },
+    el("td", { text: time(r.at) }),
+    el("td", {}, el("code", { text: r.route })),
+    el("td", {}, badge(r.outcome)),
+    el("td", { class: "num", text: r.status }),
+    el("td", { class: "mono", text: r.event_id ?? (r.event_ids ? r.event_ids.join(", ") : "—") }),
+    el("td", { text: r.type ?? "—" }),
+    el("td", { class: "num", text: r.duration_ms.toFixed(1) }),
+    el("td", { class: "mono", text: r.peer })));
+  fill($("requests").tBodies[0], rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, text: "No requests match." }))]);
+}
+
+function renderEvents(events) {
+  const rows = events.map((e) => {
+    const key = e.route + "/" + e.id;
+    return el("tr", { "data-id": e.id, "data-state": e.state },
+      el("td", { text: time(e.received_at) }),
+      el("td", {}, el("code", { text: e.route })),
+      el("td", { class: "mono", text: e.id }),
+      el("td", { text: e.type }),
+      el("td", {}, el("span", { class: "outcome " + (e.state === "dead" ? "bad" : e.state === "pending" ? "warn" : "good"), text: e.state })),
+      el("td", { class: "num", text: e.attempts }),
+      el("td", { text: e.next_attempt_at ? time(e.next_attempt_at) : "—" }),
+      el("td", { text: e.last_status ?? e.last_error ?? "—" }),
+      el("td", {}, el("button", { type: "button", "data-key": "open:" + key, onclick: () => open(e.route, e.id), text: "Open" })));
+  });
+  fill($("events").tBodies[0], rows.length ? rows : [el("tr", {}, el("td", { colspan: 9, text: "No queued events match." }))]);
+}
+
+async function open(route, id) {
+  state.detail = { route, id };
+  await renderDetail();
+  $("detail").hidden = false;
+  $("redeliver").focus();
+}
+
+async function renderDetail() {
+  if (!state.detail) return;
+  const { route, id } = state.detail;
+  const e = await api("GET", `/api/events/${encodeURIComponent(route)}/${encodeURIComponent(id)}`);
+  $("detail-title").textContent = `Event ${e.id}`;
+  const facts = [["Route", e.route], ["Type", e.type], ["State", e.state], ["Attempts", e.attempts],
+    ["Received", e.received_at], ["Next attempt", e.next_attempt_at ?? "—"],
+    ["Last answer", e.last_status ?? e.last_error ?? "—"]];
+  $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k, text: v })]));
+  $("detail").dataset.state = e.state;
+  const redeliver = $("redeliver");
+  redeliver.disabled = e.state === "pending";
+  redeliver.title = e.state === "pending" ? "Pending events are being delivered already" : "";
+  fill($("history").tBodies[0], e.history.map((a) => el("tr", {},
+    el("td", { text: a.at }), el("td", { text: a.status ?? "—" }),
+    el("td", { text: a.error ?? "" }), el("td", { class: "num", text: a.duration_ms }))));
+  $("detail-body").textContent = typeof e.body === "string" ? e.body : JSON.stringify(e.body, null, 2);
+}
+
+async function redeliverOne() {
+  if (!state.detail) return;
+  const { route, id } = state.detail;
+  try {
+    await api("POST", `/api/events/${encodeURIComponent(route)}/${encodeURIComponent(id)}/redeliver`);
+    status(`${id} back in the queue`);
+    await refresh();
+  } catch (e) {
+    handle(e);
+  }
+}
+
+function handle(e) {
+  if (e instanceof NeedsToken) {
+    signIn(token() ? "The gateway refused this token." : null);
+  } else {
+    status("The admin API failed: " + e.message, true);
+  }
+}
+
+function signIn(error) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  stop();
+  $("console").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  const message = $("sign-in-error");
+  message.hidden = !error;
+  message.textContent = error || "";
+  status("Sign in to see this gateway.");
+  $("token").focus();
+}
+
+async function refresh() {
+  if (state.busy) return;
+  state.busy = true;
+  try {
+    const routes = await api("GET", "/api/routes");
+    renderRoutes(routes.routes);
+    const requests = await api("GET", "/api/requests" + query({
+      route: $("requests-route").value, outcome: $("requests-outcome").value, limit: 100 }));
+    renderRequests(requests.requests);
+    const events = await api("GET", "/api/events" + query({
+      route: $("events-route").value, state: $("events-state").value, limit: 100 }));
+    renderEvents(events.events);
+    if (state.detail) await renderDetail();
+    $("sign-in").hidden = true;
+    $("console").hidden = false;
+    $("sign-out").hidden = !token();
+    status(`Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s`);
+    start();
+  } catch (e) {
+    handle(e);
+  } finally {
+    state.busy = false;
+  }
+}
+
+function start() {
+  if (!state.timer) state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+}
+
+function stop() {
+  clearInterval(state.timer);
+  state.timer = null;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  fillSelect($("requests-outcome"), OUTCOMES);
+  $("sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("token").value);
+    $("token").value = "";
+    refresh();
+  });
+  $("sign-out").addEventListener("click", () => signIn(null));
+  $("refresh").addEventListener("click", refresh);
+  $("redeliver").addEventListener("click", redeliverOne);
+  $("close-detail").addEventListener("click", () => {
+    state.detail = null;
+    $("detail").hidden = true;
+  });
+  for (const id of ["requests-route", "requests-outcome", "events-route", "events-state"]) {
+    $(id).addEventListener("change", refresh);
+  }
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+    if (event.key === "r" && !typing && !event.ctrlKey && !event.metaKey) refresh();
+    if (event.key === "Escape" && state.detail) $("close-detail").click();
+  });
+  refresh();
+});
