@@ -133,7 +133,7 @@ async fn http<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new(accepted));
     let (stream, verdicts) = Observed::new(Watched::new(stream, Arc::clone(&activity)));
     let requests = Arc::clone(&activity);
     let service = service_fn(move |req| {
@@ -144,7 +144,8 @@ async fn http<S>(
             // Its own task: a provider that hangs up drops this future, and the forward
             // must still run to its end and settle the id (SPEC §3), and the request be
             // counted and logged.
-            let handled = tokio::spawn(pipeline::handle(app, req, peer, ambiguous)).await;
+            // Boxed first: the task then moves a pointer, not the whole request's future.
+            let handled = tokio::spawn(Box::pin(pipeline::handle(app, req, peer, ambiguous))).await;
             drop(busy);
             Ok::<_, Infallible>(handled.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "request handler failed");

@@ -3,56 +3,91 @@
 //! - From accept, the first request must have begun (its head complete) within
 //!   `header_read_timeout`: a connection that says nothing, or half a preface, or an
 //!   HTTP/2 header block it never ends, is closed then.
-//! - Between requests the connection is idle: closed after `idle_timeout`, or after
-//!   `header_read_timeout` once bytes arrive that do not become a request (a head that
-//!   starts and stalls, in either protocol).
+//! - Between requests the connection is idle: closed `idle_timeout` after its last
+//!   request ended, or once bytes that arrived meanwhile have not become a request within
+//!   `header_read_timeout` (a head that starts and stalls, in either protocol).
 //!
 //! A request "begins" when hyper hands it to the service, so the watch never parses a
-//! protocol: it counts requests in progress ([`Activity::begin`]) and notes bytes read
-//! while none is ([`Watched`]).
+//! protocol: requests note when they begin and end ([`Activity::begin`]), reads note the
+//! first bytes of an idle spell ([`Watched`]), and the watch looks at those notes only
+//! when a deadline falls due; a request costs it two atomic counts and one clock read,
+//! and wakes nothing. While idle it looks again at least every `header_read_timeout`, so
+//! a stalled head is closed within twice that time of its first byte.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// What the watch sees of a connection.
-#[derive(Default)]
+/// What the watch sees of a connection. Times are nanoseconds since accept, plus one,
+/// so that 0 can mean "not yet".
 pub struct Activity {
+    accepted: Instant,
     /// Requests being served now.
     requests: AtomicUsize,
-    /// Requests begun so far, so the watch notices one that began and ended between
-    /// two of its looks.
-    begun: AtomicU64,
-    /// Bytes arrived while no request was in progress.
-    stirred: AtomicBool,
-    changed: Notify,
+    /// When the last request ended.
+    last_end: AtomicU64,
+    /// When bytes first arrived in the current idle spell.
+    stirred: AtomicU64,
 }
 
 impl Activity {
+    pub fn new(accepted: Instant) -> Self {
+        Activity {
+            accepted,
+            requests: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            stirred: AtomicU64::new(0),
+        }
+    }
+
     /// A request has begun; it is in progress until the guard drops.
     pub fn begin(self: &Arc<Self>) -> Busy {
         self.requests.fetch_add(1, Ordering::SeqCst);
-        self.begun.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_waiters();
         Busy(Arc::clone(self))
     }
 
-    fn busy(&self) -> bool {
-        self.requests.load(Ordering::SeqCst) > 0
+    fn mark(&self) -> u64 {
+        u64::try_from(self.accepted.elapsed().as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    fn at(&self, mark: u64) -> Option<Instant> {
+        (mark > 0).then(|| self.accepted + Duration::from_nanos(mark - 1))
     }
 
     fn read_some(&self) {
-        // Only the first bytes of an idle spell matter; the swap keeps reads cheap after.
-        if !self.busy() && !self.stirred.swap(true, Ordering::SeqCst) {
-            self.changed.notify_waiters();
+        // Only the first bytes of an idle spell matter.
+        if self.requests.load(Ordering::SeqCst) == 0 && self.stirred.load(Ordering::Relaxed) == 0 {
+            let _ =
+                self.stirred
+                    .compare_exchange(0, self.mark(), Ordering::SeqCst, Ordering::Relaxed);
         }
+    }
+
+    /// When the watch should look again, from `now`; `None` when the connection has
+    /// outlived its limits.
+    fn next_look(&self, limits: &Limits, now: Instant) -> Option<Instant> {
+        if self.requests.load(Ordering::SeqCst) > 0 {
+            // A request in progress is never cut; look again once it may have ended.
+            return Some(now + limits.head.min(limits.idle));
+        }
+        let Some(ended) = self.at(self.last_end.load(Ordering::SeqCst)) else {
+            // No request yet: one deadline holds whatever arrives.
+            return (now < limits.first_head_by).then_some(limits.first_head_by);
+        };
+        let mut due = ended + limits.idle;
+        if let Some(stirred) = self.at(self.stirred.load(Ordering::SeqCst)) {
+            due = due.min(stirred + limits.head);
+        }
+        // Bytes may come at any moment: looked at again within `head`.
+        (now < due).then(|| due.min(now + limits.head))
     }
 }
 
@@ -61,11 +96,12 @@ pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0.requests.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let activity = &self.0;
+        if activity.requests.fetch_sub(1, Ordering::SeqCst) == 1 {
             // A new idle spell: only bytes from now on are a head on its way.
-            self.0.stirred.store(false, Ordering::SeqCst);
+            activity.stirred.store(0, Ordering::SeqCst);
+            activity.last_end.store(activity.mark(), Ordering::SeqCst);
         }
-        self.0.changed.notify_waiters();
     }
 }
 
@@ -80,35 +116,13 @@ pub struct Limits {
 
 /// Resolves when the connection has outlived its limits.
 pub async fn until_expired(activity: &Activity, limits: Limits) {
-    // Until the first request, one deadline holds whatever arrives.
-    let mut idle_until = limits.first_head_by;
-    let mut head_by: Option<Instant> = None;
-    let mut seen = 0;
+    let look = tokio::time::sleep_until(limits.first_head_by);
+    tokio::pin!(look);
     loop {
-        let changed = activity.changed.notified();
-        tokio::pin!(changed);
-        // Registered before the state is read, so no change is missed in between.
-        changed.as_mut().enable();
-        if activity.busy() {
-            changed.await;
-            continue;
-        }
-        let begun = activity.begun.load(Ordering::SeqCst);
-        if begun != seen {
-            // A request ended since the last look: a new idle spell.
-            seen = begun;
-            idle_until = Instant::now() + limits.idle;
-            head_by = None;
-        }
-        if head_by.is_none() && activity.stirred.load(Ordering::SeqCst) {
-            head_by = Some(Instant::now() + limits.head);
-        }
-        let deadline = head_by.map_or(idle_until, |h| h.min(idle_until));
-        tokio::select! {
-            // A request that began at the deadline is served, not cut.
-            biased;
-            () = &mut changed => {}
-            () = tokio::time::sleep_until(deadline) => return,
+        look.as_mut().await;
+        match activity.next_look(&limits, Instant::now()) {
+            Some(next) => look.as_mut().reset(next),
+            None => return,
         }
     }
 }
@@ -177,73 +191,77 @@ mod tests {
     const HEAD: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(60);
 
-    fn limits() -> Limits {
+    fn limits(accepted: Instant) -> Limits {
         Limits {
-            first_head_by: Instant::now() + HEAD,
+            first_head_by: accepted + HEAD,
             head: HEAD,
             idle: IDLE,
         }
     }
 
-    /// How long the watch lets the connection live, on tokio's paused clock.
-    async fn lifetime(script: impl FnOnce(Arc<Activity>) + Send) -> Duration {
-        let activity = Arc::new(Activity::default());
-        let start = Instant::now();
-        let watch = until_expired(&activity, limits());
+    /// Runs the watch of a fresh connection on tokio's paused clock while `script`
+    /// acts on it; returns how long the connection lived.
+    async fn lifetime<F, Fut>(script: F) -> Duration
+    where
+        F: FnOnce(Arc<Activity>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let accepted = Instant::now();
+        let activity = Arc::new(Activity::new(accepted));
+        let watch = until_expired(&activity, limits(accepted));
         tokio::pin!(watch);
-        // One poll, so the watch has registered before the script acts.
-        assert!(futures_poll(&mut watch).await.is_none());
-        script(Arc::clone(&activity));
-        watch.await;
-        start.elapsed()
-    }
-
-    async fn futures_poll<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
-        tokio::select! {
-            biased;
-            out = f => Some(out),
-            () = std::future::ready(()) => None,
+        let acting = script(Arc::clone(&activity));
+        tokio::pin!(acting);
+        let mut acted = false;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut watch => return accepted.elapsed(),
+                () = &mut acting, if !acted => acted = true,
+            }
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_never_sends_a_request_lives_for_the_head_timeout() {
-        assert_eq!(lifetime(|_| {}).await, HEAD);
+        assert_eq!(lifetime(|_| async {}).await, HEAD);
         // Bytes that never become a request change nothing.
-        assert_eq!(lifetime(|a| a.read_some()).await, HEAD);
+        assert_eq!(lifetime(|a| async move { a.read_some() }).await, HEAD);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_request_in_progress_is_never_cut_and_idleness_starts_when_it_ends() {
-        let activity = Arc::new(Activity::default());
-        let start = Instant::now();
-        let watch = until_expired(&activity, limits());
-        tokio::pin!(watch);
-        assert!(futures_poll(&mut watch).await.is_none());
-        let busy = activity.begin();
-        assert!(futures_poll(&mut watch).await.is_none());
-        // Far past every limit while the request runs.
-        tokio::time::sleep(IDLE * 3).await;
-        assert!(futures_poll(&mut watch).await.is_none(), "cut mid-request");
-        let ended = Instant::now();
-        drop(busy);
-        watch.await;
-        assert_eq!(ended - start, IDLE * 3);
-        assert_eq!(Instant::now() - ended, IDLE, "idle spell after the request");
+        let lived = lifetime(|a| async move {
+            let busy = a.begin();
+            // Far past every limit while the request runs.
+            tokio::time::sleep(IDLE * 3).await;
+            drop(busy);
+        })
+        .await;
+        assert_eq!(lived, IDLE * 3 + IDLE, "an idle spell after the request");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn bytes_on_an_idle_connection_must_become_a_request_within_the_head_timeout() {
-        let activity = Arc::new(Activity::default());
-        let watch = until_expired(&activity, limits());
-        tokio::pin!(watch);
-        // A request that begins and ends before the watch looks still counts.
-        drop(activity.begin());
-        assert!(futures_poll(&mut watch).await.is_none());
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        let stirred = Instant::now();
-        activity.read_some();
-        watch.await;
-        assert_eq!(Instant::now() - stirred, HEAD);
+    async fn a_quick_request_keeps_the_connection_past_its_first_head_deadline() {
+        let lived = lifetime(|a| async move {
+            drop(a.begin());
+        })
+        .await;
+        assert_eq!(lived, IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_on_an_idle_connection_must_become_a_request_soon() {
+        let lived = lifetime(|a| async move {
+            drop(a.begin());
+            tokio::time::sleep(Duration::from_secs(25)).await;
+            a.read_some();
+        })
+        .await;
+        // The head is judged at the next look: within twice its timeout of the bytes.
+        assert!(
+            (Duration::from_secs(35)..=Duration::from_secs(45)).contains(&lived),
+            "{lived:?}"
+        );
     }
 }
