@@ -13,7 +13,7 @@ use http::HeaderMap;
 
 use crate::budget::BodyBudget;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, DedupBackend, DeliveryMode, Loaded, Route};
+use crate::config::{Config, ConfigError, DedupBackend, Loaded};
 use crate::dedup::{Dedup, Shared, StoreError};
 use crate::delivery::Failure;
 use crate::delivery::Queue;
@@ -21,6 +21,7 @@ use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
 use crate::ratelimit::Limiter;
 use crate::request_log::RequestLog;
+use crate::route::{DeliveryMode, Route};
 use crate::spool::{Spool, SpoolError};
 use crate::sync::lock;
 

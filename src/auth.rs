@@ -4,8 +4,8 @@ use base64::Engine;
 use http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Auth, Secret};
 use crate::providers::{self, VerifyError};
+use crate::route::{Auth, Secret};
 
 pub fn check(auth: &Auth, headers: &HeaderMap) -> Result<(), VerifyError> {
     let ok = match auth {

@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::config::Route;
 use crate::providers::Event;
+use crate::route::Route;
 
 /// `received_at` as RFC 3339 UTC with milliseconds, computed once per request.
 pub fn timestamp(received: SystemTime) -> String {

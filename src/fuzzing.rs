@@ -15,8 +15,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::config::{load_str, Route};
+use crate::config::load_str;
 use crate::providers::{self, form, json, VerifyError};
+use crate::route::Route;
 
 /// A target's property: panics when `data` breaks it.
 pub type Property = fn(&[u8]);

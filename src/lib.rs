@@ -63,6 +63,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod ratelimit;
 pub mod request_log;
+pub mod route;
 pub mod send;
 pub mod server;
 pub mod sign;

@@ -9,12 +9,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
-use crate::config::RateLimit;
-
-/// The slowest rate: one token a day.
-pub const MAX_PERIOD: Duration = Duration::from_secs(86_400);
-/// The largest burst (a day's period times this stays within u64 nanoseconds).
-pub const MAX_BURST: u32 = 100_000;
+use crate::route::RateLimit;
 
 #[derive(Clone)]
 struct LimiterClock(Clock);
@@ -37,9 +32,10 @@ impl Limiter {
         // governor works in u64 nanoseconds and multiplies the period by the burst;
         // validation keeps both within these bounds, and so does this, defensively.
         let period = Duration::try_from_secs_f64(1.0 / limit.per_second)
-            .unwrap_or(MAX_PERIOD)
-            .min(MAX_PERIOD);
-        let burst = NonZeroU32::new(limit.burst.min(MAX_BURST)).unwrap_or(NonZeroU32::MIN);
+            .unwrap_or(RateLimit::MAX_PERIOD)
+            .min(RateLimit::MAX_PERIOD);
+        let burst =
+            NonZeroU32::new(limit.burst.min(RateLimit::MAX_BURST)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
             .allow_burst(burst);

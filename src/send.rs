@@ -5,7 +5,8 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 
-use crate::config::{Config, Route};
+use crate::config::Config;
+use crate::route::Route;
 use crate::{forward, sign};
 
 #[derive(Debug, thiserror::Error)]

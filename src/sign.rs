@@ -4,8 +4,9 @@
 use base64::Engine;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
-use crate::config::{Auth, HmacAlgorithm, HmacScheme, MessagePart, Route, Secret, SigEncoding};
-use crate::providers::{hmac_tag, Provider};
+use crate::providers::hmac_tag;
+use crate::route::Provider;
+use crate::route::{Auth, HmacAlgorithm, HmacScheme, MessagePart, Route, Secret, SigEncoding};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

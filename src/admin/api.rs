@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::clock::from_unix_millis;
-use crate::config::DeliveryMode;
 use crate::metrics::Outcome;
 use crate::providers::json::parse_tree;
 use crate::request_log::{Entry, Events};
+use crate::route::DeliveryMode;
 use crate::spool::{Detail, Filter, Redelivered, State, Summary};
 
 /// Items a list gives when not asked, and at most.

@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::Auth;
+use crate::route::Auth;
 
 /// The admin port's requests are small and local: a head must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,11 +11,10 @@ use ipnet::IpNet;
 
 use super::file::{AuthSection, FieldsSection, HmacSection, RateLimitSection, RouteSection};
 use super::validate::Checker;
-use super::{
-    Auth, DeliveryMode, Fields, ForwardMode, HmacAlgorithm, HmacScheme, MessagePart, RateLimit,
-    Route, Secret, SigEncoding,
+use crate::route::{
+    Auth, DeliveryMode, Fields, ForwardMode, HmacAlgorithm, HmacScheme, MessagePart, Provider,
+    RateLimit, Route, Secret, SigEncoding,
 };
-use crate::providers::Provider;
 
 pub(super) fn route(
     c: &mut Checker<'_>,
@@ -262,7 +261,7 @@ pub(super) fn whsec(c: &mut Checker<'_>, path: &str, raw: &str) -> Option<Secret
 }
 
 fn rate_limit(c: &mut Checker<'_>, at: &str, rl: &RateLimitSection) -> Option<RateLimit> {
-    let slowest = 1.0 / crate::ratelimit::MAX_PERIOD.as_secs_f64();
+    let slowest = 1.0 / RateLimit::MAX_PERIOD.as_secs_f64();
     if !(rl.per_second.is_finite() && rl.per_second >= slowest) {
         return c.fail(
             format!("{at}.rate_limit.per_second"),
@@ -274,17 +273,14 @@ fn rate_limit(c: &mut Checker<'_>, at: &str, rl: &RateLimitSection) -> Option<Ra
     }
     let burst = match rl.burst {
         Some(0) => return c.fail(format!("{at}.rate_limit.burst"), "must be at least 1"),
-        Some(b) if b > crate::ratelimit::MAX_BURST => {
+        Some(b) if b > RateLimit::MAX_BURST => {
             return c.fail(
                 format!("{at}.rate_limit.burst"),
-                format!("must be at most {}", crate::ratelimit::MAX_BURST),
+                format!("must be at most {}", RateLimit::MAX_BURST),
             )
         }
         Some(b) => b,
-        None => rl
-            .per_second
-            .ceil()
-            .min(f64::from(crate::ratelimit::MAX_BURST)) as u32,
+        None => rl.per_second.ceil().min(f64::from(RateLimit::MAX_BURST)) as u32,
     };
     Some(RateLimit {
         per_second: rl.per_second,

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::route::{Auth, DeliveryMode, ForwardMode, RateLimit};
 
 fn vars(name: &str) -> Option<String> {
     match name {
@@ -90,10 +91,7 @@ fn the_commented_provider_routes_of_the_example_are_valid_too() {
         ]
     );
     let queued = loaded.config.routes.last().expect("the queued route");
-    assert_eq!(
-        queued.delivery,
-        crate::config::DeliveryMode::Queue { concurrency: 8 }
-    );
+    assert_eq!(queued.delivery, DeliveryMode::Queue { concurrency: 8 });
 }
 
 #[test]

@@ -15,8 +15,9 @@ use super::file::{AdminSection, FileConfig, QueueSection};
 use super::routes;
 use super::{
     AdminConfig, Config, DedupBackend, DedupConfig, LogConfig, LogFormat, Problem, QueueConfig,
-    Secret, ServerConfig, TlsConfig, UpstreamConfig,
+    ServerConfig, TlsConfig, UpstreamConfig,
 };
+use crate::route::Secret;
 
 /// Collects problems; every `check` records one and returns `None`.
 pub(super) struct Checker<'a> {

@@ -20,10 +20,10 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use crate::app::{App, RouteState, Runtime};
-use crate::config::DeliveryMode;
 use crate::error::Reply;
 use crate::metrics::Outcome;
 use crate::providers::{Event, EventId};
+use crate::route::DeliveryMode;
 
 /// What became of a request's events: the provider's answer, one outcome per event
 /// attempted, and what the request's log line and the request log show of them.

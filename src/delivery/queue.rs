@@ -22,11 +22,12 @@ use tokio::time::Instant;
 use super::Delivered;
 use crate::app::{App, RouteState};
 use crate::clock::unix_millis;
-use crate::config::{ForwardMode, QueueConfig};
+use crate::config::QueueConfig;
 use crate::envelope;
 use crate::error::{GatewayError, Reply};
 use crate::metrics::Outcome;
 use crate::providers::Event;
+use crate::route::ForwardMode;
 use crate::spool::{Enqueued, NewEvent, Pending, Spool, SpoolError};
 use crate::sync::lock;
 

@@ -15,13 +15,13 @@ use tokio::time::Instant;
 
 use super::Delivered;
 use crate::app::{App, RouteState, Runtime};
-use crate::config::ForwardMode;
 use crate::dedup::{Claim, Settled, SharedClaim, Ticket};
 use crate::envelope;
 use crate::error::{GatewayError, Reply};
 use crate::forward::{Answer, Message};
 use crate::metrics::Outcome;
 use crate::providers::{Event, EventId};
+use crate::route::ForwardMode;
 
 /// What a failed first copy tells the copies that waited on it: its answer.
 pub type Failure = (Reply, Outcome);

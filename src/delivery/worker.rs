@@ -29,9 +29,9 @@ use super::backoff::{unit_random, Backoff};
 use super::queue::{content_type, Queue};
 use crate::app::{App, RouteState, Runtime};
 use crate::clock::from_unix_millis;
-use crate::config::DeliveryMode;
 use crate::forward::{ForwardError, Message};
 use crate::metrics::{Failure, Outcome};
+use crate::route::DeliveryMode;
 use crate::spool::{AttemptOutcome, Pending, Then};
 
 /// Attempts in flight for a route whose mode is now `sync` but that still holds events.

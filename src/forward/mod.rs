@@ -15,8 +15,9 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::Instant;
 
-use crate::config::{Route, Secret, UpstreamConfig};
+use crate::config::UpstreamConfig;
 use crate::providers::{header_safe, Event};
+use crate::route::{Route, Secret};
 use crate::sign;
 
 /// The app's answer is passed back to the provider; past this size it is dropped, since

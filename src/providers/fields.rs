@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::json::{self, Doc, Json};
 use super::{Event, EventId, MalformedPayload, Verified};
-use crate::config::Route;
+use crate::route::Route;
 
 /// A provider's own pointers; a route's `fields` override each one.
 pub struct Pointers {

@@ -4,14 +4,9 @@
 
 use super::fields::{self, Pointers};
 use super::{sig, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
-use crate::config::{HmacScheme, MessagePart, Route, SigEncoding};
+use crate::route::{HmacScheme, MessagePart, Route, SigEncoding};
 
-pub const SCHEME: Scheme = Scheme {
-    verify,
-    normalize,
-    uses_secrets: true,
-    has_timestamp: false,
-};
+pub const SCHEME: Scheme = Scheme { verify, normalize };
 
 const POINTERS: Pointers = Pointers {
     id: Some("/id"),

@@ -17,14 +17,9 @@ use super::{
     form, json, parse_json, sig, Event, Events, MalformedPayload, Request, Scheme, Verified,
     VerifyError,
 };
-use crate::config::{ForwardMode, HmacAlgorithm, Route};
+use crate::route::{ForwardMode, HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme {
-    verify,
-    normalize,
-    uses_secrets: true,
-    has_timestamp: false,
-};
+pub const SCHEME: Scheme = Scheme { verify, normalize };
 
 const SIGNATURE: HeaderName = HeaderName::from_static("http-hrflow-signature");
 const FORM: &str = "application/x-www-form-urlencoded";

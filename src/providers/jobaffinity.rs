@@ -3,14 +3,12 @@
 
 use super::fields::{self, Pointers};
 use super::{generic, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
-use crate::config::Route;
+use crate::route::Route;
 
 pub const SCHEME: Scheme = Scheme {
     verify,
     normalize,
     // Only with [routes.hmac], which validation accounts for separately.
-    uses_secrets: false,
-    has_timestamp: false,
 };
 
 const POINTERS: Pointers = Pointers {

@@ -24,23 +24,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use crate::config::Route;
+use crate::route::{Provider, Route};
 
 pub use event_id::{header_safe, EventId};
 pub use fields::derived_id;
 pub use json::Json;
 pub use sig::{header, tag as hmac_tag, Header};
-
-/// The built-in schemes a route's `provider` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    SmartCv,
-    Semantikmatch,
-    Hrflow,
-    JobAffinity,
-    StandardWebhooks,
-    Hmac,
-}
 
 /// What a provider's scheme is made of. Each provider file exports one `SCHEME`.
 pub struct Scheme {
@@ -48,55 +37,17 @@ pub struct Scheme {
     pub verify: fn(&Route, &Request<'_>) -> Result<Verified, VerifyError>,
     /// Check 10: turns the verified payload into the events to forward.
     pub normalize: fn(&Route, Verified) -> Result<Events, MalformedPayload>,
-    /// Whether routes of this provider need `secrets`.
-    pub uses_secrets: bool,
-    /// Whether the scheme signs a timestamp (for the dedup-ttl warning).
-    pub has_timestamp: bool,
 }
 
-impl Provider {
-    pub const ALL: [Provider; 6] = [
-        Provider::SmartCv,
-        Provider::Semantikmatch,
-        Provider::Hrflow,
-        Provider::JobAffinity,
-        Provider::StandardWebhooks,
-        Provider::Hmac,
-    ];
-
-    /// The one place a provider is matched to its implementation.
-    pub fn scheme(self) -> &'static Scheme {
-        match self {
-            Provider::SmartCv => &smartcv::SCHEME,
-            Provider::Semantikmatch => &semantikmatch::SCHEME,
-            Provider::Hrflow => &hrflow::SCHEME,
-            Provider::JobAffinity => &jobaffinity::SCHEME,
-            Provider::StandardWebhooks => &standard_webhooks::SCHEME,
-            Provider::Hmac => &generic::SCHEME,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Provider::SmartCv => "smartcv",
-            Provider::Semantikmatch => "semantikmatch",
-            Provider::Hrflow => "hrflow",
-            Provider::JobAffinity => "jobaffinity",
-            Provider::StandardWebhooks => "standard-webhooks",
-            Provider::Hmac => "hmac",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.name() == name)
-    }
-
-    pub fn uses_secrets(self) -> bool {
-        self.scheme().uses_secrets
-    }
-
-    pub fn has_timestamp(self) -> bool {
-        self.scheme().has_timestamp
+/// The one place a provider is matched to its implementation.
+fn scheme(provider: Provider) -> &'static Scheme {
+    match provider {
+        Provider::SmartCv => &smartcv::SCHEME,
+        Provider::Semantikmatch => &semantikmatch::SCHEME,
+        Provider::Hrflow => &hrflow::SCHEME,
+        Provider::JobAffinity => &jobaffinity::SCHEME,
+        Provider::StandardWebhooks => &standard_webhooks::SCHEME,
+        Provider::Hmac => &generic::SCHEME,
     }
 }
 
@@ -159,7 +110,7 @@ impl Verified {
 
     /// Check 10: the events this payload carries, in order.
     pub fn normalize(self, route: &Route) -> Result<Events, MalformedPayload> {
-        (route.provider.scheme().normalize)(route, self)
+        (scheme(route.provider).normalize)(route, self)
     }
 
     fn media_type_is(&self, expected: &str) -> bool {
@@ -182,7 +133,7 @@ impl std::fmt::Debug for Verified {
 
 /// Checks 6–9 for `route`.
 pub fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    (route.provider.scheme().verify)(route, req)
+    (scheme(route.provider).verify)(route, req)
 }
 
 /// What one request carries: one event, or a batch (HrFlow arrays) whose answer lists

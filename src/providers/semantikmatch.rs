@@ -11,14 +11,9 @@ use super::fields::{self, Pointers};
 use super::{
     parse_json, parse_object, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError,
 };
-use crate::config::{HmacAlgorithm, Route};
+use crate::route::{HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme {
-    verify,
-    normalize,
-    uses_secrets: true,
-    has_timestamp: false,
-};
+pub const SCHEME: Scheme = Scheme { verify, normalize };
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-semantikmatch-signature");
 

@@ -16,7 +16,7 @@ use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use super::VerifyError;
-use crate::config::{HmacAlgorithm, Secret};
+use crate::route::{HmacAlgorithm, Secret};
 
 /// A security header: present once, or a refusal. A second copy could let a proxy and
 /// this gateway read different values, so it never verifies.

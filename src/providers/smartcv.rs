@@ -5,14 +5,9 @@ use http::HeaderName;
 
 use super::fields::{self, Pointers};
 use super::{sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
-use crate::config::{HmacAlgorithm, Route};
+use crate::route::{HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme {
-    verify,
-    normalize,
-    uses_secrets: true,
-    has_timestamp: true,
-};
+pub const SCHEME: Scheme = Scheme { verify, normalize };
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-smartcv-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-smartcv-timestamp");

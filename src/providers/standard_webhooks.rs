@@ -6,14 +6,9 @@ use http::HeaderName;
 
 use super::fields::{self, Pointers};
 use super::{sig, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
-use crate::config::{HmacAlgorithm, Route};
+use crate::route::{HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme {
-    verify,
-    normalize,
-    uses_secrets: true,
-    has_timestamp: true,
-};
+pub const SCHEME: Scheme = Scheme { verify, normalize };
 
 const ID: HeaderName = HeaderName::from_static("webhook-id");
 const TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");

@@ -12,7 +12,8 @@ use sha2::Sha512;
 
 use super::sig::hmac_sha256;
 use super::{form, verify, Request, VerifyError};
-use crate::config::{load_str, Route};
+use crate::config::load_str;
+use crate::route::Route;
 
 const NOW: i64 = 1_764_000_000;
 

@@ -10,6 +10,7 @@ mod deploy;
 mod forwarding;
 mod hostile;
 mod http;
+mod layering;
 mod lifecycle;
 mod limits;
 mod metrics;

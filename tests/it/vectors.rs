@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use hookwarden::providers::Provider;
+use hookwarden::route::Provider;
 use hookwarden::Clock;
 use serde_json::Value;
 
