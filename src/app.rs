@@ -15,10 +15,10 @@ use crate::budget::BodyBudget;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, DedupBackend, Loaded};
 use crate::dedup::{Dedup, Shared, StoreError};
-use crate::delivery::Failure;
-use crate::delivery::Queue;
+use crate::error::Reply;
 use crate::forward::{Forwarder, Pool, Target};
-use crate::metrics::{Metrics, RouteMetrics, UNMATCHED};
+use crate::metrics::{Metrics, Outcome, RouteMetrics, UNMATCHED};
+use crate::queue::Queue;
 use crate::ratelimit::Limiter;
 use crate::request_log::RequestLog;
 use crate::route::{DeliveryMode, Route};
@@ -68,6 +68,9 @@ pub enum StartError {
     #[error(transparent)]
     Queue(#[from] SpoolError),
 }
+
+/// What a first copy that failed tells the copies that waited on it: its reply and outcome.
+pub type Failure = (Reply, Outcome);
 
 /// Called with the new `[log] level` after a reload.
 pub type LogLevelHook = Box<dyn Fn(&str) + Send + Sync>;

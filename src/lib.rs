@@ -61,6 +61,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod providers;
+pub mod queue;
 pub mod ratelimit;
 pub mod request_log;
 pub mod route;

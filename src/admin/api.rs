@@ -307,7 +307,7 @@ pub async fn queue_gauges(app: &App) {
     }
 }
 
-fn spool_and_route<'a>(app: &'a App, route: &[u8]) -> Option<(&'a crate::delivery::Queue, String)> {
+fn spool_and_route<'a>(app: &'a App, route: &[u8]) -> Option<(&'a crate::queue::Queue, String)> {
     let queue = app.queue.as_ref()?;
     let route = std::str::from_utf8(route).ok()?.to_string();
     Some((queue, route))

@@ -1,10 +1,14 @@
 //! Configuration in two layers: [`file`] mirrors the TOML, [`validate`] turns it into the
 //! runtime types below, reporting every problem with its key path.
 
+mod auth;
+mod checker;
 pub mod file;
+mod hmac;
 mod interpolate;
 mod load;
 mod routes;
+mod secrets;
 mod validate;
 
 #[cfg(test)]

@@ -2,108 +2,27 @@
 //! program goes on, so `check` can print all of them at once.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{HeaderMap, Uri};
 
-use super::file::{AdminSection, FileConfig, QueueSection};
-use super::routes;
+use super::checker::Checker;
+use super::file::{
+    AdminSection, DedupSection, FileConfig, LogSection, QueueSection, ServerSection,
+    UpstreamSection,
+};
+use super::{routes, secrets};
 use super::{
     AdminConfig, Config, DedupBackend, DedupConfig, LogConfig, LogFormat, Problem, QueueConfig,
     ServerConfig, TlsConfig, UpstreamConfig,
 };
-use crate::route::Secret;
+use crate::route::{Route, Secret};
 
-/// Collects problems; every `check` records one and returns `None`.
-pub(super) struct Checker<'a> {
-    pub(super) problems: &'a mut Vec<Problem>,
-}
-
-impl Checker<'_> {
-    pub(super) fn fail<T>(
-        &mut self,
-        path: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Option<T> {
-        self.problems.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
-        None
-    }
-
-    pub(super) fn duration(&mut self, path: &str, raw: &str) -> Option<Duration> {
-        match humantime::parse_duration(raw) {
-            Ok(d) => Some(d),
-            Err(e) => self.fail(
-                path,
-                format!("invalid duration {raw:?} ({e}; e.g. \"30s\", \"5m\")"),
-            ),
-        }
-    }
-
-    pub(super) fn socket_addr(&mut self, path: &str, raw: &str) -> Option<SocketAddr> {
-        match SocketAddr::from_str(raw) {
-            Ok(a) => Some(a),
-            Err(_) => self.fail(path, format!("invalid address {raw:?} (expected IP:PORT)")),
-        }
-    }
-
-    /// An `http`/`https` URL with a host and nothing that does not belong in a base URL.
-    pub(super) fn upstream_url(&mut self, path: &str, raw: &str) -> Option<Uri> {
-        let bad = |what: &str| format!("invalid upstream URL {raw:?}: {what}");
-        let uri = match Uri::from_str(raw) {
-            Ok(u) => u,
-            Err(e) => return self.fail(path, bad(&e.to_string())),
-        };
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => return self.fail(path, bad("the scheme must be http or https")),
-        }
-        let Some(authority) = uri.authority() else {
-            return self.fail(path, bad("no host"));
-        };
-        if authority.host().is_empty() {
-            return self.fail(path, bad("no host"));
-        }
-        if authority.as_str().contains('@') {
-            return self.fail(path, format!("invalid upstream URL: credentials are not allowed in {path} (use upstream.headers)"));
-        }
-        if uri.query().is_some() || raw.contains('?') {
-            return self.fail(path, bad("a query is not allowed"));
-        }
-        if raw.contains('#') {
-            return self.fail(path, bad("a fragment is not allowed"));
-        }
-        Some(uri)
-    }
-
-    pub(super) fn header_name(&mut self, path: &str, raw: &str) -> Option<HeaderName> {
-        match HeaderName::from_bytes(raw.as_bytes()) {
-            Ok(n) => Some(n),
-            Err(_) => self.fail(path, format!("invalid header name {raw:?}")),
-        }
-    }
-
-    pub(super) fn pointer(&mut self, path: &str, raw: &Option<String>) -> Option<Option<String>> {
-        match raw {
-            None => Some(None),
-            Some(p) if p.is_empty() || p.starts_with('/') => Some(Some(p.clone())),
-            Some(p) => self.fail(
-                path,
-                format!("invalid JSON pointer {p:?} (must be empty or start with \"/\")"),
-            ),
-        }
-    }
-}
-
-/// Validates `file`; returns `None` when any problem was found (all of them are in
-/// `problems`).
+/// Validates `file`, section by section; returns `None` when any problem was found (all
+/// of them are in `problems`).
 pub fn validate(
     file: &FileConfig,
     base_dir: &Path,
@@ -111,190 +30,209 @@ pub fn validate(
     warnings: &mut Vec<String>,
 ) -> Option<Config> {
     let mut c = Checker { problems };
-
-    let s = &file.server;
-    let server = (|| {
-        let listen = c.socket_addr("server.listen", &s.listen);
-        if s.max_body_bytes == 0 {
-            c.fail::<()>("server.max_body_bytes", "must be greater than 0");
-        }
-        let header_read_timeout = c.duration("server.header_read_timeout", &s.header_read_timeout);
-        let request_timeout = c.duration("server.request_timeout", &s.request_timeout);
-        let shutdown_grace = c.duration("server.shutdown_grace", &s.shutdown_grace);
-        let shutdown_delay = c.duration("server.shutdown_delay", &s.shutdown_delay);
-        let idle_timeout = c.duration("server.idle_timeout", &s.idle_timeout);
-        let max_connections = match usize::try_from(s.max_connections) {
-            Ok(n) if n > 0 => Some(n),
-            _ => c.fail(
-                "server.max_connections",
-                format!(
-                    "must be between 1 and {} (got {})",
-                    usize::MAX,
-                    s.max_connections
-                ),
-            ),
-        };
-        if s.max_buffered_bytes < s.max_body_bytes {
-            c.fail::<()>(
-                "server.max_buffered_bytes",
-                format!(
-                    "must be at least server.max_body_bytes ({}), or no body of that size \
-                     could ever be read (got {})",
-                    s.max_body_bytes, s.max_buffered_bytes
-                ),
-            );
-        }
-        let tls = match &s.tls {
-            None => Some(None),
-            Some(t) => {
-                let (cert_file, key_file) =
-                    (base_dir.join(&t.cert_file), base_dir.join(&t.key_file));
-                match crate::tls::server_config(&cert_file, &key_file) {
-                    Ok(rustls) => Some(Some(TlsConfig {
-                        cert_file,
-                        key_file,
-                        rustls,
-                    })),
-                    Err(e @ crate::tls::TlsError::Key { .. }) => {
-                        c.fail("server.tls.key_file", e.to_string())
-                    }
-                    Err(e @ crate::tls::TlsError::Rejected(_)) => {
-                        c.fail("server.tls.key_file", e.to_string())
-                    }
-                    Err(e) => c.fail("server.tls.cert_file", e.to_string()),
-                }
-            }
-        };
-        Some(ServerConfig {
-            listen: listen?,
-            max_body_bytes: s.max_body_bytes,
-            header_read_timeout: header_read_timeout?,
-            request_timeout: request_timeout?,
-            shutdown_grace: shutdown_grace?,
-            shutdown_delay: shutdown_delay?,
-            idle_timeout: idle_timeout?,
-            max_connections: max_connections?,
-            max_buffered_bytes: s.max_buffered_bytes,
-            tls: tls?,
-        })
-    })();
-
+    let server = server(&mut c, &file.server, base_dir);
     let admin = admin(&mut c, &file.admin, warnings);
-
-    let u = &file.upstream;
-    let upstream_url = u
+    let upstream_url = file
+        .upstream
         .url
         .as_deref()
         .and_then(|raw| c.upstream_url("upstream.url", raw));
-    let upstream = (|| {
-        let timeout = match &u.timeout {
-            Some(raw) => c.duration("upstream.timeout", raw),
-            None => Some(Duration::from_secs(10)),
-        };
-        let signing_secret = u
-            .signing_secret
-            .as_deref()
-            .and_then(|raw| routes::whsec(&mut c, "upstream.signing_secret", raw));
-        let mut headers = HeaderMap::new();
-        for (name, value) in &u.headers {
-            let path = format!("upstream.headers.{name:?}");
-            let n = c.header_name(&path, name);
-            let v = match HeaderValue::from_str(value) {
-                Ok(v) => Some(v),
-                Err(_) => c.fail(
-                    &path,
-                    "invalid header value (control characters or non-ASCII)",
-                ),
-            };
-            if let (Some(n), Some(mut v)) = (n, v) {
-                v.set_sensitive(true);
-                headers.append(n, v);
-            }
-        }
-        Some(UpstreamConfig {
-            timeout: timeout?,
-            signing_secret,
-            headers,
-        })
-    })();
-
-    let d = &file.dedup;
-    let dedup = (|| {
-        let ttl = c.duration("dedup.ttl", &d.ttl);
-        if d.max_entries == 0 {
-            c.fail::<()>("dedup.max_entries", "must be greater than 0");
-        }
-        let backend = match d.backend.as_str() {
-            "memory" => Some(DedupBackend::Memory),
-            "redis" => match d.redis_url.as_deref() {
-                None => c.fail("dedup.redis_url", "required when dedup.backend = \"redis\""),
-                Some(url) => match redis_url_problem(url) {
-                    // The URL may carry a password: the message never repeats it.
-                    Some(problem) => c.fail("dedup.redis_url", problem),
-                    None => Some(DedupBackend::Redis),
-                },
-            },
-            other => c.fail(
-                "dedup.backend",
-                format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
-            ),
-        };
-        Some(DedupConfig {
-            ttl: ttl?,
-            max_entries: d.max_entries,
-            backend: backend?,
-            redis_url: d.redis_url.clone(),
-        })
-    })();
-
+    let upstream = upstream(&mut c, &file.upstream);
+    let dedup = dedup(&mut c, &file.dedup);
     let queue = queue(
         &mut c,
         &file.queue,
         base_dir,
         file.dedup.redis_url.as_deref(),
     );
+    let log = log(&mut c, &file.log);
+    let default_ttl = dedup.as_ref().map_or(Duration::ZERO, |d| d.ttl);
+    let routes = all_routes(&mut c, file, upstream_url.as_ref(), default_ttl, warnings);
+    Some(Config {
+        server: server?,
+        admin: admin?,
+        upstream: upstream?,
+        dedup: dedup?,
+        queue: queue?,
+        log: log?,
+        routes,
+    })
+}
 
-    let log = (|| {
-        let format = match file.log.format.as_str() {
-            "json" => Some(LogFormat::Json),
-            "text" => Some(LogFormat::Text),
-            other => c.fail(
-                "log.format",
-                format!("unknown format {other:?} (expected \"json\" or \"text\")"),
+/// `[server]`: the public listener and the bounds of every connection.
+fn server(c: &mut Checker<'_>, s: &ServerSection, base_dir: &Path) -> Option<ServerConfig> {
+    let listen = c.socket_addr("server.listen", &s.listen);
+    if s.max_body_bytes == 0 {
+        c.fail::<()>("server.max_body_bytes", "must be greater than 0");
+    }
+    let header_read_timeout = c.duration("server.header_read_timeout", &s.header_read_timeout);
+    let request_timeout = c.duration("server.request_timeout", &s.request_timeout);
+    let shutdown_grace = c.duration("server.shutdown_grace", &s.shutdown_grace);
+    let shutdown_delay = c.duration("server.shutdown_delay", &s.shutdown_delay);
+    let idle_timeout = c.duration("server.idle_timeout", &s.idle_timeout);
+    let max_connections = match usize::try_from(s.max_connections) {
+        Ok(n) if n > 0 => Some(n),
+        _ => c.fail(
+            "server.max_connections",
+            format!(
+                "must be between 1 and {} (got {})",
+                usize::MAX,
+                s.max_connections
+            ),
+        ),
+    };
+    if s.max_buffered_bytes < s.max_body_bytes {
+        c.fail::<()>(
+            "server.max_buffered_bytes",
+            format!(
+                "must be at least server.max_body_bytes ({}), or no body of that size \
+                 could ever be read (got {})",
+                s.max_body_bytes, s.max_buffered_bytes
+            ),
+        );
+    }
+    let tls = match &s.tls {
+        None => Some(None),
+        Some(t) => tls(c, base_dir, &t.cert_file, &t.key_file).map(Some),
+    };
+    Some(ServerConfig {
+        listen: listen?,
+        max_body_bytes: s.max_body_bytes,
+        header_read_timeout: header_read_timeout?,
+        request_timeout: request_timeout?,
+        shutdown_grace: shutdown_grace?,
+        shutdown_delay: shutdown_delay?,
+        idle_timeout: idle_timeout?,
+        max_connections: max_connections?,
+        max_buffered_bytes: s.max_buffered_bytes,
+        tls: tls?,
+    })
+}
+
+/// `[server.tls]`, loaded now so that `check` catches a bad certificate or key.
+fn tls(c: &mut Checker<'_>, base_dir: &Path, cert: &str, key: &str) -> Option<TlsConfig> {
+    let (cert_file, key_file) = (base_dir.join(cert), base_dir.join(key));
+    match crate::tls::server_config(&cert_file, &key_file) {
+        Ok(rustls) => Some(TlsConfig {
+            cert_file,
+            key_file,
+            rustls,
+        }),
+        Err(e @ (crate::tls::TlsError::Key { .. } | crate::tls::TlsError::Rejected(_))) => {
+            c.fail("server.tls.key_file", e.to_string())
+        }
+        Err(e) => c.fail("server.tls.cert_file", e.to_string()),
+    }
+}
+
+/// `[upstream]` but its `url`, which the routes read.
+fn upstream(c: &mut Checker<'_>, u: &UpstreamSection) -> Option<UpstreamConfig> {
+    let timeout = match &u.timeout {
+        Some(raw) => c.duration("upstream.timeout", raw),
+        None => Some(Duration::from_secs(10)),
+    };
+    let signing_secret = u
+        .signing_secret
+        .as_deref()
+        .and_then(|raw| secrets::whsec(c, "upstream.signing_secret", raw));
+    let mut headers = HeaderMap::new();
+    for (name, value) in &u.headers {
+        let path = format!("upstream.headers.{name:?}");
+        let n = c.header_name(&path, name);
+        let v = match HeaderValue::from_str(value) {
+            Ok(v) => Some(v),
+            Err(_) => c.fail(
+                &path,
+                "invalid header value (control characters or non-ASCII)",
             ),
         };
-        if tracing_subscriber::EnvFilter::try_new(&file.log.level).is_err() {
-            c.fail::<()>("log.level", format!("invalid level {:?}", file.log.level));
+        if let (Some(n), Some(mut v)) = (n, v) {
+            v.set_sensitive(true);
+            headers.append(n, v);
         }
-        Some(LogConfig {
-            format: format?,
-            level: file.log.level.clone(),
-        })
-    })();
+    }
+    Some(UpstreamConfig {
+        timeout: timeout?,
+        signing_secret,
+        headers,
+    })
+}
 
+/// `[dedup]`: how long ids are remembered, and where.
+fn dedup(c: &mut Checker<'_>, d: &DedupSection) -> Option<DedupConfig> {
+    let ttl = c.duration("dedup.ttl", &d.ttl);
+    if d.max_entries == 0 {
+        c.fail::<()>("dedup.max_entries", "must be greater than 0");
+    }
+    let backend = match d.backend.as_str() {
+        "memory" => Some(DedupBackend::Memory),
+        "redis" => match d.redis_url.as_deref() {
+            None => c.fail("dedup.redis_url", "required when dedup.backend = \"redis\""),
+            Some(url) => match redis_url_problem(url) {
+                // The URL may carry a password: the message never repeats it.
+                Some(problem) => c.fail("dedup.redis_url", problem),
+                None => Some(DedupBackend::Redis),
+            },
+        },
+        other => c.fail(
+            "dedup.backend",
+            format!("unknown backend {other:?} (expected \"memory\" or \"redis\")"),
+        ),
+    };
+    Some(DedupConfig {
+        ttl: ttl?,
+        max_entries: d.max_entries,
+        backend: backend?,
+        redis_url: d.redis_url.clone(),
+    })
+}
+
+/// `[log]`.
+fn log(c: &mut Checker<'_>, l: &LogSection) -> Option<LogConfig> {
+    let format = match l.format.as_str() {
+        "json" => Some(LogFormat::Json),
+        "text" => Some(LogFormat::Text),
+        other => c.fail(
+            "log.format",
+            format!("unknown format {other:?} (expected \"json\" or \"text\")"),
+        ),
+    };
+    if tracing_subscriber::EnvFilter::try_new(&l.level).is_err() {
+        c.fail::<()>("log.level", format!("invalid level {:?}", l.level));
+    }
+    Some(LogConfig {
+        format: format?,
+        level: l.level.clone(),
+    })
+}
+
+/// Every `[[routes]]` entry that validates, with names and paths unique; a route without
+/// its own upstream needs `upstream.url`.
+fn all_routes(
+    c: &mut Checker<'_>,
+    file: &FileConfig,
+    upstream_url: Option<&Uri>,
+    default_ttl: Duration,
+    warnings: &mut Vec<String>,
+) -> Vec<Arc<Route>> {
     if file.routes.is_empty() {
         warnings.push("no [[routes]]: every request will get 404".into());
     }
-    if upstream_url.is_none() && u.url.is_none() {
-        let unrouted: Vec<_> = (0..file.routes.len())
+    if upstream_url.is_none() && file.upstream.url.is_none() {
+        let unrouted: Vec<String> = (0..file.routes.len())
             .filter(|&i| file.routes[i].upstream.is_none())
+            .map(|i| format!("routes[{i}]"))
             .collect();
         if !unrouted.is_empty() {
             c.fail::<()>(
                 "upstream.url",
                 format!(
                     "required unless every route sets its own upstream (routes without one: {})",
-                    unrouted
-                        .iter()
-                        .map(|i| format!("routes[{i}]"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    unrouted.join(", ")
                 ),
             );
         }
     }
-
-    let default_ttl = dedup.as_ref().map_or(Duration::ZERO, |d| d.ttl);
     let mut names = HashSet::new();
     let mut paths = HashSet::new();
     let mut routes = Vec::new();
@@ -316,21 +254,11 @@ pub fn validate(
                 );
             }
         }
-        let route = routes::route(&mut c, &at, r, upstream_url.as_ref(), default_ttl, warnings);
-        if let Some(route) = route {
+        if let Some(route) = routes::route(c, &at, r, upstream_url, default_ttl, warnings) {
             routes.push(Arc::new(route));
         }
     }
-
-    Some(Config {
-        server: server?,
-        admin: admin?,
-        upstream: upstream?,
-        dedup: dedup?,
-        queue: queue?,
-        log: log?,
-        routes,
-    })
+    routes
 }
 
 /// `[admin]`: where, and who may use `/api` and `/ui` (SPEC §9).

@@ -6,12 +6,10 @@
 //! with [`backoff`] until the app takes them or they become dead letters (SPEC §8).
 
 mod backoff;
-mod queue;
+mod enqueue;
 mod sync;
 mod worker;
 
-pub use queue::Queue;
-pub use sync::Failure;
 pub use worker::Workers;
 
 use std::sync::Arc;
@@ -64,7 +62,7 @@ pub async fn deliver(
             sync::deliver(app, rt, state, events, batch, received, deadline).await
         }
         DeliveryMode::Queue { .. } => {
-            queue::accept(app, state, events, batch, received, deadline).await
+            enqueue::accept(app, state, events, batch, received, deadline).await
         }
     }
 }

@@ -14,7 +14,7 @@ use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
 use super::Delivered;
-use crate::app::{App, RouteState, Runtime};
+use crate::app::{App, Failure, RouteState, Runtime};
 use crate::dedup::{Claim, Settled, SharedClaim, Ticket};
 use crate::envelope;
 use crate::error::{GatewayError, Reply};
@@ -22,9 +22,6 @@ use crate::forward::{Answer, Message};
 use crate::metrics::Outcome;
 use crate::providers::{Event, EventId};
 use crate::route::ForwardMode;
-
-/// What a failed first copy tells the copies that waited on it: its answer.
-pub type Failure = (Reply, Outcome);
 
 /// Forwards `events` in order, stopping at the first the app does not take (the provider
 /// retries the whole request; elements already delivered are then duplicates).

@@ -26,11 +26,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::backoff::{unit_random, Backoff};
-use super::queue::{content_type, Queue};
 use crate::app::{App, RouteState, Runtime};
 use crate::clock::from_unix_millis;
 use crate::forward::{ForwardError, Message};
 use crate::metrics::{Failure, Outcome};
+use crate::queue::{content_type, Queue};
 use crate::route::DeliveryMode;
 use crate::spool::{AttemptOutcome, Pending, Then};
 

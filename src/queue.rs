@@ -1,34 +1,16 @@
-//! `queue` delivery, accepting (SPEC §8): each verified event is stored durably in the
-//! spool, as it will be sent, and the provider is answered once the store has it. The
-//! workers ([`super::worker`]) deliver it afterwards.
-//!
-//! Dedup at ingest happens in the same write as the event (the spool's): a copy of a
-//! pending event, or of one settled within the route's dedup ttl, is a duplicate; copies
-//! arriving together are stored once. The rate limit is asked by that write too, only
-//! when something new is to be stored, so duplicates never spend it.
+//! The queue of stored events: the spool, and in front of it, per route, the pending
+//! events known in memory (a lane), so that while the app keeps up the workers attempt
+//! events without reading the store.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
-
-use bytes::Bytes;
-use prometheus::IntCounter;
 
 use http::header::HeaderValue;
-use http::StatusCode;
+use prometheus::IntCounter;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
-use super::Delivered;
-use crate::app::{App, RouteState};
-use crate::clock::unix_millis;
 use crate::config::QueueConfig;
-use crate::envelope;
-use crate::error::{GatewayError, Reply};
-use crate::metrics::Outcome;
-use crate::providers::Event;
-use crate::route::ForwardMode;
-use crate::spool::{Enqueued, NewEvent, Pending, Spool, SpoolError};
+use crate::spool::{Pending, Spool, SpoolError};
 use crate::sync::lock;
 
 /// Events a lane keeps in memory at most, and their bodies' bytes: past either, new
@@ -195,107 +177,6 @@ impl Queue {
             next: next.filter(|_| taken.is_empty()),
         }
     }
-}
-
-/// Stores `events` (all of a batch in one write) and answers `queued`.
-pub async fn accept(
-    app: &App,
-    state: &Arc<RouteState>,
-    events: Vec<Event>,
-    batch: bool,
-    received: SystemTime,
-    deadline: Instant,
-) -> Delivered {
-    let refused = |err: GatewayError, events: Vec<Event>| {
-        let outcome = err.outcome().into_iter().collect();
-        Delivered::of(err.into_reply(), outcome, events)
-    };
-    let Some(queue) = &app.queue else {
-        // Not reached: a queue route makes the gateway open its spool at start.
-        return refused(
-            GatewayError::QueueUnavailable("no queue store is open".into()),
-            events,
-        );
-    };
-    let route = &state.route;
-    let received_at = envelope::timestamp(received);
-    let stored: Vec<NewEvent> = events
-        .iter()
-        .map(|event| {
-            let (body, content_type) = match route.forward {
-                ForwardMode::Normalized => (
-                    envelope::render(route, event, &received_at),
-                    Some("application/json".to_string()),
-                ),
-                ForwardMode::Raw => (
-                    Bytes::clone(event.raw_body()),
-                    event
-                        .raw_content_type()
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
-                ),
-            };
-            NewEvent {
-                id: event.id.as_bytes().to_vec(),
-                shown_id: event.id.as_str().to_string(),
-                kind: event.kind.clone(),
-                body,
-                content_type,
-            }
-        })
-        .collect();
-    // Check 12, asked by the write itself once it knows something new is to be stored.
-    let limited = Arc::clone(state);
-    let admit = Box::new(move || match &limited.limiter {
-        Some(limiter) => limiter.check().map_err(std::time::Duration::from_secs),
-        None => Ok(()),
-    });
-    let ttl = (!route.dedup_ttl.is_zero()).then_some(route.dedup_ttl);
-    let write = queue
-        .spool
-        .enqueue(&route.name, ttl, stored, unix_millis(received), admit);
-    // A write that outlives the request may still be stored: the provider's retry is then
-    // a duplicate. What is never possible is a 200 for an event not stored.
-    let stored = match tokio::time::timeout_at(deadline, write).await {
-        Err(_) => {
-            let unanswered = "the queue store did not answer in time".into();
-            return refused(GatewayError::QueueUnavailable(unanswered), events);
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(route = %route.name, error = %e, "not queued");
-            return refused(GatewayError::QueueUnavailable(e.to_string()), events);
-        }
-        Ok(Ok(Enqueued::Refused(wait))) => {
-            let retry_after = wait.as_secs().max(1);
-            return refused(GatewayError::RateLimited { retry_after }, events);
-        }
-        Ok(Ok(Enqueued::Stored(new))) => new,
-    };
-    let outcomes: Vec<Outcome> = stored
-        .iter()
-        .map(|&new| {
-            if new {
-                Outcome::Queued
-            } else {
-                Outcome::Duplicate
-            }
-        })
-        .collect();
-    let body = match (batch, events.first()) {
-        (false, Some(event)) => {
-            let status = if stored.first() == Some(&true) {
-                "queued"
-            } else {
-                "duplicate"
-            };
-            serde_json::json!({ "status": status, "id": event.id.as_str() })
-        }
-        _ => {
-            let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-            serde_json::json!({ "status": "queued", "ids": ids })
-        }
-    };
-    Delivered::of(Reply::json(StatusCode::OK, &body), outcomes, events)
 }
 
 /// The content type a stored event is sent with.

@@ -1,0 +1,118 @@
+//! `[routes.hmac]`: the generic HMAC scheme, its message template parsed once.
+
+use super::checker::Checker;
+use super::file::HmacSection;
+use crate::route::{HmacAlgorithm, HmacScheme, MessagePart, SigEncoding};
+
+pub(super) fn hmac(c: &mut Checker<'_>, at: &str, h: &HmacSection) -> Option<HmacScheme> {
+    let header = match &h.header {
+        None => c.fail(format!("{at}.header"), "missing"),
+        Some(n) => c.header_name(&format!("{at}.header"), n),
+    };
+    let encoding = match h.encoding.as_deref() {
+        None | Some("hex") => Some(SigEncoding::Hex),
+        Some("base64") => Some(SigEncoding::Base64),
+        Some(o) => c.fail(
+            format!("{at}.encoding"),
+            format!("unknown encoding {o:?} (expected \"hex\" or \"base64\")"),
+        ),
+    };
+    let algorithm = match h.algorithm.as_deref() {
+        None | Some("sha256") => Some(HmacAlgorithm::Sha256),
+        Some("sha512") => Some(HmacAlgorithm::Sha512),
+        Some(o) => c.fail(
+            format!("{at}.algorithm"),
+            format!("unknown algorithm {o:?} (expected \"sha256\" or \"sha512\")"),
+        ),
+    };
+    let template = h.message.as_deref().unwrap_or("{body}");
+    let message = parse_template(template);
+    let uses = |p: &MessagePart| message.contains(p);
+    if !uses(&MessagePart::Body) {
+        c.fail::<()>(
+            format!("{at}.message"),
+            format!(
+                "{template:?} does not contain {{body}}: it would verify nothing about the payload"
+            ),
+        );
+    }
+    let timestamp_header = match (&h.timestamp_header, uses(&MessagePart::Timestamp)) {
+        (Some(n), true) => c.header_name(&format!("{at}.timestamp_header"), n),
+        (None, false) => None,
+        (Some(_), false) => c.fail(format!("{at}.timestamp_header"), "the message template does not sign {timestamp}: an unsigned timestamp protects nothing"),
+        (None, true) => c.fail(format!("{at}.timestamp_header"), "required because the message template uses {timestamp}"),
+    };
+    let id_header = match (&h.id_header, uses(&MessagePart::Id)) {
+        (Some(n), true) => c.header_name(&format!("{at}.id_header"), n),
+        (None, false) => None,
+        (Some(_), false) => c.fail(format!("{at}.id_header"), "the message template does not sign {id}: an unsigned id would let a replay with a fresh id slip past dedup"),
+        (None, true) => c.fail(format!("{at}.id_header"), "required because the message template uses {id}"),
+    };
+    let ok = uses(&MessagePart::Body)
+        && (h.timestamp_header.is_some() == timestamp_header.is_some())
+        && (h.id_header.is_some() == id_header.is_some());
+    let scheme = HmacScheme {
+        header: header?,
+        prefix: h.prefix.clone().filter(|p| !p.is_empty()),
+        encoding: encoding?,
+        algorithm: algorithm?,
+        message,
+        timestamp_header,
+        id_header,
+    };
+    ok.then_some(scheme)
+}
+
+/// Splits a template into literals and the `{body}`, `{timestamp}`, `{id}` placeholders;
+/// any other brace is literal text.
+fn parse_template(t: &str) -> Vec<MessagePart> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut rest = t;
+    while !rest.is_empty() {
+        let found = [
+            ("{body}", MessagePart::Body),
+            ("{timestamp}", MessagePart::Timestamp),
+            ("{id}", MessagePart::Id),
+        ]
+        .into_iter()
+        .find(|(tag, _)| rest.starts_with(tag));
+        match found {
+            Some((tag, part)) => {
+                if !literal.is_empty() {
+                    parts.push(MessagePart::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(part);
+                rest = &rest[tag.len()..];
+            }
+            None => {
+                let ch = rest.chars().next().unwrap_or_default();
+                literal.push(ch);
+                rest = &rest[ch.len_utf8()..];
+            }
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(MessagePart::Literal(literal));
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_split_into_placeholders_and_literals() {
+        assert_eq!(
+            parse_template("v0:{timestamp}:{body}{x}"),
+            vec![
+                MessagePart::Literal("v0:".into()),
+                MessagePart::Timestamp,
+                MessagePart::Literal(":".into()),
+                MessagePart::Body,
+                MessagePart::Literal("{x}".into()),
+            ]
+        );
+    }
+}

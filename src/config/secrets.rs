@@ -1,0 +1,71 @@
+//! `secrets` of a route and `upstream.signing_secret`: the keys signatures are checked
+//! and made with.
+
+use base64::Engine;
+
+use super::checker::Checker;
+use crate::route::{Provider, Secret};
+
+/// `[routes] secrets`: required when the route checks signatures, refused otherwise.
+pub(super) fn secrets(
+    c: &mut Checker<'_>,
+    at: &str,
+    provider: Provider,
+    signs: bool,
+    raw: Option<&toml::Value>,
+) -> Option<Vec<Secret>> {
+    let path = format!("{at}.secrets");
+    let list: Vec<&str> = match raw {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => {
+            let strings: Option<Vec<&str>> = items.iter().map(toml::Value::as_str).collect();
+            match strings {
+                Some(s) => s,
+                None => return c.fail(path, "must be a list of strings"),
+            }
+        }
+        Some(_) => return c.fail(path, "must be a list of strings, e.g. [\"${SECRET}\"]"),
+    };
+    if !signs {
+        if !list.is_empty() {
+            return c.fail(
+                path,
+                format!(
+                    "provider {:?} without [routes.hmac] does not use secrets",
+                    provider.name()
+                ),
+            );
+        }
+        return Some(Vec::new());
+    }
+    if list.is_empty() {
+        return c.fail(path, "at least one secret is required");
+    }
+    let mut out = Vec::with_capacity(list.len());
+    let mut ok = true;
+    for (j, s) in list.iter().enumerate() {
+        let path = format!("{at}.secrets[{j}]");
+        if s.is_empty() {
+            ok = c.fail::<()>(path, "must not be empty").is_some();
+        } else if provider == Provider::StandardWebhooks {
+            match whsec(c, &path, s) {
+                Some(key) => out.push(key),
+                None => ok = false,
+            }
+        } else {
+            out.push(Secret::new(s.as_bytes()));
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A Standard Webhooks secret: `whsec_` + base64 of the key bytes.
+pub(super) fn whsec(c: &mut Checker<'_>, path: &str, raw: &str) -> Option<Secret> {
+    let Some(b64) = raw.strip_prefix("whsec_") else {
+        return c.fail(path, "must start with \"whsec_\" followed by base64");
+    };
+    match base64::engine::general_purpose::STANDARD.decode(b64) {
+        Ok(key) if !key.is_empty() => Some(Secret::new(key)),
+        _ => c.fail(path, "the part after \"whsec_\" is not valid base64"),
+    }
+}
