@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::fields::{self, Pointers};
+use super::json::Payload;
 use super::{
     form, json, parse_json, sig, Event, Events, MalformedPayload, Request, Scheme, Verified,
     VerifyError,
@@ -82,20 +83,14 @@ fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPaylo
     }
     // An object is one event, forwarded as sent (unless it repeats a key).
     if json::first_byte(&verified.body) == Some(b'{') {
-        if let Some(doc) = fields::json_text(&verified, true)? {
-            return Ok(Events::one(fields::event_from_text(
-                route, &POINTERS, &verified, &doc,
-            )));
-        }
+        let payload = Payload::read(&verified.body, true)?;
+        let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+        return Ok(Events::one(event));
     }
-    let payload = parse_json(&verified.body)?;
-    match payload {
-        Value::Object(_) => {
-            let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
-            Ok(Events::one(event))
-        }
+    match parse_json(&verified.body)? {
         // With raw forwarding the array travels as it came: one event.
-        Value::Array(_) if route.forward == ForwardMode::Raw => {
+        payload @ Value::Array(_) if route.forward == ForwardMode::Raw => {
+            let payload = Payload::Tree(payload);
             let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
             Ok(Events::one(event))
         }
@@ -124,7 +119,7 @@ fn form_event(route: &Route, verified: &Verified) -> Event {
         route,
         &POINTERS,
         verified,
-        Value::Object(object),
+        Payload::Tree(Value::Object(object)),
         canonical.as_bytes(),
     )
 }
@@ -150,7 +145,7 @@ fn batch(
             route,
             &POINTERS,
             verified,
-            element,
+            Payload::Tree(element),
             span.get().as_bytes(),
         ));
     }

@@ -187,12 +187,3 @@ impl std::fmt::Debug for Event {
 fn parse_json(bytes: &[u8]) -> Result<Value, MalformedPayload> {
     json::parse_tree(bytes)
 }
-
-fn parse_object(bytes: &[u8]) -> Result<Value, MalformedPayload> {
-    let value = parse_json(bytes)?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(MalformedPayload("body is JSON but not an object".into()))
-    }
-}

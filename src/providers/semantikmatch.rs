@@ -8,9 +8,8 @@ use http::HeaderName;
 use serde_json::Value;
 
 use super::fields::{self, Pointers};
-use super::{
-    parse_json, parse_object, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError,
-};
+use super::json::{Found, Payload};
+use super::{parse_json, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
 pub const SCHEME: Scheme = Scheme { verify, normalize };
@@ -46,25 +45,17 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+    let payload = Payload::read(&verified.body, true)?;
+    let [kind, inner] = payload.lookup_all([Some("/type"), Some("/payload")]);
     // The envelope shape forwards its payload as sent; the flat one has `client_data`
     // to decode, so it needs a tree.
-    if let Some(doc) = fields::json_text(&verified, true)? {
-        let [kind, payload] = doc.lookup_all([Some("/type"), Some("/payload")]);
-        if kind.is_some_and(|t| t.starts_with('"')) && payload.is_some_and(|t| t.starts_with('{')) {
-            let event = fields::event_from_text(route, &ENVELOPE, &verified, &doc);
-            return Ok(Events::one(event));
-        }
+    if kind.is_some_and(Found::is_string) && inner.is_some_and(Found::is_object) {
+        let event = fields::event(route, &ENVELOPE, &verified, payload, &verified.body);
+        return Ok(Events::one(event));
     }
-    let mut payload = parse_object(&verified.body)?;
-    let is_envelope = payload.get("type").is_some_and(Value::is_string)
-        && payload.get("payload").is_some_and(Value::is_object);
-    let pointers = if is_envelope {
-        &ENVELOPE
-    } else {
-        decode_client_data(&mut payload);
-        &FLAT
-    };
-    let event = fields::event(route, pointers, &verified, payload, &verified.body);
+    let mut tree = payload.into_tree()?;
+    decode_client_data(&mut tree);
+    let event = fields::event(route, &FLAT, &verified, Payload::Tree(tree), &verified.body);
     Ok(Events::one(event))
 }
 
