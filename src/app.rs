@@ -14,7 +14,7 @@ use http::HeaderMap;
 use crate::budget::BodyBudget;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, DedupBackend, Loaded};
-use crate::dedup::{Dedup, Shared, StoreError};
+use crate::dedup::{Dedup, SharedIds, StoreError};
 use crate::error::Reply;
 use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UNMATCHED};
@@ -25,7 +25,6 @@ use crate::route::{DeliveryMode, Route};
 use crate::spool::{Spool, SpoolError};
 use crate::sync::lock;
 
-pub use crate::clock::unix_seconds;
 
 /// One configuration, ready to serve.
 pub struct Runtime {
@@ -78,21 +77,21 @@ pub type LogLevelHook = Box<dyn Fn(&str) + Send + Sync>;
 pub struct App {
     runtime: ArcSwap<Runtime>,
     /// `server.max_buffered_bytes`: room for the request bodies held at once.
-    pub budget: BodyBudget,
-    pub dedup: Dedup<Failure>,
+    pub(crate) budget: BodyBudget,
+    pub(crate) dedup: Dedup<Failure>,
     /// The ids shared with other replicas (`dedup.backend = "redis"`), behind `dedup`.
-    pub shared: Option<Arc<Shared>>,
+    pub(crate) shared: Option<Arc<SharedIds>>,
     /// The spool of queue routes, when the configuration has one or `queue.dir` holds
     /// events.
-    pub queue: Option<Queue>,
+    pub(crate) queue: Option<Queue>,
     /// The most recent requests, for `/api/requests`.
-    pub requests: RequestLog,
-    pub metrics: Metrics,
-    pub clock: Clock,
+    pub(crate) requests: RequestLog,
+    pub(crate) metrics: Metrics,
+    pub(crate) clock: Clock,
     pool: Arc<Pool>,
     /// Per route name, kept across reloads so label sets stay bounded.
     route_metrics: Mutex<HashMap<String, Arc<RouteMetrics>>>,
-    pub unmatched: Arc<RouteMetrics>,
+    pub(crate) unmatched: Arc<RouteMetrics>,
     draining: AtomicBool,
     log_level: Option<LogLevelHook>,
 }
@@ -109,7 +108,7 @@ impl App {
         );
         let shared = match (config.dedup.backend, config.dedup.redis_url.as_deref()) {
             (DedupBackend::Redis, Some(url)) => {
-                Some(Shared::connect(url, metrics.dedup_store_errors.clone())?)
+                Some(SharedIds::connect(url, metrics.dedup_store_errors.clone())?)
             }
             _ => None,
         };
@@ -285,6 +284,18 @@ impl App {
         self.metrics.reloaded(true);
         tracing::info!(routes, "configuration reloaded");
         true
+    }
+
+    /// Room left for request bodies (tests watch slow senders take it).
+    #[doc(hidden)]
+    pub fn body_room(&self) -> u64 {
+        self.budget.available()
+    }
+
+    /// The spool, when open (tests make it refuse writes).
+    #[doc(hidden)]
+    pub fn spool(&self) -> Option<&Spool> {
+        self.queue.as_ref().map(|q| &q.spool)
     }
 
     /// From now on `/readyz` answers 503.

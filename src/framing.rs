@@ -55,16 +55,16 @@ enum State {
 }
 
 /// An IO stream whose reads are watched for request framing.
-pub struct Observed<S> {
+pub struct FramingWatch<S> {
     inner: S,
     state: State,
     verdicts: Verdicts,
 }
 
-impl<S> Observed<S> {
+impl<S> FramingWatch<S> {
     pub fn new(inner: S) -> (Self, Verdicts) {
         let verdicts = Verdicts::default();
-        let observed = Observed {
+        let observed = FramingWatch {
             inner,
             state: State::Head(Vec::new()),
             verdicts: verdicts.clone(),
@@ -91,7 +91,7 @@ impl<S> Observed<S> {
 /// The verdicts of a stream delivered in `reads`, as the observer records them.
 #[cfg(any(test, fuzzing))]
 pub(crate) fn verdicts<'a>(reads: impl IntoIterator<Item = &'a [u8]>) -> Vec<bool> {
-    let (mut observed, verdicts) = Observed::new(());
+    let (mut observed, verdicts) = FramingWatch::new(());
     for read in reads {
         observed.observe(read);
     }
@@ -245,7 +245,7 @@ fn parse_head(head: &[u8], verdicts: &Verdicts) -> Option<(usize, State)> {
     Some((len, next))
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Observed<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -262,7 +262,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Observed<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Observed<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -206,7 +206,7 @@ pub fn signatures(data: &[u8]) {
     }
     for name in ["x-smartcv-timestamp", "webhook-timestamp", "x-ts"] {
         let values: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
-        let parsed = providers::sig::timestamp(&headers, name).map(|(_, n)| n);
+        let parsed = providers::checks::timestamp(&headers, name).map(|(_, n)| n);
         let reference = match values.as_slice() {
             [one] => reference_timestamp(one.as_bytes()),
             _ => Err(VerifyError::InvalidTimestamp),

@@ -40,37 +40,37 @@
 //! The app's 2xx marks the id delivered and goes back to the provider; anything else
 //! releases the id so the provider's retry is forwarded.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod admin;
-pub mod app;
-pub mod auth;
-pub mod budget;
-pub mod client;
-pub mod clock;
+mod admin;
+mod app;
+mod auth;
+mod budget;
+pub mod cli;
+mod clock;
 pub mod config;
-pub mod dedup;
-pub mod delivery;
-pub mod envelope;
-pub mod error;
-pub mod forward;
-pub mod framing;
+mod dedup;
+mod delivery;
+mod envelope;
+mod error;
+mod forward;
+mod framing;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod logging;
-pub mod metrics;
-pub mod pipeline;
-pub mod providers;
-pub mod queue;
-pub mod ratelimit;
-pub mod request_log;
-pub mod route;
-pub mod send;
-pub mod server;
-pub mod sign;
-pub mod spool;
-pub mod sync;
-pub mod tls;
+mod logging;
+mod metrics;
+mod pipeline;
+mod providers;
+mod queue;
+mod ratelimit;
+mod request_log;
+mod route;
+mod server;
+mod signing;
+mod spool;
+mod sync;
+mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -78,9 +78,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use app::{App, LogLevelHook};
-pub use clock::Clock;
-pub use error::GatewayError;
+pub use app::App;
+pub use clock::{unix_millis, unix_seconds, Clock};
+pub use forward::Pool;
+pub use providers::{derived_id, header_safe};
+pub use route::Provider;
 
 /// The public and admin listeners of `config`, bound. A failure names the key and the
 /// address, since "Address already in use" alone does not say which port is taken.

@@ -12,7 +12,8 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
-use crate::app::{unix_seconds, App, RouteState, Runtime};
+use crate::clock::unix_seconds;
+use crate::app::{App, RouteState, Runtime};
 use crate::error::{GatewayError, Reply};
 use crate::metrics::{Failure, Outcome};
 use crate::providers::{self, EventId, Events};
@@ -20,7 +21,7 @@ use crate::{auth, delivery, request_log};
 
 /// What the request's log line and metrics need, filled in as the pipeline learns it.
 #[derive(Default)]
-struct Trace {
+struct RequestRecord {
     route: Option<Arc<RouteState>>,
     /// The events' ids once verified, a batch's in order.
     ids: Vec<EventId>,
@@ -42,7 +43,7 @@ pub async fn handle(
     let started = StdInstant::now();
     app.metrics.inflight.inc();
     let runtime = app.runtime();
-    let mut trace = Trace::default();
+    let mut trace = RequestRecord::default();
     let inner = handle_inner(&app, &runtime, req, peer, ambiguous, &mut trace);
     let (reply, counted) = match inner.await {
         Ok(reply) => (reply, true),
@@ -133,7 +134,7 @@ async fn handle_inner(
     req: Request<Incoming>,
     peer: SocketAddr,
     ambiguous: bool,
-    trace: &mut Trace,
+    trace: &mut RequestRecord,
 ) -> Result<Reply, GatewayError> {
     let deadline = Instant::now() + rt.config.server.request_timeout;
 

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::config::ServerConfig;
-use crate::framing::Observed;
+use crate::framing::FramingWatch;
 use crate::pipeline;
 use watch::{Activity, Watched};
 
@@ -134,7 +134,7 @@ async fn http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new(accepted));
-    let (stream, verdicts) = Observed::new(Watched::new(stream, Arc::clone(&activity)));
+    let (stream, verdicts) = FramingWatch::new(Watched::new(stream, Arc::clone(&activity)));
     let requests = Arc::clone(&activity);
     let service = service_fn(move |req| {
         let app = Arc::clone(&app);

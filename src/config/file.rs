@@ -148,7 +148,7 @@ pub struct DedupSection {
     pub max_entries: u64,
     /// `memory` | `redis`.
     pub backend: String,
-    /// Shared store for several replicas (may hold a password).
+    /// SharedIds store for several replicas (may hold a password).
     pub redis_url: Option<String>,
 }
 

@@ -3,7 +3,7 @@
 
 mod auth;
 mod checker;
-pub mod file;
+mod file;
 mod hmac;
 mod interpolate;
 mod load;
@@ -117,7 +117,7 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupBackend {
     Memory,
-    /// Shared by several replicas: `redis_url` is set and parses.
+    /// SharedIds by several replicas: `redis_url` is set and parses.
     Redis,
 }
 

@@ -19,7 +19,7 @@
 mod delivered;
 mod shared;
 
-pub use shared::{Shared, SharedClaim, SharedTicket, StoreError};
+pub use shared::{SharedClaim, SharedIds, StoreError};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

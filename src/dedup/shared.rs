@@ -73,7 +73,7 @@ impl From<redis::RedisError> for StoreError {
 }
 
 /// The connection to the store, shared by every request.
-pub struct Shared {
+pub struct SharedIds {
     conn: ConnectionManager,
     claim: Script,
     release: Script,
@@ -91,7 +91,7 @@ pub enum SharedClaim {
     Elsewhere,
 }
 
-impl Shared {
+impl SharedIds {
     /// A client for `url`, connected on first use (and again after the store goes away),
     /// so a gateway starts while its store is still coming up. Must run inside the
     /// tokio runtime.
@@ -104,7 +104,7 @@ impl Shared {
             // retry is the next attempt.
             .set_number_of_retries(0);
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Arc::new(Shared {
+        Ok(Arc::new(SharedIds {
             conn,
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
@@ -189,7 +189,7 @@ impl Shared {
 /// [`SharedTicket::release`]; dropped unsettled (the request went away), it is released
 /// in the background.
 pub struct SharedTicket {
-    shared: Arc<Shared>,
+    shared: Arc<SharedIds>,
     key: String,
     token: String,
     open: bool,
@@ -239,7 +239,7 @@ impl Drop for SharedTicket {
     }
 }
 
-async fn release(shared: &Shared, key: &str, token: &str) -> Result<(), StoreError> {
+async fn release(shared: &SharedIds, key: &str, token: &str) -> Result<(), StoreError> {
     let mut invocation = shared.release.key(key);
     invocation.arg(token);
     let invocation = &invocation;
@@ -259,7 +259,7 @@ fn store_key(route: &str, key: Key) -> String {
 
 /// A claim's own token, so only it can release itself.
 fn token() -> String {
-    format!("p{}", crate::sign::random_hex())
+    format!("p{}", crate::signing::random_hex())
 }
 
 /// Milliseconds for `PX`, at least 1 (Redis refuses 0).
@@ -297,7 +297,7 @@ mod tests {
     async fn a_store_that_cannot_be_reached_fails_without_naming_its_password() {
         let errors = IntCounter::new("e", "e").expect("counter");
         // Port 1 on loopback: nothing listens there.
-        let shared = Shared::connect("redis://:hunter2@127.0.0.1:1/0", errors.clone())
+        let shared = SharedIds::connect("redis://:hunter2@127.0.0.1:1/0", errors.clone())
             .expect("a lazy client");
         let deadline = Instant::now() + Duration::from_secs(5);
         let Err(e) = shared

@@ -4,7 +4,7 @@
 
 mod pool;
 
-pub use pool::{Lease, Pool, Target};
+pub use pool::{Pool, Target};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::config::UpstreamConfig;
 use crate::providers::{header_safe, Event};
 use crate::route::{Route, Secret};
-use crate::sign;
+use crate::signing;
 
 /// The app's answer is passed back to the provider; past this size it is dropped, since
 /// providers only look at the status.
@@ -212,7 +212,7 @@ impl Forwarder {
             // The id is signed as it stands in its header, so the app verifies what it got.
             let id = id.to_str().unwrap_or_default();
             let now = crate::clock::unix_seconds(std::time::SystemTime::now());
-            for (name, value) in sign::standard_webhooks(key, id, now, &body) {
+            for (name, value) in signing::standard_webhooks(key, id, now, &body) {
                 // Already header-safe: the escaped id, digits, and base64.
                 let value = HeaderValue::try_from(value).map_err(|_| {
                     ForwardError::Unavailable("unencodable signature header".into())

@@ -65,7 +65,7 @@ impl Idle {
 }
 
 /// One origin's idle connections, oldest first.
-struct Stack {
+struct IdleConnections {
     origin: Origin,
     tls: TlsConnector,
     clock: Clock,
@@ -79,7 +79,7 @@ pub struct Pool {
     tls: TlsConnector,
     /// Idle times run on it, so tests move it instead of waiting.
     clock: Clock,
-    origins: Mutex<HashMap<Origin, Weak<Stack>>>,
+    origins: Mutex<HashMap<Origin, Weak<IdleConnections>>>,
 }
 
 impl Pool {
@@ -133,7 +133,7 @@ impl Pool {
             match origins.get(&origin).and_then(Weak::upgrade) {
                 Some(stack) => stack,
                 None => {
-                    let stack = Arc::new(Stack {
+                    let stack = Arc::new(IdleConnections {
                         origin: origin.clone(),
                         tls: self.tls.clone(),
                         clock: self.clock.clone(),
@@ -160,7 +160,7 @@ impl Pool {
 /// send, resolved once per configuration.
 #[derive(Clone)]
 pub struct Target {
-    stack: Arc<Stack>,
+    stack: Arc<IdleConnections>,
     host: Option<HeaderValue>,
     /// Origin form, as a request line carries it.
     path: Uri,
@@ -221,7 +221,7 @@ impl Target {
 /// The connection one exchange is using.
 pub struct Lease {
     sender: Sender,
-    stack: Arc<Stack>,
+    stack: Arc<IdleConnections>,
 }
 
 impl Lease {
@@ -232,7 +232,7 @@ impl Lease {
     }
 }
 
-impl Stack {
+impl IdleConnections {
     async fn reuse(&self) -> Option<Sender> {
         loop {
             let mut sender = self.pop()?;

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::fields::{self, Pointers};
 use super::json::Payload;
 use super::{
-    form, json, parse_json, sig, Event, Events, MalformedPayload, Request, Scheme, Verified,
+    form, json, parse_json, checks, Event, Events, MalformedPayload, Request, Scheme, Verified,
     VerifyError,
 };
 use crate::route::{ForwardMode, HmacAlgorithm, Route};
@@ -33,14 +33,14 @@ const POINTERS: Pointers = Pointers {
 };
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    let signature = sig::signature(req.headers, SIGNATURE)?.single()?;
+    let signature = checks::signature(req.headers, SIGNATURE)?.single()?;
     // Hex never contains a dot, so a dot means form 3.
     if let Some(dot) = signature.iter().position(|&b| b == b'.') {
         return signed_request(route, &signature[..dot], &signature[dot + 1..]);
     }
-    let expected = sig::decode_hex(signature, b"")?;
+    let expected = checks::decode_hex(signature, b"")?;
     let signs = |message: &[u8]| {
-        sig::any_secret_signs(
+        checks::any_secret_signs(
             HmacAlgorithm::Sha256,
             &route.secrets,
             &[message],
@@ -60,10 +60,10 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 }
 
 fn signed_request(route: &Route, a: &[u8], b: &[u8]) -> Result<Verified, VerifyError> {
-    let a = sig::decode_base64url(a).ok_or(VerifyError::InvalidSignature)?;
-    let event = sig::decode_base64url(b).ok_or(VerifyError::InvalidSignature)?;
+    let a = checks::decode_base64url(a).ok_or(VerifyError::InvalidSignature)?;
+    let event = checks::decode_base64url(b).ok_or(VerifyError::InvalidSignature)?;
     let signs = |message: &[u8], tag: &[u8]| {
-        sig::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &[message], &[tag])
+        checks::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &[message], &[tag])
     };
     let documented = signs(b, &a);
     let sdk = || hex::decode(&a).is_ok_and(|tag| signs(&event, &tag));

@@ -2,7 +2,7 @@
 //! its support, so a route carries `[routes.auth]` and/or `[routes.hmac]`.
 
 use super::fields::{self, Pointers};
-use super::{generic, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{generic_hmac, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::Route;
 
 pub const SCHEME: Scheme = Scheme {
@@ -20,7 +20,7 @@ const POINTERS: Pointers = Pointers {
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     if let Some(scheme) = &route.hmac {
-        let id = generic::check(route, scheme, req)?;
+        let id = generic_hmac::check(route, scheme, req)?;
         return Ok(Verified::new(req, id));
     }
     // Credentials alone: the pipeline checked them (check 5) before calling us. A route

@@ -8,12 +8,12 @@
 mod event_id;
 mod fields;
 pub(crate) mod form;
-mod generic;
+mod generic_hmac;
 mod hrflow;
 mod jobaffinity;
 pub mod json;
 mod semantikmatch;
-pub(crate) mod sig;
+pub(crate) mod checks;
 mod smartcv;
 mod standard_webhooks;
 
@@ -29,7 +29,7 @@ use crate::route::{Provider, Route};
 pub use event_id::{header_safe, EventId};
 pub use fields::derived_id;
 pub use json::Json;
-pub use sig::{header, tag as hmac_tag, Header};
+pub use checks::{header, tag as hmac_tag, Header};
 
 /// What a provider's scheme is made of. Each provider file exports one `SCHEME`.
 pub struct Scheme {
@@ -47,7 +47,7 @@ fn scheme(provider: Provider) -> &'static Scheme {
         Provider::Hrflow => &hrflow::SCHEME,
         Provider::JobAffinity => &jobaffinity::SCHEME,
         Provider::StandardWebhooks => &standard_webhooks::SCHEME,
-        Provider::Hmac => &generic::SCHEME,
+        Provider::Hmac => &generic_hmac::SCHEME,
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::fields::{self, Pointers};
 use super::json::{Found, Payload};
-use super::{parse_json, sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{parse_json, checks, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
 pub const SCHEME: Scheme = Scheme { verify, normalize };
@@ -31,9 +31,9 @@ const FLAT: Pointers = Pointers {
 };
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    let signature = sig::signature(req.headers, SIGNATURE)?;
-    let expected = sig::decode_hex(signature.single()?, b"")?;
-    if !sig::any_secret_signs(
+    let signature = checks::signature(req.headers, SIGNATURE)?;
+    let expected = checks::decode_hex(signature.single()?, b"")?;
+    if !checks::any_secret_signs(
         HmacAlgorithm::Sha256,
         &route.secrets,
         &[req.body],

@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::fields::{self, Pointers};
-use super::{sig, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{checks, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
 pub const SCHEME: Scheme = Scheme { verify, normalize };
@@ -20,13 +20,13 @@ const POINTERS: Pointers = Pointers {
 };
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    let signature = sig::signature(req.headers, SIGNATURE)?;
-    let (ts_text, ts) = sig::timestamp(req.headers, TIMESTAMP)?;
-    sig::within_window(ts, req.now, route.tolerance)?;
-    let expected = sig::decode_hex(signature.single()?, b"sha256=")?;
+    let signature = checks::signature(req.headers, SIGNATURE)?;
+    let (ts_text, ts) = checks::timestamp(req.headers, TIMESTAMP)?;
+    checks::within_window(ts, req.now, route.tolerance)?;
+    let expected = checks::decode_hex(signature.single()?, b"sha256=")?;
     // The timestamp is signed exactly as sent, so "0123" and "123" are different messages.
     let message: [&[u8]; 3] = [ts_text, b".", req.body];
-    if !sig::any_secret_signs(
+    if !checks::any_secret_signs(
         HmacAlgorithm::Sha256,
         &route.secrets,
         &message,

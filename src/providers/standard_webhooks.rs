@@ -5,7 +5,7 @@
 use http::HeaderName;
 
 use super::fields::{self, Pointers};
-use super::{sig, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{checks, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
 pub const SCHEME: Scheme = Scheme { verify, normalize };
@@ -22,10 +22,10 @@ const POINTERS: Pointers = Pointers {
 };
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    let signature = sig::signature(req.headers, SIGNATURE)?;
-    let (ts_text, ts) = sig::timestamp(req.headers, TIMESTAMP)?;
-    sig::within_window(ts, req.now, route.tolerance)?;
-    let id = sig::header(req.headers, ID).single()?;
+    let signature = checks::signature(req.headers, SIGNATURE)?;
+    let (ts_text, ts) = checks::timestamp(req.headers, TIMESTAMP)?;
+    checks::within_window(ts, req.now, route.tolerance)?;
+    let id = checks::header(req.headers, ID).single()?;
     if id.is_empty() {
         return Err(VerifyError::InvalidSignature);
     }
@@ -35,11 +35,11 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
         .single()?
         .split(|&b| b == b' ')
         .filter_map(|entry| entry.strip_prefix(b"v1,"))
-        .filter_map(sig::decode_base64)
+        .filter_map(checks::decode_base64)
         .collect();
     let candidates: Vec<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
     let message: [&[u8]; 5] = [id, b".", ts_text, b".", req.body];
-    if !sig::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &message, &candidates) {
+    if !checks::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &message, &candidates) {
         return Err(VerifyError::InvalidSignature);
     }
     Ok(Verified::new(req, Some(EventId::from_header(id))))

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use sha2::Sha512;
 
-use super::sig::hmac_sha256;
+use super::checks::hmac_sha256;
 use super::{form, verify, Request, VerifyError};
 use crate::config::load_str;
 use crate::route::Route;

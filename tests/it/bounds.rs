@@ -185,7 +185,7 @@ async fn past_max_buffered_bytes_a_request_gets_503_before_its_body_is_read() {
     // Each holds its room once its head is read; the third must be refused unread. The
     // held room is polled through the app's budget, the signal the gateway keeps.
     let budget = async {
-        while gw.app.budget.available() > 0 {
+        while gw.app.body_room() > 0 {
             tokio::task::yield_now().await;
         }
     };
@@ -209,7 +209,7 @@ async fn past_max_buffered_bytes_a_request_gets_503_before_its_body_is_read() {
     // The slow senders go away: their room comes back and real providers are served.
     drop(slow);
     let room = async {
-        while gw.app.budget.available() < 65536 {
+        while gw.app.body_room() < 65536 {
             tokio::task::yield_now().await;
         }
     };

@@ -186,7 +186,7 @@ async fn a_flat_semantikmatch_delivery_gets_a_derived_id_and_decoded_client_data
     let env = upstream.received()[0].json();
     assert_eq!(
         env["id"],
-        hookwarden::providers::derived_id(body.as_bytes())
+        hookwarden::derived_id(body.as_bytes())
     );
     assert_eq!(env["type"], "evaluation.completed");
     assert_eq!(env["occurred_at"], serde_json::Value::Null);

@@ -51,7 +51,7 @@ impl Env {
     }
 
     fn ts(&self) -> i64 {
-        hookwarden::app::unix_seconds(self.clock.now())
+        hookwarden::unix_seconds(self.clock.now())
     }
 
     async fn deliver(&mut self, path: &str) -> crate::support::Answer {

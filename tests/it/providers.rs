@@ -97,7 +97,7 @@ async fn an_hrflow_batch_is_forwarded_element_by_element_in_order() {
         "{\"type\":\"c.success\",\"n\":3}",
     ]
     .iter()
-    .map(|e| hookwarden::providers::derived_id(e.as_bytes()))
+    .map(|e| hookwarden::derived_id(e.as_bytes()))
     .collect();
     assert_eq!(answer.json(), json!({"status": "delivered", "ids": ids}));
     let types: Vec<_> = upstream
@@ -193,7 +193,7 @@ async fn with_raw_forwarding_an_array_is_one_event() {
     assert_eq!(&received[0].body[..], BATCH.as_bytes());
     assert_eq!(
         received[0].header("x-hookwarden-event-id"),
-        Some(hookwarden::providers::derived_id(BATCH.as_bytes()).as_str())
+        Some(hookwarden::derived_id(BATCH.as_bytes()).as_str())
     );
 }
 
@@ -217,7 +217,7 @@ async fn an_hrflow_form_decodes_profile_and_a_signed_request_forwards_its_own_js
     );
     assert_eq!(
         env["id"],
-        hookwarden::providers::derived_id(canonical.as_bytes())
+        hookwarden::derived_id(canonical.as_bytes())
     );
 
     let event = r#"{"type":"job.storing.success","job":{"key":"j9"}}"#;

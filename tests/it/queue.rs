@@ -47,7 +47,7 @@ fn event(id: &str) -> String {
 /// Posts event `id` to `path`, signed at the clock's time.
 async fn post(gw: &Gateway, clock: &Clock, path: &str, id: &str) -> crate::support::Answer {
     let body = event(id);
-    let ts = hookwarden::app::unix_seconds(clock.now());
+    let ts = hookwarden::unix_seconds(clock.now());
     gw.post(path, &pairs(&smartcv_headers(SECRET, ts, &body)), body)
         .await
 }
@@ -76,7 +76,7 @@ async fn wait_for(gw: &Gateway, id: &str, check: impl Fn(&Value) -> bool) -> Val
 
 fn rfc3339_millis(text: &Value) -> i64 {
     let t = humantime::parse_rfc3339(text.as_str().expect("a time")).expect("RFC 3339");
-    hookwarden::clock::unix_millis(t)
+    hookwarden::unix_millis(t)
 }
 
 #[tokio::test]
@@ -349,9 +349,9 @@ async fn a_store_that_refuses_writes_answers_503_never_200() {
     let gw = Gateway::start_at(&text, clock.clone()).await;
     assert_eq!(post(&gw, &clock, "/q", "w1").await.status, 200);
     // SQLite refuses to grow the file, as a full disk does.
-    let queue = gw.app.queue.as_ref().expect("a spool");
-    let pages = std::fs::metadata(queue.spool.path()).expect("db").len() / 4096;
-    queue.spool.limit_pages(pages.max(1)).await.expect("limit");
+    let spool = gw.app.spool().expect("a spool");
+    let pages = std::fs::metadata(spool.path()).expect("db").len() / 4096;
+    spool.limit_pages(pages.max(1)).await.expect("limit");
     let mut refused = 0;
     for i in 0..50 {
         let answer = post(&gw, &clock, "/q", &format!("big_{i}_{}", "x".repeat(2000))).await;

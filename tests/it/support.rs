@@ -289,12 +289,12 @@ impl Gateway {
     }
 
     pub async fn start_at(config: &str, clock: Clock) -> Self {
-        let pool = hookwarden::forward::Pool::new(clock.clone()).expect("TLS client config");
+        let pool = hookwarden::Pool::new(clock.clone()).expect("TLS client config");
         Self::start_with(config, clock, pool).await
     }
 
     /// With `pool` for the connections to the app (e.g. trusting a test root).
-    pub async fn start_with(config: &str, clock: Clock, pool: hookwarden::forward::Pool) -> Self {
+    pub async fn start_with(config: &str, clock: Clock, pool: hookwarden::Pool) -> Self {
         let loaded = hookwarden::config::load_str(config, Path::new("."), &|_| None)
             .unwrap_or_else(|e| panic!("test config refused:\n{e}"));
         let app = Arc::new(App::new(loaded.config, clock, pool).expect("the gateway starts"));

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use hookwarden::route::Provider;
+use hookwarden::Provider;
 use hookwarden::Clock;
 use serde_json::Value;
 
@@ -141,7 +141,7 @@ async fn run(v: &Value) -> Result<(), String> {
         if got.header("idempotency-key")
             != env["id"]
                 .as_str()
-                .map(|id| hookwarden::providers::header_safe(id.as_bytes()))
+                .map(|id| hookwarden::header_safe(id.as_bytes()))
                 .as_deref()
         {
             return Err("Idempotency-Key differs from the id".into());

@@ -1,13 +1,16 @@
 //! `hookwarden send`: sign a body the way a route verifies it and POST it to the
 //! gateway, so an integrator can test a route end to end from the command line.
 
+use std::process::ExitCode;
+
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 
 use crate::config::Config;
 use crate::route::Route;
-use crate::{forward, sign};
+use super::{load, now, read_body, SendArgs, EXIT_CONFIG, EXIT_RUNTIME};
+use crate::{forward, signing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -16,7 +19,7 @@ pub enum SendError {
     #[error("invalid --to URL {0:?}: use a full URL such as http://127.0.0.1:8080")]
     BadTarget(String),
     #[error(transparent)]
-    Sign(#[from] sign::SignError),
+    Sign(#[from] signing::SignError),
     #[error("request to {url} failed: {reason}")]
     Failed { url: String, reason: String },
 }
@@ -79,7 +82,7 @@ pub async fn send(
     body: Bytes,
     timestamp: i64,
 ) -> Result<(StatusCode, Bytes), SendError> {
-    let headers = sign::route_headers(route, &body, timestamp, &sign::random_id())?;
+    let headers = signing::route_headers(route, &body, timestamp, &signing::random_id())?;
     let request = || {
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
@@ -108,3 +111,56 @@ pub async fn send(
         .to_bytes();
     Ok((status, body))
 }
+
+/// The command: sign `args.body` for the route and POST it.
+pub(super) fn send_command(args: &SendArgs) -> ExitCode {
+    let loaded = match load(&args.config.config) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let body = match read_body(&args.body) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let config = &loaded.config;
+    let prepared = route(config, &args.route).and_then(|route| {
+        Ok((
+            route,
+            target(config, route, args.to.as_deref())?,
+        ))
+    });
+    let (route, target) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    println!("POST {target}");
+    match runtime.block_on(send(route, target, body.into(), now())) {
+        Ok((status, body)) => {
+            println!("{status}");
+            println!("{}", String::from_utf8_lossy(&body));
+            if status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+

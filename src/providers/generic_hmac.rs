@@ -3,7 +3,7 @@
 //! routes with `[routes.hmac]` use the same check.
 
 use super::fields::{self, Pointers};
-use super::{sig, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{checks, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacScheme, MessagePart, Route, SigEncoding};
 
 pub const SCHEME: Scheme = Scheme { verify, normalize };
@@ -28,25 +28,25 @@ pub fn check(
     scheme: &HmacScheme,
     req: &Request<'_>,
 ) -> Result<Option<EventId>, VerifyError> {
-    let signature = sig::signature(req.headers, &scheme.header)?;
+    let signature = checks::signature(req.headers, &scheme.header)?;
     let timestamp = match &scheme.timestamp_header {
         Some(name) => {
-            let (text, value) = sig::timestamp(req.headers, name)?;
-            sig::within_window(value, req.now, route.tolerance)?;
+            let (text, value) = checks::timestamp(req.headers, name)?;
+            checks::within_window(value, req.now, route.tolerance)?;
             Some(text)
         }
         None => None,
     };
     // A signed id that is absent or repeated cannot be trusted: check 9.
     let id = match &scheme.id_header {
-        Some(name) => Some(sig::header(req.headers, name).single()?),
+        Some(name) => Some(checks::header(req.headers, name).single()?),
         None => None,
     };
     let raw = signature.single()?;
     let prefix = scheme.prefix.as_deref().unwrap_or_default().as_bytes();
     let expected = match scheme.encoding {
-        SigEncoding::Hex => sig::decode_hex(raw, prefix)?,
-        SigEncoding::Base64 => sig::decode_base64(raw.strip_prefix(prefix).unwrap_or(raw))
+        SigEncoding::Hex => checks::decode_hex(raw, prefix)?,
+        SigEncoding::Base64 => checks::decode_base64(raw.strip_prefix(prefix).unwrap_or(raw))
             .ok_or(VerifyError::InvalidSignature)?,
     };
     let message: Vec<&[u8]> = scheme
@@ -59,7 +59,7 @@ pub fn check(
             MessagePart::Id => id.unwrap_or_default(),
         })
         .collect();
-    if !sig::any_secret_signs(scheme.algorithm, &route.secrets, &message, &[&expected]) {
+    if !checks::any_secret_signs(scheme.algorithm, &route.secrets, &message, &[&expected]) {
         return Err(VerifyError::InvalidSignature);
     }
     Ok(id.map(EventId::from_header))

@@ -1,0 +1,211 @@
+//! The `hookwarden` command line (SPEC §1): `run` and `check` ([`serve`]), `sign` and
+//! `send` ([`sign`], [`send`]), `events` and `requests` ([`admin`], through
+//! [`admin_client`]). The binary's `main` only calls [`main`].
+
+mod admin;
+mod admin_client;
+mod send;
+mod serve;
+mod sign;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError, Loaded};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Webhook gateway: verifies, deduplicates and forwards provider webhooks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run(ConfigArg),
+    /// Validate the configuration and print the routes it would serve.
+    Check(ConfigArg),
+    /// Print the headers a provider would send for a body file.
+    Sign(SignArgs),
+    /// Sign a body file the way a route verifies it and POST it to the gateway.
+    Send(SendArgs),
+    /// The queued events of the running gateway (its admin API).
+    Events(EventsArgs),
+    /// The most recent requests the running gateway answered, one JSON object per line.
+    Requests(RequestsArgs),
+}
+
+#[derive(Args)]
+struct RequestsArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[arg(long)]
+    route: Option<String>,
+    /// One of the outcomes of the metrics (invalid_signature, delivered, ...).
+    #[arg(long)]
+    outcome: Option<String>,
+    #[arg(long)]
+    limit: Option<u32>,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// Configuration file (for admin.listen and admin.token).
+    #[arg(
+        long,
+        env = "HOOKWARDEN_CONFIG",
+        default_value = "hookwarden.toml",
+        global = true
+    )]
+    config: PathBuf,
+    /// The admin API's URL (default: from admin.listen).
+    #[arg(long, global = true)]
+    admin: Option<String>,
+    /// The admin token (default: $HOOKWARDEN_ADMIN_TOKEN, else admin.token).
+    #[arg(
+        long,
+        env = "HOOKWARDEN_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(subcommand)]
+    command: EventsCommand,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Stored events, newest first, one JSON object per line.
+    List {
+        #[arg(long)]
+        route: Option<String>,
+        /// pending | delivered | dead
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One event: its envelope and its attempts.
+    Show { route: String, id: String },
+    /// Puts events (dead letters, or delivered events) back in the queue.
+    Redeliver {
+        /// Every dead letter (of --route, or of all routes).
+        #[arg(long, conflicts_with = "ids")]
+        dead: bool,
+        /// With --dead: only this route's.
+        #[arg(long, requires = "dead")]
+        route: Option<String>,
+        /// The route, then the ids of its events to put back.
+        #[arg(
+            required_unless_present = "dead",
+            num_args = 2..,
+            value_names = ["ROUTE", "ID"]
+        )]
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// smartcv | semantikmatch | hrflow | standard-webhooks
+    #[arg(long)]
+    provider: String,
+    /// The provider's secret (standard-webhooks: whsec_...).
+    #[arg(long)]
+    secret: String,
+    /// Unix seconds to sign at (default: now).
+    #[arg(long, allow_hyphen_values = true)]
+    timestamp: Option<i64>,
+    /// Event id, for schemes that carry one (default: random).
+    #[arg(long)]
+    id: Option<String>,
+    /// The body to sign.
+    file: PathBuf,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The route (its `name`) whose scheme signs the body.
+    #[arg(long)]
+    route: String,
+    /// Gateway URL; one without a path gets the route's path (default: the listen address).
+    #[arg(long)]
+    to: Option<String>,
+    /// The body to send.
+    body: PathBuf,
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, env = "HOOKWARDEN_CONFIG", default_value = "hookwarden.toml")]
+    config: PathBuf,
+}
+
+/// Bad configuration or usage (clap exits 2 for usage errors too).
+pub(crate) const EXIT_CONFIG: u8 = 2;
+/// Runtime failure.
+pub(crate) const EXIT_RUNTIME: u8 = 1;
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(arg) => serve::check(&arg.config),
+        Command::Run(arg) => serve::run(&arg.config),
+        Command::Sign(args) => sign::sign(&args),
+        Command::Send(args) => send::send_command(&args),
+        Command::Events(args) => admin::events(args),
+        Command::Requests(args) => admin::requests(&args),
+    }
+}
+
+fn client_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        })
+}
+
+fn read_body(path: &Path) -> Result<Vec<u8>, ExitCode> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!("cannot read {}: {e}", path.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn now() -> i64 {
+    crate::clock::unix_seconds(std::time::SystemTime::now())
+}
+
+fn load(path: &Path) -> Result<Loaded, ExitCode> {
+    config::load_file(path).map_err(|e| {
+        report(path, &e);
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn report(path: &Path, e: &ConfigError) {
+    eprintln!("{}: invalid configuration:", path.display());
+    for line in e.lines() {
+        eprintln!("  {line}");
+    }
+}
+

@@ -1,0 +1,133 @@
+//! `hookwarden run` and `hookwarden check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{load, EXIT_RUNTIME};
+use crate::forward::Pool;
+use crate::{App, Clock};
+
+pub(super) fn check(path: &Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let c = &loaded.config;
+    println!("{}: ok", path.display());
+    println!("listen {}  admin {}", c.server.listen, c.admin.listen);
+    for r in &c.routes {
+        println!(
+            "route {:<20} POST {:<32} {:<18} -> {} ({} secret{})",
+            r.name,
+            r.path,
+            r.provider.name(),
+            r.forward_uri,
+            r.secrets.len(),
+            if r.secrets.len() == 1 { "" } else { "s" }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub(super) fn run(path: &Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let log_level = crate::logging::init(&loaded.config.log);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    no_huge_pages();
+    let runtime = match build_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let served = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        let (public, admin) = crate::bind(&loaded.config).await?;
+        let clock = Clock::system();
+        let pool = Pool::new(clock.clone()).map_err(std::io::Error::other)?;
+        let app = App::new(loaded.config, clock, pool)
+            .map_err(std::io::Error::other)?
+            .with_log_level_hook(log_level);
+        let app = Arc::new(app);
+        crate::reload_on_sighup(&app, path.to_path_buf());
+        crate::run(app, public, admin, shutdown).await
+    });
+    match served {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "gateway failed");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// No transparent huge pages for the gateway. mimalloc asks for them, and the dedup cache
+/// grows by 2 MB pages that the kernel zeroes inside whichever request touches them
+/// first: a 5–8 ms stall, a dozen times in 5 s at 20k req/s (`perf`, README
+/// "Performance"). A sidecar's tail matters more than the TLB reach they save. Failure
+/// only costs that tail, so it is logged, not fatal.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off");
+    }
+}
+
+/// The tokio runtime. With one core to run on (a cgroup quota or CPU affinity of one,
+/// as for most sidecars) a single-threaded runtime costs less per request and has a
+/// shorter tail than worker threads taking turns on that core (README "Performance");
+/// with more, one worker per core. `HOOKWARDEN_RUNTIME=current_thread|multi_thread`
+/// overrides the choice, `TOKIO_WORKER_THREADS` the worker count.
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let single = match std::env::var("HOOKWARDEN_RUNTIME").as_deref() {
+        Ok("current_thread") => true,
+        Ok("multi_thread") => false,
+        _ => one_core,
+    };
+    if single {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+}
+
+/// SIGTERM (orchestrators) or SIGINT (a terminal). The handlers are installed when this
+/// is called, before the gateway says it is listening, so a signal sent as soon as it
+/// does drains it instead of killing it (the default action).
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
