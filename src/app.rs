@@ -25,7 +25,6 @@ use crate::route::{DeliveryMode, Route};
 use crate::spool::{Spool, SpoolError};
 use crate::sync::lock;
 
-
 /// One configuration, ready to serve.
 pub struct Runtime {
     pub config: Config,
@@ -69,10 +68,10 @@ pub enum StartError {
 }
 
 /// What a first copy that failed tells the copies that waited on it: its reply and outcome.
-pub type Failure = (Reply, Outcome);
+pub(crate) type Failure = (Reply, Outcome);
 
 /// Called with the new `[log] level` after a reload.
-pub type LogLevelHook = Box<dyn Fn(&str) + Send + Sync>;
+pub(crate) type LogLevelHook = Box<dyn Fn(&str) + Send + Sync>;
 
 pub struct App {
     runtime: ArcSwap<Runtime>,

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use crate::providers::{self, VerifyError};
 use crate::route::{Auth, Secret};
 
-pub fn check(auth: &Auth, headers: &HeaderMap) -> Result<(), VerifyError> {
+pub(crate) fn check(auth: &Auth, headers: &HeaderMap) -> Result<(), VerifyError> {
     let ok = match auth {
         Auth::Basic(pair) => credentials(headers, "basic")
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())

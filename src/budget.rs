@@ -13,12 +13,12 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// with bodies past 4 GiB, and nothing smaller matters here.
 const UNIT: u64 = 1024;
 
-pub struct BodyBudget {
+pub(crate) struct BodyBudget {
     units: Semaphore,
 }
 
 impl BodyBudget {
-    pub fn new(bytes: u64) -> Self {
+    pub(crate) fn new(bytes: u64) -> Self {
         let units = usize::try_from(units(bytes)).unwrap_or(usize::MAX);
         BodyBudget {
             units: Semaphore::new(units.min(Semaphore::MAX_PERMITS)),
@@ -26,7 +26,7 @@ impl BodyBudget {
     }
 
     /// Room for a body of at most `bytes`, or `None` when the budget is spent.
-    pub fn reserve(&self, bytes: u64) -> Option<Held<'_>> {
+    pub(crate) fn reserve(&self, bytes: u64) -> Option<Held<'_>> {
         let wanted = units(bytes);
         if wanted == 0 {
             return Some(Held(None));
@@ -39,17 +39,17 @@ impl BodyBudget {
     }
 
     /// Room free now, in bytes (for tests and metrics).
-    pub fn available(&self) -> u64 {
+    pub(crate) fn available(&self) -> u64 {
         self.units.available_permits() as u64 * UNIT
     }
 }
 
 /// Room held by one request until it ends.
-pub struct Held<'a>(Option<SemaphorePermit<'a>>);
+pub(crate) struct Held<'a>(Option<SemaphorePermit<'a>>);
 
 impl Held<'_> {
     /// Keeps room for `bytes` only: the body is read, and that is all it holds.
-    pub fn shrink_to(&mut self, bytes: u64) {
+    pub(crate) fn shrink_to(&mut self, bytes: u64) {
         let keep = usize::try_from(units(bytes)).unwrap_or(usize::MAX);
         if let Some(permit) = &mut self.0 {
             let extra = permit.num_permits().saturating_sub(keep);

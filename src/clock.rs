@@ -114,7 +114,7 @@ pub fn unix_millis(t: SystemTime) -> i64 {
 }
 
 /// The wall time of Unix milliseconds `ms`.
-pub fn from_unix_millis(ms: i64) -> SystemTime {
+pub(crate) fn from_unix_millis(ms: i64) -> SystemTime {
     let magnitude = Duration::from_millis(ms.unsigned_abs());
     if ms >= 0 {
         UNIX_EPOCH + magnitude

@@ -8,7 +8,7 @@ use crate::providers::Event;
 use crate::route::Route;
 
 /// `received_at` as RFC 3339 UTC with milliseconds, computed once per request.
-pub fn timestamp(received: SystemTime) -> String {
+pub(crate) fn timestamp(received: SystemTime) -> String {
     humantime::format_rfc3339_millis(received).to_string()
 }
 
@@ -16,7 +16,7 @@ pub fn timestamp(received: SystemTime) -> String {
 ///
 /// Written member by member: `occurred_at` and `data` are usually spans of the verified
 /// body, copied as they are, not values to serialize again.
-pub fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
+pub(crate) fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
     // Sized from the verified body, which the data is (a part of), so it never regrows.
     let mut out = Vec::with_capacity(event.raw_body().len() + 256);
     out.extend_from_slice(b"{\"id\":");

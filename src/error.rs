@@ -13,7 +13,7 @@ use crate::providers::{MalformedPayload, VerifyError};
 
 /// Why a request was not delivered. Each boundary's error rolls up into this one.
 #[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
+pub(crate) enum GatewayError {
     #[error("no route for this path")]
     NotFound,
     #[error("only POST is accepted")]
@@ -55,7 +55,7 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// The status of SPEC §3. No catch-all arm: a new variant must choose its status.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -89,7 +89,7 @@ impl GatewayError {
 
     /// The metrics outcome; `None` for failures of the HTTP exchange itself, which are
     /// not counted per route (SPEC §3).
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
         Some(match self {
             GatewayError::NotFound => Outcome::NotFound,
             GatewayError::MethodNotAllowed => Outcome::MethodNotAllowed,
@@ -122,7 +122,7 @@ impl GatewayError {
     }
 
     /// The `error` code of the JSON body.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self.outcome() {
             Some(outcome) => outcome.as_str(),
             None => match self {
@@ -150,7 +150,7 @@ impl GatewayError {
         }
     }
 
-    pub fn into_reply(self) -> Reply {
+    pub(crate) fn into_reply(self) -> Reply {
         let mut reply = Reply::json(
             self.status(),
             &serde_json::json!({ "error": self.code(), "message": self.public_message() }),
@@ -192,23 +192,15 @@ impl GatewayError {
 /// A complete answer: cheap to clone, so the copies that waited on an event's first
 /// delivery can answer exactly as it did.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl Reply {
-    pub fn empty(status: StatusCode) -> Self {
-        Reply {
-            status,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-        }
-    }
-
     /// A JSON answer with the right Content-Type.
-    pub fn json(status: StatusCode, body: &serde_json::Value) -> Self {
+    pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Reply {
@@ -218,7 +210,7 @@ impl Reply {
         }
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(self.body));
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers;

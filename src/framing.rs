@@ -28,11 +28,11 @@ const MAX_HEADERS: usize = 128;
 
 /// The verdicts of one connection, in request order.
 #[derive(Clone, Default)]
-pub struct Verdicts(Arc<Mutex<VecDeque<bool>>>);
+pub(crate) struct Verdicts(Arc<Mutex<VecDeque<bool>>>);
 
 impl Verdicts {
     /// Whether the next request's head was ambiguous. Called once per request.
-    pub fn next_is_ambiguous(&self) -> bool {
+    pub(crate) fn next_is_ambiguous(&self) -> bool {
         lock(&self.0).pop_front().unwrap_or(false)
     }
 
@@ -55,14 +55,14 @@ enum State {
 }
 
 /// An IO stream whose reads are watched for request framing.
-pub struct FramingWatch<S> {
+pub(crate) struct FramingWatch<S> {
     inner: S,
     state: State,
     verdicts: Verdicts,
 }
 
 impl<S> FramingWatch<S> {
-    pub fn new(inner: S) -> (Self, Verdicts) {
+    pub(crate) fn new(inner: S) -> (Self, Verdicts) {
         let verdicts = Verdicts::default();
         let observed = FramingWatch {
             inner,

@@ -179,9 +179,9 @@ async fn reload_on_sighup_task(app: Arc<App>, path: PathBuf, mut signals: hangup
 mod hangup {
     use tokio::signal::unix::{signal, SignalKind};
 
-    pub type Signals = tokio::signal::unix::Signal;
+    pub(crate) type Signals = tokio::signal::unix::Signal;
 
-    pub fn listen() -> Option<Signals> {
+    pub(crate) fn listen() -> Option<Signals> {
         signal(SignalKind::hangup())
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot listen for SIGHUP; reload needs a restart");
@@ -189,7 +189,7 @@ mod hangup {
             .ok()
     }
 
-    pub async fn next(signals: &mut Signals) -> bool {
+    pub(crate) async fn next(signals: &mut Signals) -> bool {
         signals.recv().await.is_some()
     }
 }

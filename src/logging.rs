@@ -12,7 +12,7 @@ use crate::config::{LogConfig, LogFormat};
 
 /// Installs the process-wide subscriber (the one global tracing needs; called once by
 /// `main`) and returns the hook a reload calls with the new level.
-pub fn init(log: &LogConfig) -> LogLevelHook {
+pub(crate) fn init(log: &LogConfig) -> LogLevelHook {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty());

@@ -107,7 +107,7 @@ impl Outcome {
 }
 
 /// The `route` label of requests that matched no route.
-pub const UNMATCHED: &str = "_unmatched";
+pub(crate) const UNMATCHED: &str = "_unmatched";
 /// Distinct `type` label values kept per route; the rest count as `_other`.
 const MAX_TYPES: usize = 100;
 
@@ -118,7 +118,7 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     request_duration: HistogramVec,
@@ -136,7 +136,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let registry = Registry::new();
         let requests = registered(
             &registry,
@@ -278,7 +278,7 @@ impl Metrics {
     }
 
     /// The handles of one route (or of `_unmatched`).
-    pub fn route(&self, name: &str) -> RouteMetrics {
+    pub(crate) fn route(&self, name: &str) -> RouteMetrics {
         RouteMetrics {
             name: Arc::from(name),
             last_delivered_ms: AtomicI64::new(0),
@@ -292,14 +292,14 @@ impl Metrics {
     }
 
     /// One queue delivery attempt of `route`: `delivered`, `failed` or `dead_lettered`.
-    pub fn delivery_attempt(&self, route: &str, result: &str) {
+    pub(crate) fn delivery_attempt(&self, route: &str, result: &str) {
         self.delivery_attempts
             .with_label_values(&[route, result])
             .inc();
     }
 
     /// What `route`'s part of the queue holds now.
-    pub fn queue(&self, route: &str, pending: u64, dead: u64, oldest_pending: f64) {
+    pub(crate) fn queue(&self, route: &str, pending: u64, dead: u64, oldest_pending: f64) {
         let set = |state: &str, n: u64| {
             self.queue_events
                 .with_label_values(&[route, state])
@@ -312,14 +312,14 @@ impl Metrics {
             .set(oldest_pending);
     }
 
-    pub fn reloaded(&self, ok: bool) {
+    pub(crate) fn reloaded(&self, ok: bool) {
         self.reloads
             .with_label_values(&[if ok { "ok" } else { "error" }])
             .inc();
     }
 
     /// The text exposition format.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
         // Encoding our own families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -12,8 +12,8 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
-use crate::clock::unix_seconds;
 use crate::app::{App, RouteState, Runtime};
+use crate::clock::unix_seconds;
 use crate::error::{GatewayError, Reply};
 use crate::metrics::{Failure, Outcome};
 use crate::providers::{self, EventId, Events};
@@ -34,7 +34,7 @@ struct RequestRecord {
 
 /// Serves one request; never fails (every error becomes its JSON answer).
 /// `ambiguous` is the connection observer's verdict on this request's framing.
-pub async fn handle(
+pub(crate) async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -124,7 +124,7 @@ fn request_outcome(outcomes: &[Outcome]) -> Option<Outcome> {
 }
 
 /// The answer when a request's own task failed: nothing of it was forwarded.
-pub fn internal_error() -> Response<Full<Bytes>> {
+pub(crate) fn internal_error() -> Response<Full<Bytes>> {
     GatewayError::Internal.into_reply().into_response()
 }
 

@@ -26,7 +26,7 @@ const LANE_BYTES: usize = 16 << 20;
 /// store at all. The worker reads the store only when the lane and the attempts in
 /// flight hold fewer events than the store has pending: at start, after a redelivery,
 /// when the lane was full.
-pub struct Queue {
+pub(crate) struct Queue {
     pub spool: Spool,
     lanes: Arc<Lanes>,
 }
@@ -89,7 +89,7 @@ impl Lanes {
 }
 
 /// What a worker may attempt now, and when it should look again.
-pub struct Due {
+pub(crate) struct Due {
     pub events: Vec<Pending>,
     /// The soonest time a known event falls due, when none of them is due now.
     pub next: Option<i64>,
@@ -97,7 +97,7 @@ pub struct Due {
 
 impl Queue {
     /// Opens the spool of `[queue]`; `errors` counts its failed reads and writes.
-    pub fn open(config: &QueueConfig, errors: IntCounter) -> Result<Queue, SpoolError> {
+    pub(crate) fn open(config: &QueueConfig, errors: IntCounter) -> Result<Queue, SpoolError> {
         let lanes = Arc::new(Lanes::default());
         let hook = Arc::clone(&lanes);
         let spool = Spool::open(
@@ -110,29 +110,29 @@ impl Queue {
     }
 
     /// What wakes `route`'s worker.
-    pub fn waker(&self, route: &str) -> Arc<Notify> {
+    pub(crate) fn waker(&self, route: &str) -> Arc<Notify> {
         self.lanes.waker(route)
     }
 
     /// Something new for `route`'s worker (a redelivery).
-    pub fn wake(&self, route: &str) {
+    pub(crate) fn wake(&self, route: &str) {
         self.lanes.wake(route);
     }
 
     /// What tells the supervisor that routes or stored events changed.
-    pub fn changed(&self) -> &Notify {
+    pub(crate) fn changed(&self) -> &Notify {
         &self.lanes.changed
     }
 
     /// Events in `route`'s lane.
-    pub fn known(&self, route: &str) -> usize {
+    pub(crate) fn known(&self, route: &str) -> usize {
         lock(&self.lanes.lanes)
             .get(route)
             .map_or(0, |l| l.ready.len())
     }
 
     /// Adds events to `route`'s lane (not those `busy`, in flight).
-    pub fn keep(&self, route: &str, events: Vec<Pending>, busy: &HashSet<i64>) {
+    pub(crate) fn keep(&self, route: &str, events: Vec<Pending>, busy: &HashSet<i64>) {
         let mut lanes = lock(&self.lanes.lanes);
         let lane = lanes.entry(route.to_string()).or_default();
         for event in events {
@@ -144,7 +144,7 @@ impl Queue {
 
     /// Takes up to `free` events due at `now` off `route`'s lane: only the oldest when
     /// `in_order` (a later event never passes it).
-    pub fn take_due(&self, route: &str, now: i64, free: usize, in_order: bool) -> Due {
+    pub(crate) fn take_due(&self, route: &str, now: i64, free: usize, in_order: bool) -> Due {
         let mut lanes = lock(&self.lanes.lanes);
         let Some(lane) = lanes.get_mut(route) else {
             return Due {
@@ -180,6 +180,6 @@ impl Queue {
 }
 
 /// The content type a stored event is sent with.
-pub fn content_type(stored: Option<&str>) -> Option<HeaderValue> {
+pub(crate) fn content_type(stored: Option<&str>) -> Option<HeaderValue> {
     stored.and_then(|ct| HeaderValue::from_str(ct).ok())
 }

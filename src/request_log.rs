@@ -15,7 +15,7 @@ use crate::sync::lock;
 
 /// What a request was, as `/api/requests` lists it.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Unix milliseconds.
     pub at_ms: i64,
     pub route: Arc<str>,
@@ -29,21 +29,21 @@ pub struct Entry {
 
 /// The event ids of a request.
 #[derive(Debug, Clone)]
-pub enum Events {
+pub(crate) enum Events {
     /// It did not verify.
     None,
     One(EventId),
     Batch(Vec<EventId>),
 }
 
-pub struct RequestLog {
+pub(crate) struct RequestLog {
     capacity: usize,
     entries: Mutex<VecDeque<Entry>>,
 }
 
 impl RequestLog {
     /// Keeps the last `capacity` requests (0 keeps none).
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         RequestLog {
             capacity,
             // Grown as requests come: a large `admin.request_log` costs nothing until used.
@@ -51,7 +51,7 @@ impl RequestLog {
         }
     }
 
-    pub fn record(&self, entry: Entry) {
+    pub(crate) fn record(&self, entry: Entry) {
         if self.capacity == 0 {
             return;
         }
@@ -63,7 +63,7 @@ impl RequestLog {
     }
 
     /// The newest `limit` entries of `route` and `outcome` (each when given), newest first.
-    pub fn recent(
+    pub(crate) fn recent(
         &self,
         route: Option<&str>,
         outcome: Option<Outcome>,

@@ -38,7 +38,11 @@ const MAX_HEADERS: usize = 100;
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish within `server.shutdown_grace`.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     // Read once: the cap is the listener's, not a configuration's (a reload keeps it).
     let slots = Arc::new(Semaphore::new(

@@ -12,7 +12,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// Why headers could not be produced.
 #[derive(Debug, thiserror::Error)]
-pub enum SignError {
+pub(crate) enum SignError {
     #[error("route {0:?} has no secret to sign with")]
     NoSecret(String),
     #[error("a credential or id cannot be sent as a header value (control characters?)")]
@@ -22,7 +22,7 @@ pub enum SignError {
 /// The headers a provider sends for `body` on `route`: credentials of `[routes.auth]`,
 /// then the signature scheme, signed with the route's first secret at `timestamp`, with
 /// `id` where the scheme carries one.
-pub fn route_headers(
+pub(crate) fn route_headers(
     route: &Route,
     body: &[u8],
     timestamp: i64,
@@ -72,7 +72,7 @@ pub fn route_headers(
 
 /// Standard Webhooks headers: `webhook-id`, `webhook-timestamp`, and `webhook-signature`
 /// = `v1,` base64 HMAC-SHA256 over `<id>.<timestamp>.<body>` with the decoded key.
-pub fn standard_webhooks(
+pub(crate) fn standard_webhooks(
     key: &Secret,
     id: &str,
     timestamp: i64,
@@ -152,12 +152,12 @@ fn value_of(text: String) -> Result<HeaderValue, SignError> {
 }
 
 /// A fresh event id, `msg_` + 32 random hex digits.
-pub fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     format!("msg_{}", random_hex())
 }
 
 /// 32 random hex digits, for ids and tokens that must not repeat (never for keys).
-pub fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         // No OS randomness: fall back to the clock, which still tells apart values made
@@ -173,7 +173,7 @@ pub fn random_hex() -> String {
 
 /// The schemes `hookwarden sign --provider` knows (SPEC §1); the others need a route's
 /// `[routes.hmac]` or `[routes.auth]`, which `hookwarden send` reads from the config.
-pub const SIGN_PROVIDERS: [Provider; 4] = [
+pub(crate) const SIGN_PROVIDERS: [Provider; 4] = [
     Provider::SmartCv,
     Provider::Semantikmatch,
     Provider::Hrflow,
@@ -181,7 +181,7 @@ pub const SIGN_PROVIDERS: [Provider; 4] = [
 ];
 
 /// What `hookwarden sign` prints: the headers `provider` sends for `body` with `secret`.
-pub fn for_provider(
+pub(crate) fn for_provider(
     provider: &str,
     secret: &str,
     body: &[u8],

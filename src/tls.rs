@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Why a certificate and key cannot serve.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("cannot read certificates from {path}: {reason}")]
     Certificates { path: String, reason: String },
     #[error("no PEM certificate in {0}")]
@@ -23,7 +23,10 @@ pub enum TlsError {
 }
 
 /// The rustls configuration for `cert_file` and `key_file`.
-pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let shown = |p: &Path| p.display().to_string();
     let certs = CertificateDer::pem_file_iter(cert_file)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())

@@ -25,7 +25,7 @@ const MAX_LIMIT: usize = 1000;
 
 type Answer = Response<Full<Bytes>>;
 
-pub async fn handle<B>(app: &App, req: Request<B>) -> Answer {
+pub(super) async fn handle<B>(app: &App, req: Request<B>) -> Answer {
     let path = req.uri().path();
     let segments: Vec<Cow<'_, [u8]>> = path
         .trim_start_matches("/api")
@@ -284,7 +284,7 @@ async fn redeliver_dead(app: &App, query: &str) -> Answer {
 
 /// Sets the queue gauges from what the spool holds now (at each scrape): every route
 /// that holds events or queues.
-pub async fn queue_gauges(app: &App) {
+pub(super) async fn queue_gauges(app: &App) {
     let Some(queue) = &app.queue else {
         return;
     };

@@ -30,7 +30,7 @@ use crate::route::Auth;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the admin endpoints until the task is dropped.
-pub async fn serve(app: Arc<App>, listener: TcpListener) {
+pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

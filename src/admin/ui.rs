@@ -25,7 +25,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     frame-ancestors 'none'";
 
 /// `/ui` and its files. `signed_in`: the request carries the token, or none is needed.
-pub fn serve(path: &str, method: &Method, signed_in: bool) -> Response<Full<Bytes>> {
+pub(super) fn serve(path: &str, method: &Method, signed_in: bool) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         let mut refused = file(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
         refused

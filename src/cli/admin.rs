@@ -49,11 +49,10 @@ fn admin_client(args: &AdminArgs) -> Result<AdminClient, ExitCode> {
     } else {
         Some(load(path)?.config)
     };
-    AdminClient::new(config.as_ref(), args.admin.as_deref(), args.token.clone())
-        .map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::from(EXIT_CONFIG)
-        })
+    AdminClient::new(config.as_ref(), args.admin.as_deref(), args.token.clone()).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
 }
 
 pub(super) fn events(args: EventsArgs) -> ExitCode {
@@ -139,4 +138,3 @@ pub(super) fn events(args: EventsArgs) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
-

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::forward;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(super) enum ClientError {
     #[error("invalid admin URL {0:?}: use a full URL such as http://127.0.0.1:9090")]
     BadUrl(String),
     #[error("cannot reach the gateway's admin API at {url}: {reason} (is the gateway running, and is admin.listen this address?)")]
@@ -27,7 +27,7 @@ pub enum ClientError {
 }
 
 /// Where and how to call the admin API.
-pub struct AdminClient {
+pub(super) struct AdminClient {
     base: String,
     token: Option<String>,
     pool: forward::Pool,
@@ -36,7 +36,7 @@ pub struct AdminClient {
 impl AdminClient {
     /// `url` (`--admin`), else `admin.listen` of `config` (a wildcard address means this
     /// machine); `token` (`--token`, else `$HOOKWARDEN_ADMIN_TOKEN`), else `admin.token`.
-    pub fn new(
+    pub(super) fn new(
         config: Option<&Config>,
         url: Option<&str>,
         token: Option<String>,
@@ -77,7 +77,7 @@ impl AdminClient {
     }
 
     /// `method path` (path and query, already encoded); the JSON answer of a 2xx.
-    pub async fn call(&self, method: Method, path: &str) -> Result<Value, ClientError> {
+    pub(super) async fn call(&self, method: Method, path: &str) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| ClientError::BadUrl(url.clone()))?;
         let bearer = match &self.token {
@@ -144,12 +144,12 @@ fn message(json: &Value, fallback: &str) -> String {
 }
 
 /// One path segment, percent-encoded.
-pub fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
 }
 
 /// A query string of the pairs that are set.
-pub fn query(pairs: &[(&str, Option<String>)]) -> String {
+pub(super) fn query(pairs: &[(&str, Option<String>)]) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (key, value) in pairs {
         if let Some(value) = value {

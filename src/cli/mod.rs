@@ -208,4 +208,3 @@ fn report(path: &Path, e: &ConfigError) {
         eprintln!("  {line}");
     }
 }
-

@@ -7,13 +7,13 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 
+use super::{load, now, read_body, SendArgs, EXIT_CONFIG, EXIT_RUNTIME};
 use crate::config::Config;
 use crate::route::Route;
-use super::{load, now, read_body, SendArgs, EXIT_CONFIG, EXIT_RUNTIME};
 use crate::{forward, signing};
 
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(super) enum SendError {
     #[error("no route named {0:?} in the configuration")]
     NoRoute(String),
     #[error("invalid --to URL {0:?}: use a full URL such as http://127.0.0.1:8080")]
@@ -24,7 +24,7 @@ pub enum SendError {
     Failed { url: String, reason: String },
 }
 
-pub fn route<'a>(config: &'a Config, name: &str) -> Result<&'a Route, SendError> {
+pub(super) fn route<'a>(config: &'a Config, name: &str) -> Result<&'a Route, SendError> {
     config
         .routes
         .iter()
@@ -35,7 +35,7 @@ pub fn route<'a>(config: &'a Config, name: &str) -> Result<&'a Route, SendError>
 
 /// Where to send: `--to` (a URL without a path gets the route's path), else the
 /// configured listen address (a wildcard address means this machine) and the route path.
-pub fn target(config: &Config, route: &Route, to: Option<&str>) -> Result<Uri, SendError> {
+pub(super) fn target(config: &Config, route: &Route, to: Option<&str>) -> Result<Uri, SendError> {
     let base = match to {
         Some(url) => url.to_string(),
         None => {
@@ -76,7 +76,7 @@ pub fn target(config: &Config, route: &Route, to: Option<&str>) -> Result<Uri, S
 }
 
 /// Signs `body` for `route` at `timestamp` and POSTs it; returns the gateway's answer.
-pub async fn send(
+pub(super) async fn send(
     route: &Route,
     target: Uri,
     body: Bytes,
@@ -123,12 +123,8 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
         Err(code) => return code,
     };
     let config = &loaded.config;
-    let prepared = route(config, &args.route).and_then(|route| {
-        Ok((
-            route,
-            target(config, route, args.to.as_deref())?,
-        ))
-    });
+    let prepared = route(config, &args.route)
+        .and_then(|route| Ok((route, target(config, route, args.to.as_deref())?)));
     let (route, target) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -163,4 +159,3 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
         }
     }
 }
-

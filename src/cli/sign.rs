@@ -25,4 +25,3 @@ pub(super) fn sign(args: &SignArgs) -> ExitCode {
         }
     }
 }
-

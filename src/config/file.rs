@@ -11,7 +11,7 @@ use serde::Deserialize;
 /// The whole file. Each section is deserialized on its own (see `config::load`), so this
 /// struct documents the shape rather than being the unit of parsing.
 #[derive(Debug, Default)]
-pub struct FileConfig {
+pub(super) struct FileConfig {
     pub server: ServerSection,
     pub admin: AdminSection,
     pub upstream: UpstreamSection,
@@ -22,14 +22,14 @@ pub struct FileConfig {
 }
 
 /// Top-level keys, in file order of the spec.
-pub const SECTIONS: &[&str] = &[
+pub(super) const SECTIONS: &[&str] = &[
     "server", "admin", "upstream", "dedup", "queue", "log", "routes",
 ];
 
 /// `[server]`: the public listener.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerSection {
+pub(super) struct ServerSection {
     /// Address of the public listener.
     pub listen: String,
     /// Larger bodies get 413.
@@ -72,7 +72,7 @@ impl Default for ServerSection {
 /// `[server.tls]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsSection {
+pub(super) struct TlsSection {
     /// PEM certificate chain.
     pub cert_file: String,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
@@ -82,7 +82,7 @@ pub struct TlsSection {
 /// `[admin]`: metrics, probes, the API and the console; never on the public port.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AdminSection {
+pub(super) struct AdminSection {
     pub listen: String,
     /// Bearer token for `/api` and `/ui`.
     pub token: Option<String>,
@@ -113,7 +113,7 @@ impl std::fmt::Debug for AdminSection {
 /// `[upstream]`: the application.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct UpstreamSection {
+pub(super) struct UpstreamSection {
     /// Base URL of the application; optional when every route sets its own.
     pub url: Option<String>,
     /// Per forwarded request.
@@ -141,7 +141,7 @@ impl std::fmt::Debug for UpstreamSection {
 /// `[dedup]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DedupSection {
+pub(super) struct DedupSection {
     /// How long a delivered event id is remembered.
     pub ttl: String,
     /// Memory bound; least-recently-used beyond it.
@@ -177,7 +177,7 @@ impl std::fmt::Debug for DedupSection {
 /// `[queue]`: the spool of routes with `delivery = "queue"` (SPEC §8).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct QueueSection {
+pub(super) struct QueueSection {
     /// The spool's folder, relative to the config file's.
     pub dir: String,
     /// `disk` | `redis`.
@@ -225,7 +225,7 @@ impl std::fmt::Debug for QueueSection {
 /// `backoff = { initial, max }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct BackoffSection {
+pub(super) struct BackoffSection {
     pub initial: String,
     pub max: String,
 }
@@ -242,7 +242,7 @@ impl Default for BackoffSection {
 /// `[log]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LogSection {
+pub(super) struct LogSection {
     /// `json` | `text`.
     pub format: String,
     /// A tracing filter; `RUST_LOG` overrides it.
@@ -261,7 +261,7 @@ impl Default for LogSection {
 /// One `[[routes]]` entry.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteSection {
+pub(super) struct RouteSection {
     /// Unique, `[a-z0-9_-]+`; metric label and dedup namespace.
     pub name: Option<String>,
     /// Exact path match, unique.
@@ -313,7 +313,7 @@ impl std::fmt::Debug for RouteSection {
 /// `rate_limit = { per_second, burst }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitSection {
+pub(super) struct RateLimitSection {
     pub per_second: f64,
     pub burst: Option<u32>,
 }
@@ -321,7 +321,7 @@ pub struct RateLimitSection {
 /// `fields = { id, type, occurred_at, data }`: JSON pointers (RFC 6901).
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-pub struct FieldsSection {
+pub(super) struct FieldsSection {
     pub id: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -332,7 +332,7 @@ pub struct FieldsSection {
 /// `[routes.auth]`: exactly one of the three.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthSection {
+pub(super) struct AuthSection {
     pub basic: Option<BasicAuthSection>,
     pub bearer: Option<String>,
     pub header: Option<HeaderAuthSection>,
@@ -346,14 +346,14 @@ impl std::fmt::Debug for AuthSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BasicAuthSection {
+pub(super) struct BasicAuthSection {
     pub username: String,
     pub password: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HeaderAuthSection {
+pub(super) struct HeaderAuthSection {
     pub name: String,
     pub value: String,
 }
@@ -361,7 +361,7 @@ pub struct HeaderAuthSection {
 /// `[routes.hmac]` (SPEC §4.6).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HmacSection {
+pub(super) struct HmacSection {
     pub header: Option<String>,
     pub prefix: Option<String>,
     pub encoding: Option<String>,

@@ -20,7 +20,7 @@ pub enum InterpolateError {
 }
 
 /// Expands every `${…}` in `raw`. `$${` is a literal `${`; any other `$` stays as it is.
-pub fn interpolate(
+pub(super) fn interpolate(
     raw: &str,
     vars: &dyn Fn(&str) -> Option<String>,
     base_dir: &Path,

@@ -23,7 +23,7 @@ use crate::route::{Route, Secret};
 
 /// Validates `file`, section by section; returns `None` when any problem was found (all
 /// of them are in `problems`).
-pub fn validate(
+pub(super) fn validate(
     file: &FileConfig,
     base_dir: &Path,
     problems: &mut Vec<Problem>,

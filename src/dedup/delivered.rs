@@ -23,10 +23,10 @@ use prometheus::IntCounter;
 use crate::sync::lock;
 
 /// 128 bits of SHA-256 over the route and the event id.
-pub type Key = u128;
+pub(super) type Key = u128;
 
 /// The most ids one shard holds when the table is split.
-pub const SHARD_IDS: u64 = 16 * 1024;
+pub(super) const SHARD_IDS: u64 = 16 * 1024;
 
 /// The most expired ids an insert clears from its shard's cold end, so that its cost
 /// stays bounded when many ids expire together.
@@ -35,7 +35,7 @@ const SWEEP_ON_INSERT: usize = 8;
 /// The most expired ids [`Delivered::len`] clears per shard in one call.
 const SWEEP_ON_COUNT: usize = 4096;
 
-pub struct Delivered {
+pub(super) struct Delivered {
     shards: Box<[Mutex<LruCache<Key, Duration>>]>,
     /// Ids dropped for the size bound; expired ones are not counted.
     evictions: IntCounter,
@@ -43,7 +43,7 @@ pub struct Delivered {
 
 impl Delivered {
     /// At most `max_entries` ids in all.
-    pub fn new(max_entries: u64, evictions: IntCounter) -> Self {
+    pub(super) fn new(max_entries: u64, evictions: IntCounter) -> Self {
         let max = usize::try_from(max_entries.max(1)).unwrap_or(usize::MAX);
         let wanted = usize::try_from(max_entries.div_ceil(SHARD_IDS)).unwrap_or(usize::MAX);
         let count = wanted.clamp(1, 1 << 16).next_power_of_two();
@@ -61,7 +61,7 @@ impl Delivered {
 
     /// Whether `key` was delivered and has not expired at `now` (the clock's elapsed
     /// time). A hit counts as a use for the LRU order.
-    pub fn contains(&self, key: Key, now: Duration) -> bool {
+    pub(super) fn contains(&self, key: Key, now: Duration) -> bool {
         let mut shard = self.shard(key);
         match shard.get(&key) {
             Some(&deadline) if deadline > now => true,
@@ -75,7 +75,7 @@ impl Delivered {
 
     /// Remembers `key` until `deadline`; the least recently used id of its shard goes
     /// when the shard is full.
-    pub fn insert(&self, key: Key, deadline: Duration, now: Duration) {
+    pub(super) fn insert(&self, key: Key, deadline: Duration, now: Duration) {
         let mut shard = self.shard(key);
         sweep(&mut shard, now, SWEEP_ON_INSERT);
         if let Some((dropped, dropped_deadline)) = shard.push(key, deadline) {
@@ -87,7 +87,7 @@ impl Delivered {
     }
 
     /// Ids held, after clearing expired ones from each shard's cold end.
-    pub fn len(&self, now: Duration) -> usize {
+    pub(super) fn len(&self, now: Duration) -> usize {
         self.shards
             .iter()
             .map(|shard| {

@@ -19,7 +19,7 @@
 mod delivered;
 mod shared;
 
-pub use shared::{SharedClaim, SharedIds, StoreError};
+pub(crate) use shared::{SharedClaim, SharedIds, StoreError};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -51,7 +51,7 @@ fn key(route: &str, id: &[u8]) -> Key {
 /// How the first copy of an event ended, as the copies waiting on it learn it. `F` is
 /// what a failure tells them (the caller's answer): this module knows nothing of HTTP.
 #[derive(Clone, Debug)]
-pub enum Settled<F> {
+pub(crate) enum Settled<F> {
     Delivered,
     /// The app did not take it: the waiting copies answer what the first one did.
     Failed(F),
@@ -75,7 +75,7 @@ impl<F> Default for Flight<F> {
 }
 
 /// What a copy of an event may do.
-pub enum Claim<'a, F: Clone> {
+pub(crate) enum Claim<'a, F: Clone> {
     /// Forward it, then settle the ticket.
     First(Ticket<'a, F>),
     /// Already delivered within the ttl.
@@ -90,7 +90,7 @@ type Flights<F> = HashMap<Key, Arc<Flight<F>>, lru::DefaultHasher>;
 
 /// The ids of every route, delivered and in flight. `F` is what a failed first copy
 /// tells the copies that waited on it.
-pub struct Dedup<F> {
+pub(crate) struct Dedup<F> {
     delivered: Delivered,
     in_flight: Mutex<Flights<F>>,
     /// Ttls run on its monotonic time, so tests move it instead of waiting.
@@ -99,7 +99,7 @@ pub struct Dedup<F> {
 
 impl<F: Clone> Dedup<F> {
     /// `evictions` counts ids dropped for `max_entries` (not ttl expiries).
-    pub fn new(max_entries: u64, evictions: IntCounter, clock: Clock) -> Self {
+    pub(crate) fn new(max_entries: u64, evictions: IntCounter, clock: Clock) -> Self {
         Dedup {
             delivered: Delivered::new(max_entries, evictions),
             in_flight: Mutex::default(),
@@ -109,7 +109,7 @@ impl<F: Clone> Dedup<F> {
 
     /// Claims `id` on `route`; the first caller gets the ticket, concurrent callers see
     /// it in flight.
-    pub fn claim(&self, route: &str, id: &[u8], ttl: Duration) -> Claim<'_, F> {
+    pub(crate) fn claim(&self, route: &str, id: &[u8], ttl: Duration) -> Claim<'_, F> {
         let key = key(route, id);
         let flight = {
             // The lock covers the map alone, never the delivered table.
@@ -139,14 +139,10 @@ impl<F: Clone> Dedup<F> {
     }
 
     /// Ids held now: delivered (less the expired ones cleared so far) and in flight.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         let delivered = self.delivered.len(self.clock.elapsed());
         let in_flight = self.flights().len();
         (delivered + in_flight) as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn flights(&self) -> MutexGuard<'_, Flights<F>> {
@@ -156,7 +152,7 @@ impl<F: Clone> Dedup<F> {
 
 /// The first copy's claim. Settle it with [`Ticket::delivered`] or [`Ticket::failed`];
 /// dropping it unsettled releases the id.
-pub struct Ticket<'a, F: Clone> {
+pub(crate) struct Ticket<'a, F: Clone> {
     dedup: &'a Dedup<F>,
     key: Key,
     ttl: Duration,
@@ -166,14 +162,14 @@ pub struct Ticket<'a, F: Clone> {
 
 impl<F: Clone> Ticket<'_, F> {
     /// The app took the event: remember the id for the ttl.
-    pub fn delivered(self) {
+    pub(crate) fn delivered(self) {
         let ttl = self.ttl;
         self.delivered_for(ttl);
     }
 
     /// Delivered through another replica, which remembers it for `ttl` more: this one
     /// forgets it when that one does.
-    pub fn delivered_for(mut self, ttl: Duration) {
+    pub(crate) fn delivered_for(mut self, ttl: Duration) {
         let now = self.dedup.clock.elapsed();
         self.dedup
             .delivered
@@ -183,7 +179,7 @@ impl<F: Clone> Ticket<'_, F> {
 
     /// The app did not take it: forget the id so the retry is forwarded; the copies
     /// waiting learn `failure`.
-    pub fn failed(mut self, failure: F) {
+    pub(crate) fn failed(mut self, failure: F) {
         self.settle(Settled::Failed(failure));
     }
 
@@ -212,11 +208,11 @@ impl<F: Clone> Drop for Ticket<'_, F> {
 }
 
 /// A copy waiting for the first copy of its event.
-pub struct Waiter<F>(Arc<Flight<F>>);
+pub(crate) struct Waiter<F>(Arc<Flight<F>>);
 
 impl<F: Clone> Waiter<F> {
     /// The first copy's outcome, once it has one.
-    pub async fn settled(&self) -> Settled<F> {
+    pub(crate) async fn settled(&self) -> Settled<F> {
         loop {
             // Registered before the check, so a settle in between still wakes it.
             let notified = self.0.done.notified();

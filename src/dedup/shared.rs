@@ -73,7 +73,7 @@ impl From<redis::RedisError> for StoreError {
 }
 
 /// The connection to the store, shared by every request.
-pub struct SharedIds {
+pub(crate) struct SharedIds {
     conn: ConnectionManager,
     claim: Script,
     release: Script,
@@ -82,7 +82,7 @@ pub struct SharedIds {
 }
 
 /// What the store says of an id.
-pub enum SharedClaim {
+pub(crate) enum SharedClaim {
     /// This replica holds it now: forward, then settle the ticket.
     First(SharedTicket),
     /// Delivered, and remembered for `remaining` more.
@@ -95,7 +95,7 @@ impl SharedIds {
     /// A client for `url`, connected on first use (and again after the store goes away),
     /// so a gateway starts while its store is still coming up. Must run inside the
     /// tokio runtime.
-    pub fn connect(url: &str, errors: IntCounter) -> Result<Arc<Self>, StoreError> {
+    pub(crate) fn connect(url: &str, errors: IntCounter) -> Result<Arc<Self>, StoreError> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(STORE_WAIT))
@@ -113,7 +113,7 @@ impl SharedIds {
     }
 
     /// Claims `id` on `route` for `lease` (the time its forward may take at most).
-    pub async fn claim(
+    pub(crate) async fn claim(
         self: &Arc<Self>,
         route: &str,
         id: &[u8],
@@ -188,7 +188,7 @@ impl SharedIds {
 /// This replica's claim in the store. Settle it with [`SharedTicket::delivered`] or
 /// [`SharedTicket::release`]; dropped unsettled (the request went away), it is released
 /// in the background.
-pub struct SharedTicket {
+pub(crate) struct SharedTicket {
     shared: Arc<SharedIds>,
     key: String,
     token: String,
@@ -197,7 +197,7 @@ pub struct SharedTicket {
 
 impl SharedTicket {
     /// The app took the event: the id is delivered for `ttl`, on every replica.
-    pub async fn delivered(mut self, ttl: Duration) -> Result<(), StoreError> {
+    pub(crate) async fn delivered(mut self, ttl: Duration) -> Result<(), StoreError> {
         self.open = false;
         let mut set = redis::cmd("SET");
         set.arg(&self.key).arg("d").arg("PX").arg(millis(ttl));
@@ -212,7 +212,7 @@ impl SharedTicket {
     }
 
     /// The app did not take it: free the id for the provider's retry.
-    pub async fn release(mut self) -> Result<(), StoreError> {
+    pub(crate) async fn release(mut self) -> Result<(), StoreError> {
         self.open = false;
         release(&self.shared, &self.key, &self.token).await
     }

@@ -25,7 +25,7 @@ use crate::route::ForwardMode;
 use crate::spool::{Enqueued, NewEvent};
 
 /// Stores `events` (all of a batch in one write) and answers `queued`.
-pub async fn accept(
+pub(super) async fn accept(
     app: &App,
     state: &Arc<RouteState>,
     events: Vec<Event>,

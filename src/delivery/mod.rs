@@ -10,7 +10,7 @@ mod enqueue;
 mod sync;
 mod worker;
 
-pub use worker::Workers;
+pub(crate) use worker::Workers;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,7 +25,7 @@ use crate::route::DeliveryMode;
 
 /// What became of a request's events: the provider's answer, one outcome per event
 /// attempted, and what the request's log line and the request log show of them.
-pub struct Delivered {
+pub(crate) struct Delivered {
     pub reply: Reply,
     pub outcomes: Vec<Outcome>,
     /// Every event's id, in order.
@@ -48,7 +48,7 @@ impl Delivered {
 }
 
 /// Delivers `events`, received at `received`, in the route's mode.
-pub async fn deliver(
+pub(crate) async fn deliver(
     app: &App,
     rt: &Runtime,
     state: &Arc<RouteState>,

@@ -25,7 +25,7 @@ use crate::route::ForwardMode;
 
 /// Forwards `events` in order, stopping at the first the app does not take (the provider
 /// retries the whole request; elements already delivered are then duplicates).
-pub async fn deliver(
+pub(super) async fn deliver(
     app: &App,
     rt: &Runtime,
     state: &RouteState,

@@ -45,24 +45,24 @@ const STORE_PAUSE: Duration = Duration::from_secs(1);
 const READ_AHEAD: usize = 64;
 
 /// The running delivery of stored events.
-pub struct Workers {
+pub(crate) struct Workers {
     stop: Stop,
     supervisor: JoinHandle<()>,
 }
 
 /// Stops new attempts; cheap to clone into a shutdown future.
 #[derive(Clone)]
-pub struct Stop(Arc<watch::Sender<bool>>);
+pub(crate) struct Stop(Arc<watch::Sender<bool>>);
 
 impl Stop {
-    pub fn now(&self) {
+    pub(crate) fn now(&self) {
         let _ = self.0.send(true);
     }
 }
 
 impl Workers {
     /// Starts delivering, when the gateway has a spool.
-    pub fn start(app: &Arc<App>) -> Option<Workers> {
+    pub(crate) fn start(app: &Arc<App>) -> Option<Workers> {
         app.queue.as_ref()?;
         let (stop, stopping) = watch::channel(false);
         let supervisor = tokio::spawn(supervise(Arc::clone(app), stopping));
@@ -73,13 +73,13 @@ impl Workers {
     }
 
     /// What stops new attempts (those in flight go on).
-    pub fn stopper(&self) -> Stop {
+    pub(crate) fn stopper(&self) -> Stop {
         self.stop.clone()
     }
 
     /// Waits, until `deadline`, for the attempts in flight to end. Whatever was not
     /// attempted stays stored for the next start.
-    pub async fn finish(self, deadline: Instant) {
+    pub(crate) async fn finish(self, deadline: Instant) {
         self.stop.now();
         let supervisor = self.supervisor;
         tokio::pin!(supervisor);

@@ -4,7 +4,8 @@
 
 mod pool;
 
-pub use pool::{Pool, Target};
+pub use pool::Pool;
+pub(crate) use pool::Target;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,13 +20,13 @@ use crate::route::{HmacAlgorithm, Secret};
 
 /// A security header: present once, or a refusal. A second copy could let a proxy and
 /// this gateway read different values, so it never verifies.
-pub enum Header<'a> {
+pub(crate) enum Header<'a> {
     Absent,
     One(&'a [u8]),
     Repeated,
 }
 
-pub fn header<'a>(headers: &'a HeaderMap, name: impl AsHeaderName) -> Header<'a> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: impl AsHeaderName) -> Header<'a> {
     let mut values = headers.get_all(name).into_iter();
     match (values.next(), values.next()) {
         (None, _) => Header::Absent,
@@ -36,7 +36,7 @@ pub fn header<'a>(headers: &'a HeaderMap, name: impl AsHeaderName) -> Header<'a>
 }
 
 /// Check 6: the signature header is present (repeats are refused later, at check 9).
-pub fn signature<'a>(
+pub(crate) fn signature<'a>(
     headers: &'a HeaderMap,
     name: impl AsHeaderName,
 ) -> Result<Header<'a>, VerifyError> {
@@ -48,7 +48,7 @@ pub fn signature<'a>(
 
 impl<'a> Header<'a> {
     /// Check 9's view of a signature header: exactly one copy.
-    pub fn single(self) -> Result<&'a [u8], VerifyError> {
+    pub(crate) fn single(self) -> Result<&'a [u8], VerifyError> {
         match self {
             Header::One(v) => Ok(v),
             Header::Absent | Header::Repeated => Err(VerifyError::InvalidSignature),
@@ -58,7 +58,7 @@ impl<'a> Header<'a> {
 
 /// Check 7: one timestamp header holding `-?[0-9]+` within i64. Returns its exact text
 /// (which is what gets signed) and its value.
-pub fn timestamp(
+pub(crate) fn timestamp(
     headers: &HeaderMap,
     name: impl AsHeaderName,
 ) -> Result<(&[u8], i64), VerifyError> {
@@ -77,7 +77,11 @@ pub fn timestamp(
 }
 
 /// Check 8: `|now - timestamp| <= tolerance`, in whole seconds, both directions.
-pub fn within_window(timestamp: i64, now: i64, tolerance: Duration) -> Result<(), VerifyError> {
+pub(crate) fn within_window(
+    timestamp: i64,
+    now: i64,
+    tolerance: Duration,
+) -> Result<(), VerifyError> {
     let skew = i128::from(now) - i128::from(timestamp);
     let limit = i128::from(tolerance.as_secs());
     if skew > limit {
@@ -91,7 +95,7 @@ pub fn within_window(timestamp: i64, now: i64, tolerance: Duration) -> Result<()
 
 /// Hex in either case after an optional prefix; anything else (empty included) cannot be
 /// a signature.
-pub fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Vec<u8>, VerifyError> {
+pub(crate) fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Vec<u8>, VerifyError> {
     let text = raw.strip_prefix(prefix).unwrap_or(raw);
     if text.is_empty() || !text.len().is_multiple_of(2) {
         return Err(VerifyError::InvalidSignature);
@@ -104,12 +108,12 @@ pub fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Vec<u8>, VerifyError> {
 }
 
 /// Base64 signatures, standard alphabet, padding optional (senders differ).
-pub fn decode_base64(raw: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(raw: &[u8]) -> Option<Vec<u8>> {
     decode_with(&B64_STANDARD, raw)
 }
 
 /// Base64url (RFC 4648 §5), padding optional.
-pub fn decode_base64url(raw: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64url(raw: &[u8]) -> Option<Vec<u8>> {
     decode_with(&B64_URL, raw)
 }
 
@@ -125,7 +129,7 @@ fn decode_with(engine: &GeneralPurpose, raw: &[u8]) -> Option<Vec<u8>> {
 /// Whether any secret's HMAC over the concatenated `message` parts equals any of the
 /// `candidates`. Each secret's MAC is computed once; each comparison checks the length
 /// and is constant-time in the content.
-pub fn any_secret_signs(
+pub(crate) fn any_secret_signs(
     algorithm: HmacAlgorithm,
     secrets: &[Secret],
     message: &[&[u8]],
@@ -140,7 +144,7 @@ pub fn any_secret_signs(
 }
 
 /// The HMAC of the concatenated `message` parts, for verifying and for signing.
-pub fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Vec<u8> {
     match algorithm {
         HmacAlgorithm::Sha256 => mac::<Hmac<Sha256>>(key, message),
         HmacAlgorithm::Sha512 => mac::<Hmac<Sha512>>(key, message),
@@ -149,7 +153,8 @@ pub fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Vec<u8> {
 
 /// HMAC-SHA256 of the concatenated parts.
 #[cfg(test)]
-pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
+#[cfg(test)]
+pub(crate) fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
     tag(HmacAlgorithm::Sha256, key, message)
 }
 

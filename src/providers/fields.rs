@@ -8,7 +8,7 @@ use super::{Event, EventId, MalformedPayload, Verified};
 use crate::route::Route;
 
 /// A provider's own pointers; a route's `fields` override each one.
-pub struct Pointers {
+pub(super) struct Pointers {
     pub id: Option<&'static str>,
     pub kind: Option<&'static str>,
     pub occurred_at: Option<&'static str>,
@@ -18,7 +18,7 @@ pub struct Pointers {
 /// Builds the event from a verified JSON body by the common rules, reading the body once
 /// and forwarding its own text (see `json`); `object` refuses a top level that is not
 /// an object. The id, when derived, is over the body.
-pub fn event_from_json(
+pub(super) fn event_from_json(
     route: &Route,
     defaults: &Pointers,
     verified: &Verified,
@@ -30,7 +30,7 @@ pub fn event_from_json(
 
 /// Builds the event from `payload` by the common rules. `derived_from` is the text whose
 /// SHA-256 is the id when neither a signed header nor a pointer gives one.
-pub fn event(
+pub(super) fn event(
     route: &Route,
     defaults: &Pointers,
     verified: &Verified,

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 
 /// The fields `parse_qs` keeps, first value of each key at the key's first position.
-pub fn fields(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn fields(body: &[u8]) -> Vec<(String, String)> {
     // The reference decodes the body as text first, so raw invalid bytes become U+FFFD
     // before percent-decoding and can never join an escaped sequence.
     let text = String::from_utf8_lossy(body);
@@ -29,7 +29,7 @@ pub fn fields(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// `json.dumps(fields, separators=(',', ':'))` with Python's default `ensure_ascii=True`.
-pub fn canonical_json(fields: &[(String, String)]) -> String {
+pub(crate) fn canonical_json(fields: &[(String, String)]) -> String {
     let mut out = String::with_capacity(
         2 + fields
             .iter()

@@ -6,7 +6,7 @@ use super::fields::{self, Pointers};
 use super::{checks, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacScheme, MessagePart, Route, SigEncoding};
 
-pub const SCHEME: Scheme = Scheme { verify, normalize };
+pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
 const POINTERS: Pointers = Pointers {
     id: Some("/id"),
@@ -23,7 +23,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 }
 
 /// Checks 6–9 for a `[routes.hmac]` scheme; returns the signed id header, if any.
-pub fn check(
+pub(super) fn check(
     route: &Route,
     scheme: &HmacScheme,
     req: &Request<'_>,

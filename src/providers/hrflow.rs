@@ -15,12 +15,12 @@ use serde_json::{Map, Value};
 use super::fields::{self, Pointers};
 use super::json::Payload;
 use super::{
-    form, json, parse_json, checks, Event, Events, MalformedPayload, Request, Scheme, Verified,
+    checks, form, json, parse_json, Event, Events, MalformedPayload, Request, Scheme, Verified,
     VerifyError,
 };
 use crate::route::{ForwardMode, HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme { verify, normalize };
+pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
 const SIGNATURE: HeaderName = HeaderName::from_static("http-hrflow-signature");
 const FORM: &str = "application/x-www-form-urlencoded";

@@ -5,7 +5,7 @@ use super::fields::{self, Pointers};
 use super::{generic_hmac, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::Route;
 
-pub const SCHEME: Scheme = Scheme {
+pub(super) const SCHEME: Scheme = Scheme {
     verify,
     normalize,
     // Only with [routes.hmac], which validation accounts for separately.

@@ -5,15 +5,15 @@
 //! only code that can construct a [`Verified`]. Only a `Verified` can be normalized into
 //! [`Event`]s, and only `Event`s can be forwarded, so nothing unverified reaches the app.
 
+pub(crate) mod checks;
 mod event_id;
 mod fields;
 pub(crate) mod form;
 mod generic_hmac;
 mod hrflow;
 mod jobaffinity;
-pub mod json;
+pub(crate) mod json;
 mod semantikmatch;
-pub(crate) mod checks;
 mod smartcv;
 mod standard_webhooks;
 
@@ -26,13 +26,14 @@ use serde_json::Value;
 
 use crate::route::{Provider, Route};
 
-pub use event_id::{header_safe, EventId};
+pub(crate) use checks::{header, tag as hmac_tag, Header};
+pub use event_id::header_safe;
+pub(crate) use event_id::EventId;
 pub use fields::derived_id;
-pub use json::Json;
-pub use checks::{header, tag as hmac_tag, Header};
+pub(crate) use json::Json;
 
 /// What a provider's scheme is made of. Each provider file exports one `SCHEME`.
-pub struct Scheme {
+pub(crate) struct Scheme {
     /// Checks 6–9 of SPEC §3.
     pub verify: fn(&Route, &Request<'_>) -> Result<Verified, VerifyError>,
     /// Check 10: turns the verified payload into the events to forward.
@@ -52,7 +53,7 @@ fn scheme(provider: Provider) -> &'static Scheme {
 }
 
 /// What verification looks at.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a Bytes,
     /// Unix seconds at which the request is judged (injected, so tests never wait).
@@ -61,7 +62,7 @@ pub struct Request<'a> {
 
 /// Why a request failed checks 5–9. One variant per failure, in check order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     #[error("credentials are missing or wrong")]
     Unauthorized,
     #[error("the signature header is missing")]
@@ -79,10 +80,10 @@ pub enum VerifyError {
 /// Check 10: the signed payload is not what the provider sends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct MalformedPayload(pub String);
+pub(crate) struct MalformedPayload(pub String);
 
 /// A payload whose signature checked out. Only this module tree can make one.
-pub struct Verified {
+pub(crate) struct Verified {
     body: Bytes,
     content_type: Option<HeaderValue>,
     /// The id from a signed header, which wins over any pointer.
@@ -109,7 +110,7 @@ impl Verified {
     }
 
     /// Check 10: the events this payload carries, in order.
-    pub fn normalize(self, route: &Route) -> Result<Events, MalformedPayload> {
+    pub(crate) fn normalize(self, route: &Route) -> Result<Events, MalformedPayload> {
         (scheme(route.provider).normalize)(route, self)
     }
 
@@ -132,13 +133,13 @@ impl std::fmt::Debug for Verified {
 }
 
 /// Checks 6–9 for `route`.
-pub fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
+pub(crate) fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     (scheme(route.provider).verify)(route, req)
 }
 
 /// What one request carries: one event, or a batch (HrFlow arrays) whose answer lists
 /// every id.
-pub struct Events {
+pub(crate) struct Events {
     pub events: Vec<Event>,
     pub batch: bool,
 }

@@ -9,10 +9,10 @@ use serde_json::Value;
 
 use super::fields::{self, Pointers};
 use super::json::{Found, Payload};
-use super::{parse_json, checks, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{checks, parse_json, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme { verify, normalize };
+pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-semantikmatch-signature");
 

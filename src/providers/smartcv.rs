@@ -7,7 +7,7 @@ use super::fields::{self, Pointers};
 use super::{checks, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme { verify, normalize };
+pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-smartcv-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-smartcv-timestamp");

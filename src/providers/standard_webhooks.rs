@@ -8,7 +8,7 @@ use super::fields::{self, Pointers};
 use super::{checks, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
-pub const SCHEME: Scheme = Scheme { verify, normalize };
+pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
 const ID: HeaderName = HeaderName::from_static("webhook-id");
 const TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 /// What the watch sees of a connection. Times are nanoseconds since accept, plus one,
 /// so that 0 can mean "not yet".
-pub struct Activity {
+pub(super) struct Activity {
     accepted: Instant,
     /// Requests being served now.
     requests: AtomicUsize,
@@ -37,7 +37,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new(accepted: Instant) -> Self {
+    pub(super) fn new(accepted: Instant) -> Self {
         Activity {
             accepted,
             requests: AtomicUsize::new(0),
@@ -47,7 +47,7 @@ impl Activity {
     }
 
     /// A request has begun; it is in progress until the guard drops.
-    pub fn begin(self: &Arc<Self>) -> Busy {
+    pub(super) fn begin(self: &Arc<Self>) -> Busy {
         self.requests.fetch_add(1, Ordering::SeqCst);
         Busy(Arc::clone(self))
     }
@@ -92,7 +92,7 @@ impl Activity {
 }
 
 /// One request in progress.
-pub struct Busy(Arc<Activity>);
+pub(super) struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -105,7 +105,7 @@ impl Drop for Busy {
     }
 }
 
-pub struct Limits {
+pub(super) struct Limits {
     /// When the first request must have begun.
     pub first_head_by: Instant,
     /// From the first byte of a head to the request beginning.
@@ -115,7 +115,7 @@ pub struct Limits {
 }
 
 /// Resolves when the connection has outlived its limits.
-pub async fn until_expired(activity: &Activity, limits: Limits) {
+pub(super) async fn until_expired(activity: &Activity, limits: Limits) {
     let look = tokio::time::sleep_until(limits.first_head_by);
     tokio::pin!(look);
     loop {
@@ -128,13 +128,13 @@ pub async fn until_expired(activity: &Activity, limits: Limits) {
 }
 
 /// A connection's stream, telling its [`Activity`] when bytes arrive.
-pub struct Watched<S> {
+pub(super) struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
 }
 
 impl<S> Watched<S> {
-    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Self {
         Watched { inner, activity }
     }
 }

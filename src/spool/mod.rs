@@ -20,10 +20,10 @@ mod read;
 mod schema;
 mod writer;
 
-pub use read::{Attempt, Detail, Filter, Page, Pending, Summary};
-pub use schema::State;
-pub use writer::{
-    Admit, Enqueued, NewEvent, Outcome as AttemptOutcome, Redelivered, StoredHook, Then,
+pub(crate) use read::{Detail, Filter, Page, Pending, Summary};
+pub(crate) use schema::State;
+pub(crate) use writer::{
+    Enqueued, NewEvent, Outcome as AttemptOutcome, Redelivered, StoredHook, Then,
 };
 
 use std::collections::HashMap;

@@ -13,7 +13,7 @@ use crate::sync::lock;
 
 /// Idle reader connections, opened as needed.
 #[derive(Clone)]
-pub struct Readers {
+pub(super) struct Readers {
     db: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
 }
@@ -22,7 +22,7 @@ pub struct Readers {
 const IDLE_READERS: usize = 4;
 
 impl Readers {
-    pub fn new(db: PathBuf) -> Self {
+    pub(super) fn new(db: PathBuf) -> Self {
         Readers {
             db,
             idle: Arc::default(),
@@ -31,7 +31,7 @@ impl Readers {
 
     /// Runs `query` on an idle connection (or a new one). Blocking: call it off the async
     /// threads.
-    pub fn with<T>(
+    pub(super) fn with<T>(
         &self,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, SpoolError> {
@@ -50,7 +50,7 @@ impl Readers {
 }
 
 /// Fills the counters from what is stored (at open).
-pub fn count_into(conn: &Connection, counters: &Counters) -> rusqlite::Result<()> {
+pub(super) fn count_into(conn: &Connection, counters: &Counters) -> rusqlite::Result<()> {
     let bytes: i64 = conn.query_row(
         "SELECT COALESCE(SUM(size), 0) FROM events WHERE state != 1",
         [],
@@ -103,7 +103,7 @@ impl std::fmt::Debug for Pending {
 
 /// The next pending events of `route`, at most `limit`: in arrival order when
 /// `in_order`, else soonest due first.
-pub fn next_pending(
+pub(super) fn next_pending(
     conn: &Connection,
     route: &str,
     in_order: bool,
@@ -138,14 +138,14 @@ pub fn next_pending(
 }
 
 /// Routes that hold pending events.
-pub fn routes_with_pending(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(super) fn routes_with_pending(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut query = conn.prepare_cached("SELECT DISTINCT route FROM events WHERE state = 0")?;
     let rows = query.query_map([], |r| r.get(0))?;
     rows.collect()
 }
 
 /// When the oldest pending event of `route` was received.
-pub fn oldest_pending(conn: &Connection, route: &str) -> rusqlite::Result<Option<i64>> {
+pub(super) fn oldest_pending(conn: &Connection, route: &str) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached(
         "SELECT received_at FROM events WHERE route = ?1 AND state = 0 ORDER BY seq LIMIT 1",
     )?
@@ -208,7 +208,7 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<Summary> {
 }
 
 /// Stored events matching `filter`, newest first.
-pub fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Page> {
+pub(super) fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Page> {
     let sql = format!(
         "SELECT {SUMMARY} FROM events
          WHERE (?1 IS NULL OR route = ?1) AND (?2 IS NULL OR state = ?2)
@@ -268,7 +268,11 @@ pub struct Attempt {
 /// The newest stored event of `id` on `route`: the id byte for byte, or else as lists
 /// show it (an id that is not UTF-8 is shown with `%XX` escapes, and that is what a
 /// client has to ask for).
-pub fn detail(conn: &Connection, route: &str, id: &[u8]) -> rusqlite::Result<Option<Detail>> {
+pub(super) fn detail(
+    conn: &Connection,
+    route: &str,
+    id: &[u8],
+) -> rusqlite::Result<Option<Detail>> {
     let by = |column: &str, key: &dyn rusqlite::ToSql| {
         let sql = format!(
             "SELECT {SUMMARY}, (SELECT body FROM bodies b WHERE b.seq = events.seq),

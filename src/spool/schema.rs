@@ -5,7 +5,7 @@
 //! attempt's outcome is one `UPDATE` of the event's small row.
 
 /// Applied at every open; `IF NOT EXISTS` makes it idempotent.
-pub const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq             INTEGER PRIMARY KEY,  -- arrival order
     route           TEXT    NOT NULL,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::writer::Admit;
 use super::*;
 
 const TTL: Option<Duration> = Some(Duration::from_secs(3600));

@@ -29,7 +29,7 @@ const MAX_BATCH: usize = 512;
 
 /// Decides, once, whether the new events of an enqueue may be stored; `Err(wait)` refuses
 /// them all (a rate limit, say) and says how long to wait.
-pub type Admit = Box<dyn FnOnce() -> Result<(), Duration> + Send>;
+pub(crate) type Admit = Box<dyn FnOnce() -> Result<(), Duration> + Send>;
 
 /// An event to store: what identifies it, and what will be sent.
 pub struct NewEvent {
@@ -41,7 +41,7 @@ pub struct NewEvent {
 }
 
 /// Told of the events each commit stored, in arrival order, right after the commit.
-pub type StoredHook = Box<dyn Fn(Vec<Pending>) + Send>;
+pub(crate) type StoredHook = Box<dyn Fn(Vec<Pending>) + Send>;
 
 /// What became of an enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub enum Redelivered {
     Pending,
 }
 
-pub struct Enqueue {
+pub(super) struct Enqueue {
     pub route: String,
     pub dedup_ttl_ms: Option<i64>,
     pub events: Vec<NewEvent>,
@@ -89,30 +89,30 @@ pub struct Enqueue {
     pub done: oneshot::Sender<Result<Enqueued, SpoolError>>,
 }
 
-pub struct Settle {
+pub(super) struct Settle {
     pub seq: i64,
     pub outcome: Outcome,
     pub done: oneshot::Sender<Result<(), SpoolError>>,
 }
 
-pub enum Which {
+pub(super) enum Which {
     One { route: String, id: Vec<u8> },
     Dead(Option<String>),
 }
 
-pub struct Redeliver {
+pub(super) struct Redeliver {
     pub which: Which,
     pub now_ms: i64,
     pub done: oneshot::Sender<Result<Redelivered, SpoolError>>,
 }
 
-pub struct Sweep {
+pub(super) struct Sweep {
     pub cutoffs: Vec<(String, i64)>,
     pub default_cutoff: i64,
     pub done: oneshot::Sender<Result<u64, SpoolError>>,
 }
 
-pub enum Job {
+pub(super) enum Job {
     Enqueue(Enqueue),
     Settle(Settle),
     Redeliver(Redeliver),
@@ -124,10 +124,10 @@ pub enum Job {
 }
 
 /// Where writes are sent.
-pub struct Handle(mpsc::Sender<Job>);
+pub(super) struct Handle(mpsc::Sender<Job>);
 
 impl Handle {
-    pub fn send(&self, job: Job) -> Result<(), SpoolError> {
+    pub(super) fn send(&self, job: Job) -> Result<(), SpoolError> {
         self.0
             .send(job)
             .map_err(|_| SpoolError::Store("the writer stopped".into()))
@@ -135,7 +135,7 @@ impl Handle {
 }
 
 /// Starts the writer thread on `conn`. It ends when every [`Handle`] is dropped.
-pub fn start(
+pub(super) fn start(
     conn: Connection,
     counters: Arc<Counters>,
     max_bytes: u64,

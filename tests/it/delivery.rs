@@ -184,10 +184,7 @@ async fn a_flat_semantikmatch_delivery_gets_a_derived_id_and_decoded_client_data
     let answer = post_semantikmatch(&gw, body).await;
     assert_eq!(answer.status, 200);
     let env = upstream.received()[0].json();
-    assert_eq!(
-        env["id"],
-        hookwarden::derived_id(body.as_bytes())
-    );
+    assert_eq!(env["id"], hookwarden::derived_id(body.as_bytes()));
     assert_eq!(env["type"], "evaluation.completed");
     assert_eq!(env["occurred_at"], serde_json::Value::Null);
     assert_eq!(env["data"]["client_data"], json!({"candidate_id": "CRM-1"}));

@@ -215,10 +215,7 @@ async fn an_hrflow_form_decodes_profile_and_a_signed_request_forwards_its_own_js
         env["data"],
         json!({"type": "profile.parsing.success", "profile": {"key": "p1"}, "origin": "api"})
     );
-    assert_eq!(
-        env["id"],
-        hookwarden::derived_id(canonical.as_bytes())
-    );
+    assert_eq!(env["id"], hookwarden::derived_id(canonical.as_bytes()));
 
     let event = r#"{"type":"job.storing.success","job":{"key":"j9"}}"#;
     let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;

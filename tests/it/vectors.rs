@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use hookwarden::Provider;
 use hookwarden::Clock;
+use hookwarden::Provider;
 use serde_json::Value;
 
 use crate::support::{Gateway, Upstream};

@@ -17,7 +17,10 @@ impl<'a> Doc<'a> {
     /// Several [`lookup`]s, answered from the members' spans where the walk noted them,
     /// so the payload is not read again. Only for a document that repeats no key: the
     /// first member of a name is the only one.
-    pub fn lookup_all<const N: usize>(&self, pointers: [Option<&str>; N]) -> [Option<&'a str>; N] {
+    pub(crate) fn lookup_all<const N: usize>(
+        &self,
+        pointers: [Option<&str>; N],
+    ) -> [Option<&'a str>; N] {
         let Some(members) = &self.members else {
             // An array, or a key with escapes: rare enough to read for each pointer.
             return pointers.map(|pointer| lookup(self.text, pointer?));
@@ -41,7 +44,7 @@ impl<'a> Doc<'a> {
 /// The text of the value `pointer` (RFC 6901) names in `doc`, a document that passed
 /// [`check`] without repeating a key: so the first member of a name is the only one, and
 /// reading stops there instead of going through the rest (the data, often).
-pub fn lookup<'a>(doc: &'a str, pointer: &str) -> Option<&'a str> {
+pub(crate) fn lookup<'a>(doc: &'a str, pointer: &str) -> Option<&'a str> {
     let mut target = trim(doc);
     for token in tokens(pointer)? {
         // Checked first: with `arbitrary_precision`, serde_json shows a number as a map,

@@ -25,10 +25,12 @@ mod pointer;
 mod tree;
 mod walk;
 
-pub use lookup::lookup;
-pub use payload::{Found, Payload};
-pub use tree::parse as parse_tree;
-pub use walk::{check, Checked, Doc};
+#[cfg(any(test, fuzzing))]
+pub(crate) use lookup::lookup;
+pub(crate) use payload::{Found, Payload};
+pub(crate) use tree::parse as parse_tree;
+#[cfg(any(test, fuzzing))]
+pub(crate) use walk::check;
 
 /// A JSON value for the envelope: a span of the verified body, or a tree built when the
 /// payload had to be transformed or re-read.
@@ -64,7 +66,7 @@ impl fmt::Debug for Json {
 }
 
 /// The part of `body` that `text` (borrowed from it) covers, without a copy.
-pub fn span(body: &Bytes, text: &str) -> Bytes {
+pub(crate) fn span(body: &Bytes, text: &str) -> Bytes {
     let start = (text.as_ptr() as usize).checked_sub(body.as_ptr() as usize);
     match start {
         Some(start) if start + text.len() <= body.len() => body.slice(start..start + text.len()),
@@ -74,12 +76,12 @@ pub fn span(body: &Bytes, text: &str) -> Bytes {
 }
 
 /// The document without the whitespace JSON allows around it.
-pub fn trim(doc: &str) -> &str {
+pub(crate) fn trim(doc: &str) -> &str {
     doc.trim_matches(|c: char| u8::try_from(c).is_ok_and(is_ws))
 }
 
 /// The first byte after leading whitespace.
-pub fn first_byte(bytes: &[u8]) -> Option<u8> {
+pub(crate) fn first_byte(bytes: &[u8]) -> Option<u8> {
     bytes.iter().copied().find(|&b| !is_ws(b))
 }
 

@@ -11,7 +11,7 @@ use super::walk::{check, Doc};
 use super::{parse_tree, span, trim, Json};
 use crate::providers::MalformedPayload;
 
-pub enum Payload<'a> {
+pub(crate) enum Payload<'a> {
     /// A checked document that repeats no key, borrowed from the verified body.
     Text(Doc<'a>),
     /// A document that repeats a key (the tree keeps the last value, which is what the
@@ -21,7 +21,7 @@ pub enum Payload<'a> {
 
 /// A value a pointer named, as its payload holds it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Found<'p> {
+pub(crate) enum Found<'p> {
     Text(&'p str),
     Tree(&'p Value),
 }
@@ -29,7 +29,7 @@ pub enum Found<'p> {
 impl<'a> Payload<'a> {
     /// `bytes` checked strictly (SPEC §3 check 10); `object` refuses a top level that is
     /// not an object.
-    pub fn read(bytes: &'a [u8], object: bool) -> Result<Self, MalformedPayload> {
+    pub(crate) fn read(bytes: &'a [u8], object: bool) -> Result<Self, MalformedPayload> {
         let checked = check(bytes)?;
         if object && !checked.object {
             return Err(MalformedPayload("body is JSON but not an object".into()));
@@ -42,7 +42,7 @@ impl<'a> Payload<'a> {
     }
 
     /// The values `pointers` name, each `None` when absent or not asked.
-    pub fn lookup_all<const N: usize>(
+    pub(crate) fn lookup_all<const N: usize>(
         &self,
         pointers: [Option<&str>; N],
     ) -> [Option<Found<'_>>; N] {
@@ -54,7 +54,7 @@ impl<'a> Payload<'a> {
 
     /// The envelope's `data`: the value at `pointer`, else the whole payload; text as a
     /// span of `body` (which the text is borrowed from), a tree taken by move.
-    pub fn into_data(self, pointer: Option<&str>, body: &Bytes) -> Json {
+    pub(crate) fn into_data(self, pointer: Option<&str>, body: &Bytes) -> Json {
         match self {
             Payload::Text(doc) => {
                 let [found] = doc.lookup_all([pointer]);
@@ -70,7 +70,7 @@ impl<'a> Payload<'a> {
     }
 
     /// The payload as a tree, for a provider that transforms it.
-    pub fn into_tree(self) -> Result<Value, MalformedPayload> {
+    pub(crate) fn into_tree(self) -> Result<Value, MalformedPayload> {
         match self {
             Payload::Text(doc) => parse_tree(doc.text.as_bytes()),
             Payload::Tree(value) => Ok(value),
@@ -81,7 +81,7 @@ impl<'a> Payload<'a> {
 impl Found<'_> {
     /// An event id: a non-empty string, or an integer's digits as received (no fraction,
     /// no exponent).
-    pub fn id(self) -> Option<String> {
+    pub(crate) fn id(self) -> Option<String> {
         match self {
             Found::Text(text) if !text.starts_with('"') => integer(text),
             Found::Tree(Value::Number(n)) => integer(&n.to_string()),
@@ -90,7 +90,7 @@ impl Found<'_> {
     }
 
     /// A string's value.
-    pub fn string(self) -> Option<String> {
+    pub(crate) fn string(self) -> Option<String> {
         match self {
             Found::Text(text) if text.starts_with('"') => serde_json::from_str(text).ok(),
             Found::Tree(Value::String(s)) => Some(s.clone()),
@@ -98,14 +98,14 @@ impl Found<'_> {
         }
     }
 
-    pub fn is_string(self) -> bool {
+    pub(crate) fn is_string(self) -> bool {
         match self {
             Found::Text(text) => text.starts_with('"'),
             Found::Tree(value) => value.is_string(),
         }
     }
 
-    pub fn is_object(self) -> bool {
+    pub(crate) fn is_object(self) -> bool {
         match self {
             Found::Text(text) => text.starts_with('{'),
             Found::Tree(value) => value.is_object(),
@@ -113,7 +113,7 @@ impl Found<'_> {
     }
 
     /// As the envelope carries it: text as a span of `body`, a tree copied.
-    pub fn to_json(self, body: &Bytes) -> Json {
+    pub(crate) fn to_json(self, body: &Bytes) -> Json {
         match self {
             Found::Text(text) => Json::Text(span(body, text)),
             Found::Tree(value) => Json::Tree(value.clone()),

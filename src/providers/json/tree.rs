@@ -23,7 +23,7 @@ use serde_json::{Map, Number, Value};
 use super::super::MalformedPayload;
 
 /// Strict RFC 8259 parse of `bytes` into a tree (the rules of [`super::check`]).
-pub fn parse(bytes: &[u8]) -> Result<Value, MalformedPayload> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Value, MalformedPayload> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| MalformedPayload(format!("body is not valid JSON (not UTF-8: {e})")))?;
     let mut de = serde_json::Deserializer::from_str(text);

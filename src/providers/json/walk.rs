@@ -13,7 +13,7 @@ use crate::providers::MalformedPayload;
 
 /// What [`check`] learned of a valid document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked<'a> {
+pub(crate) struct Checked<'a> {
     /// The top level is an object.
     pub object: bool,
     /// Some object, at any depth, repeats a key.
@@ -24,7 +24,7 @@ pub struct Checked<'a> {
 /// A checked document's text, with where its top-level members' values lie when the
 /// walk could tell, so that looking them up reads nothing again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Doc<'a> {
+pub(crate) struct Doc<'a> {
     pub text: &'a str,
     /// (key, value text) of each top-level member in order; `None` when the top level
     /// is not an object or a key holds escapes (it is then not where the text has it).
@@ -33,7 +33,7 @@ pub struct Doc<'a> {
 
 /// Strict RFC 8259 check of `bytes` (the rules of [`super::parse_json`]), without
 /// building anything.
-pub fn check(bytes: &[u8]) -> Result<Checked<'_>, MalformedPayload> {
+pub(crate) fn check(bytes: &[u8]) -> Result<Checked<'_>, MalformedPayload> {
     // UTF-8 first, in one pass over the whole body, so the walk need not check each string.
     let text = std::str::from_utf8(bytes)
         .map_err(|e| MalformedPayload(format!("body is not valid JSON (not UTF-8: {e})")))?;
