@@ -26,7 +26,7 @@ use crate::spool::{Spool, SpoolError};
 use crate::sync::lock;
 
 /// One configuration, ready to serve.
-pub struct Runtime {
+pub(crate) struct Runtime {
     pub config: Config,
     /// By path.
     routes: HashMap<String, Arc<RouteState>>,
@@ -36,7 +36,7 @@ pub struct Runtime {
 }
 
 /// A route with what serving it needs, resolved once per configuration.
-pub struct RouteState {
+pub(crate) struct RouteState {
     pub route: Arc<Route>,
     pub limiter: Option<Limiter>,
     pub metrics: Arc<RouteMetrics>,
@@ -48,12 +48,12 @@ pub struct RouteState {
 
 impl Runtime {
     /// The route serving exactly `path`.
-    pub fn route(&self, path: &str) -> Option<&Arc<RouteState>> {
+    pub(crate) fn route(&self, path: &str) -> Option<&Arc<RouteState>> {
         self.routes.get(path)
     }
 
     /// The route called `name`.
-    pub fn route_named(&self, name: &str) -> Option<&Arc<RouteState>> {
+    pub(crate) fn route_named(&self, name: &str) -> Option<&Arc<RouteState>> {
         self.names.get(name)
     }
 }
@@ -140,13 +140,13 @@ impl App {
     }
 
     /// Lets a reload change the log level (the subscriber is the binary's).
-    pub fn with_log_level_hook(mut self, hook: LogLevelHook) -> Self {
+    pub(crate) fn with_log_level_hook(mut self, hook: LogLevelHook) -> Self {
         self.log_level = Some(hook);
         self
     }
 
     /// The configuration in force now; hold it for the whole request.
-    pub fn runtime(&self) -> Arc<Runtime> {
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
     }
 
@@ -298,11 +298,11 @@ impl App {
     }
 
     /// From now on `/readyz` answers 503.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 }

@@ -86,7 +86,7 @@ pub use route::Provider;
 
 /// The public and admin listeners of `config`, bound. A failure names the key and the
 /// address, since "Address already in use" alone does not say which port is taken.
-pub async fn bind(config: &config::Config) -> std::io::Result<(TcpListener, TcpListener)> {
+pub(crate) async fn bind(config: &config::Config) -> std::io::Result<(TcpListener, TcpListener)> {
     let bind = |key: &'static str, addr: std::net::SocketAddr| async move {
         TcpListener::bind(addr).await.map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({key}): {e}"))
@@ -155,7 +155,7 @@ pub async fn run(
 /// From now on, each SIGHUP reloads `path` into `app` (SPEC §7). Call it before the
 /// gateway says it is listening: a SIGHUP sent then must reload, not meet the default
 /// action (exit).
-pub fn reload_on_sighup(app: &Arc<App>, path: PathBuf) {
+pub(crate) fn reload_on_sighup(app: &Arc<App>, path: PathBuf) {
     if let Some(signals) = hangup::listen() {
         tokio::spawn(reload_on_sighup_task(Arc::clone(app), path, signals));
     }

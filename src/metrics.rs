@@ -15,7 +15,7 @@ use crate::sync::lock;
 
 /// How one request (or one batch element) ended: the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
     Duplicate,
     InFlight,
@@ -41,7 +41,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 22] = [
+    pub(crate) const ALL: [Outcome; 22] = [
         Outcome::Delivered,
         Outcome::Duplicate,
         Outcome::InFlight,
@@ -66,19 +66,19 @@ impl Outcome {
         Outcome::Handshake,
     ];
 
-    pub fn from_name(name: &str) -> Option<Outcome> {
+    pub(crate) fn from_name(name: &str) -> Option<Outcome> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == name)
     }
 
     /// The request went through, or was answered as a copy of one that did.
-    pub fn is_success(self) -> bool {
+    pub(crate) fn is_success(self) -> bool {
         matches!(
             self,
             Outcome::Delivered | Outcome::Duplicate | Outcome::Queued | Outcome::Handshake
         )
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Delivered => "delivered",
             Outcome::Duplicate => "duplicate",
@@ -347,7 +347,7 @@ impl Default for Metrics {
 }
 
 /// One route's label handles, resolved when the route is loaded.
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     name: Arc<str>,
     /// When an event of the route last reached the app (Unix ms; 0: never).
     last_delivered_ms: AtomicI64,
@@ -361,25 +361,25 @@ pub struct RouteMetrics {
 
 /// A refused request or a failed delivery attempt, as `/api/routes` shows the last one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub at_ms: i64,
     pub outcome: Outcome,
     pub status: Option<u16>,
 }
 
 impl RouteMetrics {
-    pub fn count(&self, outcome: Outcome) {
+    pub(crate) fn count(&self, outcome: Outcome) {
         // ALL lists the variants in declaration order.
         self.outcomes[outcome as usize].inc();
     }
 
     /// The route's name, shared (the request log keeps one per entry).
-    pub fn name(&self) -> &Arc<str> {
+    pub(crate) fn name(&self) -> &Arc<str> {
         &self.name
     }
 
     /// Requests counted per outcome since start.
-    pub fn counts(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
+    pub(crate) fn counts(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
         Outcome::ALL
             .iter()
             .zip(&self.outcomes)
@@ -387,24 +387,24 @@ impl RouteMetrics {
     }
 
     /// An event of the route reached the app at `at_ms`.
-    pub fn delivered_at(&self, at_ms: i64) {
+    pub(crate) fn delivered_at(&self, at_ms: i64) {
         self.last_delivered_ms.fetch_max(at_ms, Ordering::Relaxed);
     }
 
-    pub fn last_delivered(&self) -> Option<i64> {
+    pub(crate) fn last_delivered(&self) -> Option<i64> {
         Some(self.last_delivered_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
 
-    pub fn failed(&self, failure: Failure) {
+    pub(crate) fn failed(&self, failure: Failure) {
         *lock(&self.last_failure) = Some(failure);
     }
 
-    pub fn last_failure(&self) -> Option<Failure> {
+    pub(crate) fn last_failure(&self) -> Option<Failure> {
         *lock(&self.last_failure)
     }
 
     /// Counts an event the app accepted, keeping the `type` label set bounded.
-    pub fn forwarded(&self, kind: &str) {
+    pub(crate) fn forwarded(&self, kind: &str) {
         let counter = {
             let mut types = lock(&self.types);
             match types.get(kind) {

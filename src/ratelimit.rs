@@ -22,13 +22,13 @@ impl governor::clock::Clock for LimiterClock {
     }
 }
 
-pub struct Limiter {
+pub(crate) struct Limiter {
     inner: RateLimiter<NotKeyed, InMemoryState, LimiterClock, NoOpMiddleware<Duration>>,
     clock: LimiterClock,
 }
 
 impl Limiter {
-    pub fn new(limit: &RateLimit, clock: Clock) -> Self {
+    pub(crate) fn new(limit: &RateLimit, clock: Clock) -> Self {
         // governor works in u64 nanoseconds and multiplies the period by the burst;
         // validation keeps both within these bounds, and so does this, defensively.
         let period = Duration::try_from_secs_f64(1.0 / limit.per_second)
@@ -48,7 +48,7 @@ impl Limiter {
 
     /// Takes one token, or says in whole seconds (at least 1) when one will be there:
     /// the `Retry-After` value.
-    pub fn check(&self) -> Result<(), u64> {
+    pub(crate) fn check(&self) -> Result<(), u64> {
         self.inner.check().map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&self.clock));
             wait.as_secs_f64().ceil().max(1.0) as u64

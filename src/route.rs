@@ -60,7 +60,7 @@ impl Provider {
 
 /// How a route's events reach the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryMode {
+pub(crate) enum DeliveryMode {
     /// The provider waits while the event is forwarded.
     Sync,
     /// Stored durably, answered at once, delivered by the gateway (SPEC §8) with at most
@@ -70,7 +70,7 @@ pub enum DeliveryMode {
 
 /// What the upstream receives for a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForwardMode {
+pub(crate) enum ForwardMode {
     /// The envelope of SPEC §5.
     Normalized,
     /// The verified bytes with their original Content-Type.
@@ -79,7 +79,7 @@ pub enum ForwardMode {
 
 /// One route, with every default resolved.
 #[derive(Debug)]
-pub struct Route {
+pub(crate) struct Route {
     pub name: String,
     pub path: String,
     pub provider: Provider,
@@ -100,7 +100,7 @@ pub struct Route {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     pub per_second: f64,
     pub burst: u32,
 }
@@ -108,7 +108,7 @@ pub struct RateLimit {
 /// Route overrides of where the envelope fields are read (JSON pointers). `None` means the
 /// provider's own default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fields {
+pub(crate) struct Fields {
     pub id: Option<String>,
     pub kind: Option<String>,
     pub occurred_at: Option<String>,
@@ -117,7 +117,7 @@ pub struct Fields {
 
 /// Static credentials of `[routes.auth]`.
 #[derive(Debug, Clone)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// The expected `user:password` bytes.
     Basic(Secret),
     Bearer(Secret),
@@ -129,7 +129,7 @@ pub enum Auth {
 
 /// `[routes.hmac]`, parsed.
 #[derive(Debug, Clone)]
-pub struct HmacScheme {
+pub(crate) struct HmacScheme {
     pub header: HeaderName,
     pub prefix: Option<String>,
     pub encoding: SigEncoding,
@@ -140,20 +140,20 @@ pub struct HmacScheme {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigEncoding {
+pub(crate) enum SigEncoding {
     Hex,
     Base64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HmacAlgorithm {
+pub(crate) enum HmacAlgorithm {
     Sha256,
     Sha512,
 }
 
 /// One piece of a signed-message template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MessagePart {
+pub(crate) enum MessagePart {
     Literal(String),
     Body,
     Timestamp,
@@ -182,7 +182,7 @@ impl std::fmt::Debug for Secret {
 
 impl RateLimit {
     /// The slowest rate: one token a day.
-    pub const MAX_PERIOD: Duration = Duration::from_secs(86_400);
+    pub(crate) const MAX_PERIOD: Duration = Duration::from_secs(86_400);
     /// The largest burst (a day's period times this stays within u64 nanoseconds).
-    pub const MAX_BURST: u32 = 100_000;
+    pub(crate) const MAX_BURST: u32 = 100_000;
 }

@@ -29,13 +29,13 @@ pub use load::{load_file, load_str};
 /// A validated configuration, ready to serve.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub server: ServerConfig,
-    pub admin: AdminConfig,
-    pub upstream: UpstreamConfig,
-    pub dedup: DedupConfig,
-    pub queue: QueueConfig,
-    pub log: LogConfig,
-    pub routes: Vec<Arc<Route>>,
+    pub(crate) server: ServerConfig,
+    pub(crate) admin: AdminConfig,
+    pub(crate) upstream: UpstreamConfig,
+    pub(crate) dedup: DedupConfig,
+    pub(crate) queue: QueueConfig,
+    pub(crate) log: LogConfig,
+    pub(crate) routes: Vec<Arc<Route>>,
 }
 
 /// A configuration and the warnings its validation produced (things that work but are
@@ -43,7 +43,7 @@ pub struct Config {
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,7 +167,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// Every problem, one line each, as `check` prints them.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         match self {
             ConfigError::Invalid(problems) => problems.iter().map(|p| p.to_string()).collect(),
             other => vec![other.to_string()],

@@ -56,7 +56,7 @@ pub enum ForwardError {
 
 /// What the app answered with a 2xx or 4xx status: passed back as it is.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
     pub body: Bytes,
@@ -65,7 +65,7 @@ pub struct Answer {
 }
 
 /// One event as the app is sent it.
-pub struct Message<'a> {
+pub(crate) struct Message<'a> {
     /// The id, byte for byte (written into headers escaped).
     pub id: &'a [u8],
     /// The id as answers show it.
@@ -79,7 +79,7 @@ pub struct Message<'a> {
 
 impl<'a> Message<'a> {
     /// `event` with `body` (its envelope or its raw bytes).
-    pub fn of(event: &'a Event, body: Bytes, content_type: Option<HeaderValue>) -> Self {
+    pub(crate) fn of(event: &'a Event, body: Bytes, content_type: Option<HeaderValue>) -> Self {
         Message {
             id: event.id.as_bytes(),
             shown_id: event.id.as_str(),
@@ -92,13 +92,13 @@ impl<'a> Message<'a> {
 }
 
 impl Answer {
-    pub fn delivered(&self) -> bool {
+    pub(crate) fn delivered(&self) -> bool {
         self.status.is_success()
     }
 }
 
 /// The upstream settings of one configuration over the shared pool.
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     pool: Arc<Pool>,
     timeout: Duration,
     extra_headers: HeaderMap,
@@ -107,7 +107,7 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(pool: Arc<Pool>, upstream: &UpstreamConfig) -> Self {
+    pub(crate) fn new(pool: Arc<Pool>, upstream: &UpstreamConfig) -> Self {
         Forwarder {
             pool,
             timeout: upstream.timeout,
@@ -117,13 +117,13 @@ impl Forwarder {
     }
 
     /// Where `route`'s events go. Resolved once per configuration.
-    pub fn target(&self, route: &Route) -> Target {
+    pub(crate) fn target(&self, route: &Route) -> Target {
         self.pool.target(&route.forward_uri)
     }
 
     /// Sends one event's body to the route's upstream. Ends at `deadline` (the request's
     /// own timeout) or after `upstream.timeout`, whichever comes first.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         target: &Target,
         route_headers: &HeaderMap,
@@ -179,7 +179,7 @@ impl Forwarder {
 
     /// What every event of `route` carries: where it came from (the route name escaped
     /// like an id), and `upstream.headers`. Built once per configuration.
-    pub fn route_headers(&self, route: &Route) -> HeaderMap {
+    pub(crate) fn route_headers(&self, route: &Route) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(8 + self.extra_headers.len());
         headers.insert(PROVIDER, HeaderValue::from_static(route.provider.name()));
         if let Ok(name) = header_value(route.name.as_bytes()) {

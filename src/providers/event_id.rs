@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// An event id: what identifies the event ([`EventId::as_bytes`]) and how it is shown
 /// ([`EventId::as_str`]).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct EventId {
+pub(crate) struct EventId {
     shown: String,
     /// The header's bytes when they are not UTF-8; otherwise the id is `shown`.
     raw: Option<Arc<[u8]>>,
@@ -22,7 +22,7 @@ pub struct EventId {
 
 impl EventId {
     /// An id from a header, as sent.
-    pub fn from_header(bytes: &[u8]) -> Self {
+    pub(crate) fn from_header(bytes: &[u8]) -> Self {
         match std::str::from_utf8(bytes) {
             Ok(text) => EventId::from(text.to_owned()),
             Err(_) => EventId {
@@ -33,18 +33,13 @@ impl EventId {
     }
 
     /// The id as the envelope and the answers write it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.shown
     }
 
     /// What identifies the event: ids equal in these bytes are the same event.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.raw.as_deref().unwrap_or(self.shown.as_bytes())
-    }
-
-    /// The id as it may stand in a header.
-    pub fn header_safe(&self) -> String {
-        header_safe(self.as_bytes())
     }
 }
 
@@ -109,7 +104,7 @@ mod tests {
         assert_eq!(header_safe(b"evt_1.A-b"), "evt_1.A-b");
         assert_eq!(header_safe(b"a b%c\r\nd"), "a%20b%25c%0D%0Ad");
         assert_eq!(header_safe("é".as_bytes()), "%C3%A9");
-        assert_eq!(EventId::from_header(b"\xff%").header_safe(), "%FF%25");
-        assert_eq!(EventId::from("é%".to_string()).header_safe(), "%C3%A9%25");
+        assert_eq!(EventId::from_header(b"\xff%").as_str(), "%FF%25");
+        assert_eq!(header_safe(EventId::from("é%".to_string()).as_bytes()), "%C3%A9%25");
     }
 }

@@ -154,7 +154,7 @@ impl Events {
 }
 
 /// One event to forward, as SPEC §5 describes it.
-pub struct Event {
+pub(crate) struct Event {
     pub id: EventId,
     pub kind: String,
     pub occurred_at: Json,
@@ -164,11 +164,11 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn raw_body(&self) -> &Bytes {
+    pub(crate) fn raw_body(&self) -> &Bytes {
         &self.raw.0
     }
 
-    pub fn raw_content_type(&self) -> Option<&HeaderValue> {
+    pub(crate) fn raw_content_type(&self) -> Option<&HeaderValue> {
         self.raw.1.as_ref()
     }
 }

@@ -167,14 +167,30 @@ async fn counters_equal_the_scripted_mix() {
 #[tokio::test]
 async fn the_admin_port_answers_health_readiness_and_nothing_else() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&config(&upstream.url())).await;
-    let get = |path: &'static str| send(gw.admin, "GET", path, &[], "".into());
+    // A long shutdown delay: the gateway keeps serving, not ready, while the test looks.
+    let text = format!(
+        "[server]\nshutdown_delay = \"1h\"\n{}",
+        config(&upstream.url())
+    );
+    let mut gw = Gateway::start(&text).await;
+    let (admin, addr) = (gw.admin, gw.addr);
+    let get = |path: &'static str| send(admin, "GET", path, &[], "".into());
     assert_eq!(get("/healthz").await.status, 200);
     assert_eq!(get("/readyz").await.status, 200);
     assert_eq!(get("/webhooks").await.status, 404);
-    gw.app.start_draining();
-    assert_eq!(get("/readyz").await.status, 503);
+    gw.signal_shutdown();
+    let not_ready = async {
+        while get("/readyz").await.status != 503 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), not_ready)
+        .await
+        .expect("readiness fails once the shutdown signal arrived");
     assert_eq!(get("/healthz").await.status, 200);
-    let public = send(gw.addr, "GET", "/metrics", &[], "".into()).await;
-    assert_eq!(public.status, 404, "metrics are never on the public port");
+    let public = send(addr, "GET", "/metrics", &[], "".into()).await;
+    assert_eq!(
+        public.status, 404,
+        "metrics are never on the public port (still served while the delay runs)"
+    );
 }

@@ -330,6 +330,13 @@ impl Gateway {
         }
     }
 
+    /// Sends it the signal SIGTERM is to the binary, without waiting for the drain.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Stops it as SIGTERM does, waits until it has drained, and until the last task
     /// holding the app (an admin connection closing, say) let it go, so that what it
     /// holds (the spool's lock) is released as a process exit would.

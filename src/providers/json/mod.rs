@@ -35,16 +35,16 @@ pub(crate) use walk::check;
 /// A JSON value for the envelope: a span of the verified body, or a tree built when the
 /// payload had to be transformed or re-read.
 #[derive(Clone, PartialEq)]
-pub enum Json {
+pub(crate) enum Json {
     Text(Bytes),
     Tree(Value),
 }
 
 impl Json {
-    pub const NULL: Json = Json::Text(Bytes::from_static(b"null"));
+    pub(crate) const NULL: Json = Json::Text(Bytes::from_static(b"null"));
 
     /// Appends the value's JSON text.
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         match self {
             Json::Text(text) => out.extend_from_slice(text),
             // Writing a `Value` into a Vec cannot fail.
