@@ -291,6 +291,13 @@ impl App {
         self.budget.available()
     }
 
+    /// Copies of an event waiting for its first copy's outcome (tests hold the app's
+    /// answer until they all wait).
+    #[doc(hidden)]
+    pub fn copies_waiting(&self) -> usize {
+        self.dedup.waiting()
+    }
+
     /// The spool, when open (tests make it refuse writes).
     #[doc(hidden)]
     pub fn spool(&self) -> Option<&Spool> {

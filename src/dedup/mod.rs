@@ -145,6 +145,15 @@ impl<F: Clone> Dedup<F> {
         (delivered + in_flight) as u64
     }
 
+    /// Copies waiting on a first copy in flight: each waiter holds its flight beside the
+    /// map and the ticket.
+    pub(crate) fn waiting(&self) -> usize {
+        self.flights()
+            .values()
+            .map(|f| Arc::strong_count(f).saturating_sub(2))
+            .sum()
+    }
+
     fn flights(&self) -> MutexGuard<'_, Flights<F>> {
         lock(&self.in_flight)
     }

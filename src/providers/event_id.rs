@@ -105,6 +105,9 @@ mod tests {
         assert_eq!(header_safe(b"a b%c\r\nd"), "a%20b%25c%0D%0Ad");
         assert_eq!(header_safe("é".as_bytes()), "%C3%A9");
         assert_eq!(EventId::from_header(b"\xff%").as_str(), "%FF%25");
-        assert_eq!(header_safe(EventId::from("é%".to_string()).as_bytes()), "%C3%A9%25");
+        assert_eq!(
+            header_safe(EventId::from("é%".to_string()).as_bytes()),
+            "%C3%A9%25"
+        );
     }
 }

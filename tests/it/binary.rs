@@ -11,14 +11,6 @@ use crate::support::{now, pairs, send, smartcv_headers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// The binary, with its log lines readable as they come.
 pub struct Gateway {
     pub child: Child,

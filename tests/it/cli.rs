@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::delivery::SC_BODY;
-use crate::support::{now, pairs, send, smartcv_headers};
+use crate::support::{free_port, now, pairs, send, smartcv_headers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
@@ -123,14 +123,6 @@ fn usage_errors_exit_2() {
             .code(),
         Some(2)
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[tokio::test]

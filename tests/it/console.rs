@@ -305,7 +305,7 @@ struct Driver {
 impl Driver {
     fn start() -> Self {
         let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let port = crate::binary::free_port();
+        let port = crate::support::free_port();
         let mut child = Command::new(&binary)
             .arg(format!("--port={port}"))
             .stdout(Stdio::piped())

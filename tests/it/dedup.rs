@@ -57,10 +57,11 @@ async fn send(gw: &Gateway, path: &str, body: &str) -> crate::support::Answer {
 #[tokio::test]
 async fn twenty_concurrent_copies_reach_the_app_once() {
     let upstream = Upstream::start().await;
-    upstream.script([Reply::status(200).delayed(Duration::from_millis(300))]);
+    let gate = Gate::new();
+    upstream.script([Reply::status(200).held(&gate)]);
     let gw = Gateway::start(&config(&upstream.url(), "")).await;
     let body = event("evt_concurrent");
-    let answers = copies(&gw, "/a", &body, 20).await;
+    let answers = copies_held(&gw, "/a", &body, 20, &gate).await;
     assert_eq!(
         upstream.received().len(),
         1,
@@ -81,10 +82,11 @@ async fn twenty_concurrent_copies_reach_the_app_once() {
 #[tokio::test]
 async fn copies_waiting_on_a_failed_first_copy_answer_as_it_did_and_the_retry_goes_through() {
     let upstream = Upstream::start().await;
-    upstream.script([Reply::status(503).delayed(Duration::from_millis(300))]);
+    let gate = Gate::new();
+    upstream.script([Reply::status(503).held(&gate)]);
     let gw = Gateway::start(&config(&upstream.url(), "")).await;
     let body = event("evt_retry");
-    let answers = copies(&gw, "/a", &body, 5).await;
+    let answers = copies_held(&gw, "/a", &body, 5, &gate).await;
     assert!(answers
         .iter()
         .all(|a| a.status == 502 && a.error() == "upstream_unavailable"));
@@ -241,11 +243,14 @@ async fn a_batch_is_deduplicated_element_by_element() {
 }
 
 /// `n` copies of one signed delivery, sent at once on their own connections.
-async fn copies(
+/// `n` copies sent at once; the app's answer to the first is held by `gate` until every
+/// other copy waits on it.
+async fn copies_held(
     gw: &Gateway,
     path: &'static str,
     body: &str,
     n: usize,
+    gate: &Gate,
 ) -> Vec<crate::support::Answer> {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -256,6 +261,15 @@ async fn copies(
             })
         })
         .collect();
+    let all_wait = async {
+        while gw.app.copies_waiting() < n - 1 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), all_wait)
+        .await
+        .expect("every later copy waits on the first");
+    gate.open();
     let mut answers = Vec::with_capacity(n);
     for t in tasks {
         answers.push(t.await.expect("task"));

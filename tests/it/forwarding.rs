@@ -1,9 +1,7 @@
 //! What the app answers, and what the provider gets back (SPEC §3 forwarding rules).
 
-use std::time::Duration;
-
 use crate::delivery::{config, SC_BODY, SECRET};
-use crate::support::{now, pairs, send, smartcv_headers, Gateway, Reply, Upstream};
+use crate::support::{now, pairs, send, smartcv_headers, Gate, Gateway, Reply, Upstream};
 
 async fn deliver(gw: &Gateway) -> crate::support::Answer {
     let headers = smartcv_headers(SECRET, now(), SC_BODY);
@@ -61,7 +59,8 @@ async fn an_upstream_that_is_down_gives_502() {
 #[tokio::test]
 async fn an_upstream_slower_than_its_timeout_gives_504() {
     let upstream = Upstream::start().await;
-    upstream.script([Reply::status(200).delayed(Duration::from_secs(30))]);
+    // Held for good: the app never answers.
+    upstream.script([Reply::status(200).held(&Gate::new())]);
     let text = config(&upstream.url(), "").replace(
         "[upstream.headers]",
         "timeout = \"200ms\"\n[upstream.headers]",
@@ -77,7 +76,8 @@ async fn an_upstream_slower_than_its_timeout_gives_504() {
 #[tokio::test]
 async fn the_request_timeout_bounds_the_upstream_call_too() {
     let upstream = Upstream::start().await;
-    upstream.script([Reply::status(200).delayed(Duration::from_secs(30))]);
+    // Held for good: the app never answers.
+    upstream.script([Reply::status(200).held(&Gate::new())]);
     let text = format!(
         "[server]\nrequest_timeout = \"200ms\"\n{}",
         config(&upstream.url(), "")

@@ -1,10 +1,9 @@
 //! The real binary's lifecycle: SIGHUP reloads (a rotated secret takes effect, a broken
 //! file changes nothing) and SIGTERM drains in-flight requests before exiting 0.
 
-use std::time::Duration;
-
-use crate::binary::{free_port, Gateway};
-use crate::support::{now, pairs, send, smartcv_headers, Reply, Upstream};
+use crate::binary::Gateway;
+use crate::support::free_port;
+use crate::support::{now, pairs, send, smartcv_headers, Gate, Reply, Upstream};
 
 fn config(port: u16, admin: u16, upstream: &str, secret: &str) -> String {
     format!(
@@ -72,7 +71,8 @@ async fn sighup_rotates_a_secret_and_a_broken_file_keeps_the_old_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let upstream = Upstream::start().await;
-    upstream.script([Reply::status(200).delayed(Duration::from_millis(1500))]);
+    let gate = Gate::new();
+    upstream.script([Reply::status(200).held(&gate)]);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("hookwarden.toml");
     let (port, admin) = (free_port(), free_port());
@@ -101,6 +101,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let refused = tokio::net::TcpStream::connect(gw.addr).await;
     assert!(refused.is_err(), "the public listener stopped accepting");
 
+    gate.open();
     let answer = in_flight.await.expect("task");
     assert_eq!(answer.status, 200, "the in-flight request completed");
     let status = gw.child.wait().expect("wait");

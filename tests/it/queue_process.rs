@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::binary::{free_port, Gateway as Binary};
+use crate::binary::Gateway as Binary;
+use crate::support::free_port;
 use crate::support::{now, pairs, smartcv_headers, try_send, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::binary::{self, free_port};
+use crate::binary;
 use crate::store::{keys, RedisServer};
+use crate::support::free_port;
 use crate::support::{now, pairs, smartcv_headers, Answer, Gate, Gateway, Reply, Upstream};
 
 const SECRET: &str = "sc";
@@ -109,7 +110,8 @@ async fn an_event_delivered_by_one_replica_is_a_duplicate_at_the_other() {
 #[tokio::test]
 async fn a_copy_at_another_replica_while_the_first_is_forwarded_is_told_to_retry() {
     // The app takes its time over the first copy, so the second meets it in flight.
-    let cluster = cluster([Reply::status(200).delayed(Duration::from_secs(1))]).await;
+    let gate = Gate::new();
+    let cluster = cluster([Reply::status(200).held(&gate)]).await;
     let Cluster {
         a,
         b,
@@ -145,6 +147,7 @@ async fn a_copy_at_another_replica_while_the_first_is_forwarded_is_told_to_retry
         Some(&b"1"[..])
     );
 
+    gate.open();
     assert_eq!(first.await.expect("first copy").status, 200);
     let retry = send(b, &body).await;
     assert_eq!(

@@ -31,12 +31,20 @@ pub struct Reply {
     pub status: u16,
     pub body: &'static str,
     pub content_type: Option<&'static str>,
-    /// Holds the answer back (to test timeouts).
-    pub delay: Option<Duration>,
     /// Holds the answer until the test opens the gate.
     pub gate: Option<Gate>,
     /// More headers on the answer.
     pub headers: Vec<(&'static str, &'static str)>,
+}
+
+/// A port free now, for a gateway process that binds it itself (the in-process gateway
+/// binds 127.0.0.1:0 instead).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Holds the answers of the replies given it until the test opens it.
@@ -65,7 +73,6 @@ impl Reply {
             status,
             body: r#"{"ok":true}"#,
             content_type: Some("application/json"),
-            delay: None,
             gate: None,
             headers: Vec::new(),
         }
@@ -79,11 +86,6 @@ impl Reply {
     pub fn with_body(mut self, content_type: &'static str, body: &'static str) -> Self {
         self.content_type = Some(content_type);
         self.body = body;
-        self
-    }
-
-    pub fn delayed(mut self, delay: Duration) -> Self {
-        self.delay = Some(delay);
         self
     }
 
@@ -250,9 +252,6 @@ async fn record(
         .expect("lock")
         .pop_front()
         .unwrap_or(Reply::status(200));
-    if let Some(delay) = reply.delay {
-        tokio::time::sleep(delay).await;
-    }
     if let Some(gate) = &reply.gate {
         gate.pass().await;
     }
