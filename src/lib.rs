@@ -2,43 +2,50 @@
 //! provider's signature and replay window, normalizes the payload into one JSON envelope
 //! and forwards it to the app.
 //!
-//! # Modules
-//! - [`config`]: the TOML file (serde structs) validated into runtime types; `${…}`
-//!   interpolation; every problem reported with its key path.
-//! - [`app`]: [`App`], the state every request shares: the hot-swappable `Runtime`
-//!   (routes, limiters, upstream settings) and what survives reloads (dedup, metrics,
-//!   the upstream connections).
-//! - [`server`]: the public listener (HTTP/1.1 and HTTP/2), its limits and graceful drain.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
-//! - [`framing`]: watches each connection's HTTP/1 framing for smuggling shapes.
-//! - [`pipeline`]: one request, check by check, in the order of SPEC §3.
-//! - [`auth`]: static credentials of `[routes.auth]`.
+//! # Modules, from the leaves up
+//! Each uses only modules listed before it (`tests/it/layering.rs` fails on a cycle).
+//! - [`route`]: the route model (`Route`, `Secret`, the schemes' parameters, a data-only
+//!   `Provider`); `config` builds it, everyone else reads it. [`clock`], [`sync`],
+//!   [`budget`], [`tls`]: the injectable clock, the one way to take a mutex, the room for
+//!   request bodies, the rustls configuration of `[server.tls]`.
+//! - [`config`]: the TOML file (serde structs) validated section by section into
+//!   runtime types; `${…}` interpolation; every problem reported with its key path.
+//! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`spool`]: the Prometheus
+//!   families on the gateway's own registry; the watch on each connection's HTTP/1
+//!   framing; per-route limits (governor); claim / deliver / release of event ids (and,
+//!   with `backend = "redis"`, the same in Redis for several replicas); the SQLite store
+//!   of queued events.
 //! - [`providers`]: one file per signature scheme behind the `Provider` enum; the only
-//!   code that can make a `Verified` payload, and the normalization into `Event`s.
-//! - [`ratelimit`]: per-route limits on verified deliveries (governor).
-//! - [`dedup`]: claim / deliver / release of event ids (a sharded LRU with ttls), and
-//!   behind it, with `backend = "redis"`, the same in Redis for several replicas.
-//! - [`envelope`]: the normalized JSON the app receives.
-//! - [`forward`]: the request to the app, its keep-alive connections (one idle stack per
-//!   origin, resolved per route) and the mapping of the app's answer.
-//! - [`metrics`]: the Prometheus families on the gateway's own registry.
-//! - [`error`]: [`GatewayError`], its status, outcome and JSON body.
-//! - [`tls`]: the rustls configuration of `[server.tls]`.
-//! - [`sign`], [`send`]: signing as each provider does, for `hookwarden sign`, `send`
-//!   and the re-signing of forwarded requests.
-//! - [`clock`], [`logging`]: the injectable clock; log format, level and reload.
-//! - [`sync`]: the one poison-tolerant way to take a mutex.
+//!   code that can make a `Verified` payload, and its normalization into `Event`s.
+//!   [`queue`]: the spool with, per route, the pending events known in memory.
+//! - [`auth`], [`envelope`], [`request_log`], [`signing`]: `[routes.auth]`; the JSON the
+//!   app receives; the last requests for the console; signing as each provider does.
+//! - [`forward`]: the request to the app, its keep-alive connections, and the mapping of
+//!   its answer. [`error`]: `GatewayError`, its status, outcome and JSON body.
+//! - [`app`]: [`App`], the state every request shares: the hot-swappable `Runtime`
+//!   (routes, limiters, upstreams) and what survives reloads (dedup, metrics, the
+//!   connections, the queue).
+//! - [`delivery`]: what becomes of verified events: `sync` forwards while the provider
+//!   waits, `queue` stores them and its workers deliver them. [`pipeline`]: one request,
+//!   check by check, in the order of SPEC §3. [`admin`]: `/metrics`, probes, the admin
+//!   API and the console. [`logging`]: log format, level and reload.
+//! - [`server`]: the public listener (HTTP/1.1 and HTTP/2), its limits and drain.
+//!   [`run`] (below) serves both listeners; [`cli`] is the command line.
+//! - [`fuzzing`]: the properties `fuzz/` checks, built for tests and fuzzing only.
 //!
 //! # The path of a request
 //! `server` accepts a connection and hands each request to `pipeline::handle`, which
 //! takes a snapshot of the `Runtime`, refuses ambiguous framing, finds the route by exact
 //! path, checks the method, the source address and the body size (reading the body with
 //! a hard cap), checks `[routes.auth]`, and calls `providers::verify` with the clock's
-//! `now`. The `Verified` payload is normalized into events; the route's limiter takes one
-//! token; each event is claimed in `dedup` (and then in Redis, when replicas share ids),
-//! rendered by `envelope` and sent by `forward`.
-//! The app's 2xx marks the id delivered and goes back to the provider; anything else
-//! releases the id so the provider's retry is forwarded.
+//! `now`. The `Verified` payload is normalized into events, which `delivery` takes in
+//! the route's mode. `sync`: each event is claimed in `dedup` (and then in Redis, when
+//! replicas share ids), the route's limiter takes a token, `envelope` renders it and
+//! `forward` sends it; the app's 2xx marks the id delivered and goes back to the
+//! provider, anything else releases the id so the provider's retry is forwarded.
+//! `queue`: the events are stored in the spool (dedup and the limit asked in the same
+//! write), the provider gets 200 once they are on disk, and the route's worker delivers
+//! them with retries until the app takes them or they become dead letters.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 

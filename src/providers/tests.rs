@@ -1,26 +1,55 @@
 //! Properties every scheme must have, whatever the body: a correct signature verifies,
 //! and the same signature over a body changed in one byte never does.
 
-use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use proptest::prelude::*;
 use sha2::Sha512;
 
 use super::checks::hmac_sha256;
 use super::{form, verify, Request, VerifyError};
-use crate::config::load_str;
-use crate::route::Route;
+use crate::route::{
+    DeliveryMode, Fields, ForwardMode, HmacAlgorithm, HmacScheme, MessagePart, Provider, Route,
+    Secret, SigEncoding,
+};
 
 const NOW: i64 = 1_764_000_000;
 
-fn route(toml: &str) -> Arc<Route> {
-    let text = format!("[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\n{toml}");
-    let loaded = load_str(&text, Path::new("."), &|_| None).unwrap_or_else(|e| panic!("{e}"));
-    Arc::clone(&loaded.config.routes[0])
+/// A route of `provider` with one secret, `key`, and the defaults of the file.
+fn route(provider: Provider, key: &[u8], hmac: Option<HmacScheme>) -> Arc<Route> {
+    Arc::new(Route {
+        name: "r".into(),
+        path: "/r".into(),
+        provider,
+        secrets: vec![Secret::new(key)],
+        tolerance: Duration::from_secs(300),
+        forward_uri: Uri::from_static("http://127.0.0.1:3000/r"),
+        forward: ForwardMode::Normalized,
+        delivery: DeliveryMode::Sync,
+        rate_limit: None,
+        dedup_ttl: Duration::from_secs(86_400),
+        allow_ips: Vec::new(),
+        default_type: None,
+        fields: Fields::default(),
+        auth: None,
+        hmac,
+    })
+}
+
+fn hmac_scheme(header: &'static str, prefix: Option<&str>) -> HmacScheme {
+    HmacScheme {
+        header: HeaderName::from_static(header),
+        prefix: prefix.map(str::to_string),
+        encoding: SigEncoding::Hex,
+        algorithm: HmacAlgorithm::Sha256,
+        message: vec![MessagePart::Body],
+        timestamp_header: None,
+        id_header: None,
+    }
 }
 
 fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
@@ -58,61 +87,110 @@ fn schemes() -> Vec<(&'static str, Arc<Route>, Signer)> {
     vec![
         (
             "smartcv",
-            route("provider = \"smartcv\"\nsecrets = [\"k\"]\n"),
+            route(Provider::SmartCv, b"k", None),
             Box::new({
                 let ts = ts.clone();
                 move |body| {
                     let tag = hmac_sha256(b"k", &[ts.as_bytes(), b".", body]);
-                    headers(&[("x-smartcv-timestamp", ts.clone()), ("x-smartcv-signature", format!("sha256={}", hex::encode(tag)))])
+                    headers(&[
+                        ("x-smartcv-timestamp", ts.clone()),
+                        (
+                            "x-smartcv-signature",
+                            format!("sha256={}", hex::encode(tag)),
+                        ),
+                    ])
                 }
             }),
         ),
         (
             "semantikmatch",
-            route("provider = \"semantikmatch\"\nsecrets = [\"k\"]\n"),
-            Box::new(|body| headers(&[("x-semantikmatch-signature", hex::encode(hmac_sha256(b"k", &[body])))])),
+            route(Provider::Semantikmatch, b"k", None),
+            Box::new(|body| {
+                headers(&[(
+                    "x-semantikmatch-signature",
+                    hex::encode(hmac_sha256(b"k", &[body])),
+                )])
+            }),
         ),
         (
             "hrflow raw body",
-            route("provider = \"hrflow\"\nsecrets = [\"k\"]\n"),
+            route(Provider::Hrflow, b"k", None),
             Box::new(|body| {
-                headers(&[("content-type", "application/json".into()), ("http-hrflow-signature", hex::encode(hmac_sha256(b"k", &[body])))])
+                headers(&[
+                    ("content-type", "application/json".into()),
+                    (
+                        "http-hrflow-signature",
+                        hex::encode(hmac_sha256(b"k", &[body])),
+                    ),
+                ])
             }),
         ),
         (
             "standard-webhooks",
-            route(&format!("provider = \"standard-webhooks\"\nsecrets = [\"whsec_{}\"]\n", b64(&sw_key))),
+            route(Provider::StandardWebhooks, &sw_key, None),
             Box::new({
                 let ts = ts.clone();
                 move |body| {
                     let tag = hmac_sha256(&sw_key, &[b"msg_1.", ts.as_bytes(), b".", body]);
-                    headers(&[("webhook-id", "msg_1".into()), ("webhook-timestamp", ts.clone()), ("webhook-signature", format!("v1,{}", b64(&tag)))])
+                    headers(&[
+                        ("webhook-id", "msg_1".into()),
+                        ("webhook-timestamp", ts.clone()),
+                        ("webhook-signature", format!("v1,{}", b64(&tag))),
+                    ])
                 }
             }),
         ),
         (
             "hmac sha512 base64 template",
             route(
-                "provider = \"hmac\"\nsecrets = [\"k\"]\n[routes.hmac]\nheader = \"X-Sig\"\nencoding = \"base64\"\nalgorithm = \"sha512\"\n\
-                 message = \"{id}:{timestamp}:{body}\"\ntimestamp_header = \"X-Ts\"\nid_header = \"X-Id\"\n",
+                Provider::Hmac,
+                b"k",
+                Some(HmacScheme {
+                    encoding: SigEncoding::Base64,
+                    algorithm: HmacAlgorithm::Sha512,
+                    message: vec![
+                        MessagePart::Id,
+                        MessagePart::Literal(":".into()),
+                        MessagePart::Timestamp,
+                        MessagePart::Literal(":".into()),
+                        MessagePart::Body,
+                    ],
+                    timestamp_header: Some(HeaderName::from_static("x-ts")),
+                    id_header: Some(HeaderName::from_static("x-id")),
+                    ..hmac_scheme("x-sig", None)
+                }),
             ),
             Box::new({
                 let ts = ts.clone();
                 move |body| {
-                    use hmac::{Mac, digest::KeyInit};
-                    let mut mac = <hmac::Hmac<Sha512> as KeyInit>::new_from_slice(b"k").expect("key");
+                    use hmac::{digest::KeyInit, Mac};
+                    let mut mac =
+                        <hmac::Hmac<Sha512> as KeyInit>::new_from_slice(b"k").expect("key");
                     for part in [b"e1:".as_slice(), ts.as_bytes(), b":", body] {
                         mac.update(part);
                     }
                     let tag = mac.finalize().into_bytes();
-                    headers(&[("x-ts", ts.clone()), ("x-id", "e1".into()), ("x-sig", b64(&tag))])
+                    headers(&[
+                        ("x-ts", ts.clone()),
+                        ("x-id", "e1".into()),
+                        ("x-sig", b64(&tag)),
+                    ])
                 }
             }),
         ),
         (
             "jobaffinity hmac",
-            route("provider = \"jobaffinity\"\nsecrets = [\"k\"]\n[routes.hmac]\nheader = \"X-Sig\"\nprefix = \"sha256=\"\n"),
-            Box::new(|body| headers(&[("x-sig", format!("sha256={}", hex::encode(hmac_sha256(b"k", &[body]))))])),
+            route(
+                Provider::JobAffinity,
+                b"k",
+                Some(hmac_scheme("x-sig", Some("sha256="))),
+            ),
+            Box::new(|body| {
+                headers(&[(
+                    "x-sig",
+                    format!("sha256={}", hex::encode(hmac_sha256(b"k", &[body]))),
+                )])
+            }),
         ),
     ]
 }
@@ -141,7 +219,7 @@ proptest! {
         at in any::<prop::sample::Index>(),
         replacement in "[a-z=&%+0-9]",
     ) {
-        let route = route("provider = \"hrflow\"\nsecrets = [\"k\"]\n");
+        let route = route(Provider::Hrflow, b"k", None);
         let canonical = |b: &[u8]| form::canonical_json(&form::fields(b));
         let tag = hmac_sha256(b"k", &[canonical(body.as_bytes()).as_bytes()]);
         let signed = headers(&[("content-type", "application/x-www-form-urlencoded".into()), ("http-hrflow-signature", hex::encode(tag))]);
@@ -160,7 +238,7 @@ proptest! {
         at in any::<prop::sample::Index>(),
         flip in 1u8..=255,
     ) {
-        let route = route("provider = \"hrflow\"\nsecrets = [\"k\"]\n");
+        let route = route(Provider::Hrflow, b"k", None);
         let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let b = url.encode(&event);
         let documented = format!("{}.{b}", url.encode(hmac_sha256(b"k", &[b.as_bytes()])));

@@ -246,3 +246,32 @@ fn the_reader_sees_grouped_and_relative_paths() {
     );
     assert_eq!(sibling_edge(&module, &["config".into()]), None);
 }
+
+/// The module map at the top of `lib.rs` names every module the crate declares, so it
+/// cannot fall behind the layout.
+#[test]
+fn the_module_map_names_every_module() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("read lib.rs");
+    let map: String = lib
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let declared: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start_matches("pub ");
+            l.strip_prefix("mod ")?.strip_suffix(';')
+        })
+        .collect();
+    assert!(declared.len() > 20, "{declared:?}");
+    let missing: Vec<&&str> = declared
+        .iter()
+        .filter(|m| !map.contains(&format!("[`{m}`]")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in lib.rs's module map: {missing:?}"
+    );
+}
