@@ -20,6 +20,7 @@ use crate::forward::{Forwarder, Pool, Target};
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UNMATCHED};
 use crate::queue::Queue;
 use crate::ratelimit::Limiter;
+use crate::replay_tokens::ReplayTokens;
 use crate::request_log::RequestLog;
 use crate::route::{DeliveryMode, Route};
 use crate::spool::{Spool, SpoolError};
@@ -85,6 +86,8 @@ pub struct App {
     pub(crate) queue: Option<Queue>,
     /// The most recent requests, for `/api/requests`.
     pub(crate) requests: RequestLog,
+    /// Mailgun's one-time tokens, per route, kept across reloads.
+    pub(crate) tokens: ReplayTokens,
     pub(crate) metrics: Metrics,
     pub(crate) clock: Clock,
     pool: Arc<Pool>,
@@ -126,6 +129,7 @@ impl App {
             shared,
             queue,
             requests: RequestLog::new(config.admin.request_log),
+            tokens: ReplayTokens::default(),
             metrics,
             clock,
             pool,

@@ -210,6 +210,15 @@ impl Reply {
         }
     }
 
+    /// A status with no body at all (Discord's webhook-event PING wants a bare 204).
+    pub(crate) fn empty(status: StatusCode) -> Self {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
     pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(self.body));
         *response.status_mut() = self.status;

@@ -193,8 +193,10 @@ pub fn signatures(data: &[u8]) {
     let body = Bytes::copy_from_slice(body);
     let req = providers::Request {
         headers: &headers,
+        query: None,
         body: &body,
         now: NOW,
+        now_ms: NOW * 1000,
     };
     for route in routes() {
         let verified = providers::verify(route, &req);

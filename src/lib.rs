@@ -10,11 +10,11 @@
 //!   request bodies, the rustls configuration of `[server.tls]`.
 //! - [`config`]: the TOML file (serde structs) validated section by section into
 //!   runtime types; `${…}` interpolation; every problem reported with its key path.
-//! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`spool`]: the Prometheus
-//!   families on the gateway's own registry; the watch on each connection's HTTP/1
-//!   framing; per-route limits (governor); claim / deliver / release of event ids (and,
-//!   with `backend = "redis"`, the same in Redis for several replicas); the SQLite store
-//!   of queued events.
+//! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`replay_tokens`], [`spool`]:
+//!   the Prometheus families on the gateway's own registry; the watch on each
+//!   connection's HTTP/1 framing; per-route limits (governor); claim / deliver / release
+//!   of event ids (and, with `backend = "redis"`, the same in Redis for several
+//!   replicas); Mailgun's one-time tokens; the SQLite store of queued events.
 //! - [`providers`]: one file per signature scheme behind the `Provider` enum; the only
 //!   code that can make a `Verified` payload, and its normalization into `Event`s.
 //!   [`queue`]: the spool with, per route, the pending events known in memory.
@@ -71,6 +71,7 @@ mod pipeline;
 mod providers;
 mod queue;
 mod ratelimit;
+mod replay_tokens;
 mod request_log;
 mod route;
 mod server;

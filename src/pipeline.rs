@@ -13,10 +13,11 @@ use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
 use crate::app::{App, RouteState, Runtime};
-use crate::clock::unix_seconds;
+use crate::clock::{unix_millis, unix_seconds};
 use crate::error::{GatewayError, Reply};
 use crate::metrics::{Failure, Outcome};
-use crate::providers::{self, EventId, Events};
+use crate::providers::{self, EventId, Events, Normalized, VerifyError};
+use crate::replay_tokens::Refused;
 use crate::{auth, delivery, request_log};
 
 /// What the request's log line and metrics need, filled in as the pipeline learns it.
@@ -187,15 +188,49 @@ async fn handle_inner(
 
     // 6–9. Signature and replay window, judged at the injected clock.
     let received = app.clock.now();
+    let now = unix_seconds(received);
     let request = providers::Request {
         headers: &parts.headers,
+        query: parts.uri.query(),
         body: &body,
-        now: unix_seconds(received),
+        now,
+        now_ms: unix_millis(received),
     };
     let verified = providers::verify(route, &request)?;
 
-    // 10. Only now is the payload parsed: nothing unverified is ever interpreted.
-    let Events { events, batch } = verified.normalize(route)?;
+    // 9b. A scheme that signs a one-time token but not the event (Mailgun) accepts each
+    //     token once: otherwise one captured signature would vouch for any event.
+    let token = verified.replay_token().map(|(t, _)| t.to_vec());
+    if let Some((token, until)) = verified.replay_token() {
+        app.tokens
+            .claim(&route.name, token, until, now)
+            .map_err(|refused| match refused {
+                Refused::Seen => GatewayError::from(VerifyError::InvalidSignature),
+                Refused::Full => GatewayError::Overloaded,
+            })?;
+    }
+    let release = |app: &App| {
+        if let Some(token) = &token {
+            app.tokens.release(&route.name, token);
+        }
+    };
+
+    // 10. Only now is the payload parsed: nothing unverified is ever interpreted. A
+    //     handshake (a provider checking the endpoint) is answered here, never forwarded.
+    let Events { events, batch } = match verified.normalize(route) {
+        Ok(Normalized::Events(events)) => events,
+        Ok(Normalized::Handshake(handshake)) => {
+            trace.outcomes.push(Outcome::Handshake);
+            return Ok(match handshake.body {
+                Some(body) => Reply::json(handshake.status, &body),
+                None => Reply::empty(handshake.status),
+            });
+        }
+        Err(malformed) => {
+            release(app);
+            return Err(malformed.into());
+        }
+    };
 
     // 11–14. Each event once, in the route's delivery mode (see `delivery`): a duplicate
     //        is answered first, so that replaying a captured request never spends the
@@ -205,6 +240,10 @@ async fn handle_inner(
     trace.batch = batch;
     trace.kind = delivered.kind;
     trace.outcomes.extend(delivered.outcomes);
+    if !request_outcome(&trace.outcomes).is_some_and(Outcome::is_success) {
+        // Not accepted: the provider's retry carries the same token.
+        release(app);
+    }
     Ok(delivered.reply)
 }
 

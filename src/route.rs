@@ -20,16 +20,44 @@ pub enum Provider {
     JobAffinity,
     StandardWebhooks,
     Hmac,
+    Stripe,
+    Github,
+    Slack,
+    Shopify,
+    Paddle,
+    Zoom,
+    Linear,
+    Typeform,
+    Intercom,
+    Mailgun,
+    Twilio,
+    Square,
+    Discord,
+    Sendgrid,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 6] = [
+    pub const ALL: [Provider; 20] = [
         Provider::SmartCv,
         Provider::Semantikmatch,
         Provider::Hrflow,
         Provider::JobAffinity,
         Provider::StandardWebhooks,
         Provider::Hmac,
+        Provider::Stripe,
+        Provider::Github,
+        Provider::Slack,
+        Provider::Shopify,
+        Provider::Paddle,
+        Provider::Zoom,
+        Provider::Linear,
+        Provider::Typeform,
+        Provider::Intercom,
+        Provider::Mailgun,
+        Provider::Twilio,
+        Provider::Square,
+        Provider::Discord,
+        Provider::Sendgrid,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +68,20 @@ impl Provider {
             Provider::JobAffinity => "jobaffinity",
             Provider::StandardWebhooks => "standard-webhooks",
             Provider::Hmac => "hmac",
+            Provider::Stripe => "stripe",
+            Provider::Github => "github",
+            Provider::Slack => "slack",
+            Provider::Shopify => "shopify",
+            Provider::Paddle => "paddle",
+            Provider::Zoom => "zoom",
+            Provider::Linear => "linear",
+            Provider::Typeform => "typeform",
+            Provider::Intercom => "intercom",
+            Provider::Mailgun => "mailgun",
+            Provider::Twilio => "twilio",
+            Provider::Square => "square",
+            Provider::Discord => "discord",
+            Provider::Sendgrid => "sendgrid",
         }
     }
 
@@ -49,12 +91,35 @@ impl Provider {
 
     /// Whether its routes need `secrets` (JobAffinity's only with `[routes.hmac]`).
     pub fn uses_secrets(self) -> bool {
-        !matches!(self, Provider::JobAffinity)
+        !matches!(self, Provider::JobAffinity) && !self.uses_public_key()
+    }
+
+    /// Whether its routes verify with `public_key` instead of `secrets` (SPEC §4.7).
+    pub fn uses_public_key(self) -> bool {
+        matches!(self, Provider::Discord | Provider::Sendgrid)
+    }
+
+    /// Whether its routes need `public_url`: the provider signs the URL it posted to,
+    /// which the gateway cannot know behind a load balancer.
+    pub fn signs_url(self) -> bool {
+        matches!(self, Provider::Twilio | Provider::Square)
     }
 
     /// Whether its scheme signs a timestamp (for the dedup-ttl warning).
     pub fn has_timestamp(self) -> bool {
-        matches!(self, Provider::SmartCv | Provider::StandardWebhooks)
+        matches!(
+            self,
+            Provider::SmartCv
+                | Provider::StandardWebhooks
+                | Provider::Stripe
+                | Provider::Slack
+                | Provider::Paddle
+                | Provider::Zoom
+                | Provider::Linear
+                | Provider::Mailgun
+                | Provider::Discord
+                | Provider::Sendgrid
+        )
     }
 }
 
@@ -78,12 +143,16 @@ pub(crate) enum ForwardMode {
 }
 
 /// One route, with every default resolved.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Route {
     pub name: String,
     pub path: String,
     pub provider: Provider,
     pub secrets: Vec<Secret>,
+    /// Keys of the public-key schemes (Discord, SendGrid, Standard Webhooks `whpk_`).
+    pub public_keys: Vec<PublicKey>,
+    /// The exact URL the provider posts to, for the schemes that sign it (Twilio, Square).
+    pub public_url: Option<String>,
     pub tolerance: Duration,
     /// `upstream` (route or global) joined with `forward_path`, computed once at load.
     pub forward_uri: Uri,
@@ -147,8 +216,17 @@ pub(crate) enum SigEncoding {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HmacAlgorithm {
+    /// Only for the presets that still sign with it (Intercom, Twilio).
+    Sha1,
     Sha256,
     Sha512,
+}
+
+/// A public key a route's signatures are checked against, parsed at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PublicKey {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    P256(p256::ecdsa::VerifyingKey),
 }
 
 /// One piece of a signed-message template.

@@ -119,12 +119,21 @@ enum EventsCommand {
 
 #[derive(Args)]
 struct SignArgs {
-    /// smartcv | semantikmatch | hrflow | standard-webhooks
+    /// Any scheme but hmac, jobaffinity and mailgun: smartcv, semantikmatch, hrflow,
+    /// standard-webhooks, stripe, github, slack, shopify, paddle, zoom, linear, typeform,
+    /// intercom, twilio, square, discord, sendgrid.
     #[arg(long)]
     provider: String,
-    /// The provider's secret (standard-webhooks: whsec_...).
+    /// The provider's shared secret (standard-webhooks: whsec_...).
+    #[arg(long, conflicts_with = "private_key")]
+    secret: Option<String>,
+    /// PEM private key of the public-key schemes (discord and standard-webhooks v1a:
+    /// Ed25519; sendgrid: P-256).
     #[arg(long)]
-    secret: String,
+    private_key: Option<PathBuf>,
+    /// The public URL the provider posts to (twilio, square).
+    #[arg(long)]
+    url: Option<String>,
     /// Unix seconds to sign at (default: now).
     #[arg(long, allow_hyphen_values = true)]
     timestamp: Option<i64>,
@@ -145,6 +154,9 @@ struct SendArgs {
     /// Gateway URL; one without a path gets the route's path (default: the listen address).
     #[arg(long)]
     to: Option<String>,
+    /// PEM private key for routes that verify with public_key (discord, sendgrid).
+    #[arg(long)]
+    private_key: Option<PathBuf>,
     /// The body to send.
     body: PathBuf,
 }
@@ -154,6 +166,23 @@ struct ConfigArg {
     /// Configuration file.
     #[arg(long, env = "HOOKWARDEN_CONFIG", default_value = "hookwarden.toml")]
     config: PathBuf,
+}
+
+/// Reads a PEM private key file; the error is printed and exits 2.
+fn read_private_key(
+    path: Option<&std::path::Path>,
+) -> Result<Option<crate::signing::Key>, ExitCode> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("cannot read {}: {e}", path.display());
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    crate::signing::Key::from_pem(&text).map(Some).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
 }
 
 /// Bad configuration or usage (clap exits 2 for usage errors too).

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 
-use super::{load, now, read_body, SendArgs, EXIT_CONFIG, EXIT_RUNTIME};
+use super::{load, now, read_body, read_private_key, SendArgs, EXIT_CONFIG, EXIT_RUNTIME};
 use crate::config::Config;
 use crate::route::Route;
 use crate::{forward, signing};
@@ -78,11 +78,19 @@ pub(super) fn target(config: &Config, route: &Route, to: Option<&str>) -> Result
 /// Signs `body` for `route` at `timestamp` and POSTs it; returns the gateway's answer.
 pub(super) async fn send(
     route: &Route,
+    private_key: Option<&signing::Key>,
     target: Uri,
     body: Bytes,
     timestamp: i64,
 ) -> Result<(StatusCode, Bytes), SendError> {
-    let headers = signing::route_headers(route, &body, timestamp, &signing::random_id())?;
+    let signed =
+        signing::route_request(route, private_key, &body, timestamp, &signing::random_id())?;
+    let headers = signed.headers;
+    let body = signed.body.map_or(body, Bytes::from);
+    let target = match signed.query {
+        Some(query) => with_query(&target, &query)?,
+        None => target,
+    };
     let request = || {
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
@@ -112,6 +120,14 @@ pub(super) async fn send(
     Ok((status, body))
 }
 
+/// `target` with `query` appended (Twilio signs `bodySHA256` in the URL).
+fn with_query(target: &Uri, query: &str) -> Result<Uri, SendError> {
+    let text = target.to_string();
+    let sep = if target.query().is_some() { '&' } else { '?' };
+    let joined = format!("{text}{sep}{query}");
+    joined.parse().map_err(|_| SendError::BadTarget(joined))
+}
+
 /// The command: sign `args.body` for the route and POST it.
 pub(super) fn send_command(args: &SendArgs) -> ExitCode {
     let loaded = match load(&args.config.config) {
@@ -120,6 +136,10 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
     };
     let body = match read_body(&args.body) {
         Ok(b) => b,
+        Err(code) => return code,
+    };
+    let private_key = match read_private_key(args.private_key.as_deref()) {
+        Ok(k) => k,
         Err(code) => return code,
     };
     let config = &loaded.config;
@@ -143,7 +163,13 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
         }
     };
     println!("POST {target}");
-    match runtime.block_on(send(route, target, body.into(), now())) {
+    match runtime.block_on(send(
+        route,
+        private_key.as_ref(),
+        target,
+        body.into(),
+        now(),
+    )) {
         Ok((status, body)) => {
             println!("{status}");
             println!("{}", String::from_utf8_lossy(&body));

@@ -271,6 +271,10 @@ pub(super) struct RouteSection {
     /// Any one of them may produce the signature (rotation). Kept untyped here so that a
     /// wrong shape is reported without serde echoing the value, which is a secret.
     pub secrets: Option<toml::Value>,
+    /// Public keys of the public-key presets (`discord` hex, `sendgrid` base64 DER).
+    pub public_key: Option<toml::Value>,
+    /// The URL the provider posts to, for the presets that sign it (`twilio`, `square`).
+    pub public_url: Option<String>,
     /// Replay window for timestamped schemes.
     pub tolerance: Option<String>,
     /// Path on the upstream (default: `path`).

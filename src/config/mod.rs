@@ -6,6 +6,7 @@ mod checker;
 mod file;
 mod hmac;
 mod interpolate;
+mod keys;
 mod load;
 mod routes;
 mod secrets;

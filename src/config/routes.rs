@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use super::checker::Checker;
 use super::file::{FieldsSection, RateLimitSection, RouteSection};
-use super::{auth, hmac, secrets};
+use super::{auth, hmac, keys, secrets};
 use crate::route::{DeliveryMode, Fields, ForwardMode, Provider, RateLimit, Route};
 
 pub(super) fn route(
@@ -73,6 +73,8 @@ pub(super) fn route(
     }
     let signs = provider.uses_secrets() || r.hmac.is_some();
     let secrets = secrets::secrets(c, at, provider, signs, r.secrets.as_ref());
+    let public_keys = keys::public_keys(c, at, provider, r.public_key.as_ref());
+    let public_url = keys::public_url(c, at, provider, r.public_url.as_deref());
 
     let upstream = route_upstream.as_ref().or(global_upstream);
     let forward_path = r.forward_path.as_ref().or(r.path.as_ref());
@@ -88,6 +90,10 @@ pub(super) fn route(
 
     let tolerance = tolerance?;
     let dedup_ttl = dedup_ttl?;
+    // Standard Webhooks' `whpk_` entries sit among its secrets but are public keys.
+    let (secrets, whpk) = secrets?;
+    let mut public_keys = public_keys?;
+    public_keys.extend(whpk);
     let timestamped =
         provider.has_timestamp() || hmac.as_ref().is_some_and(|h| h.timestamp_header.is_some());
     if timestamped && !dedup_ttl.is_zero() && dedup_ttl < tolerance * 2 {
@@ -101,7 +107,9 @@ pub(super) fn route(
         name: name?,
         path: path?,
         provider,
-        secrets: secrets?,
+        secrets,
+        public_keys,
+        public_url: public_url?,
         tolerance,
         forward_uri: forward_uri?,
         forward: forward?,

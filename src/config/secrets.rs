@@ -4,16 +4,18 @@
 use base64::Engine;
 
 use super::checker::Checker;
-use crate::route::{Provider, Secret};
+use super::keys;
+use crate::route::{Provider, PublicKey, Secret};
 
 /// `[routes] secrets`: required when the route checks signatures, refused otherwise.
+/// Standard Webhooks' `whpk_` entries come back apart, as public keys.
 pub(super) fn secrets(
     c: &mut Checker<'_>,
     at: &str,
     provider: Provider,
     signs: bool,
     raw: Option<&toml::Value>,
-) -> Option<Vec<Secret>> {
+) -> Option<(Vec<Secret>, Vec<PublicKey>)> {
     let path = format!("{at}.secrets");
     let list: Vec<&str> = match raw {
         None => Vec::new(),
@@ -28,25 +30,36 @@ pub(super) fn secrets(
     };
     if !signs {
         if !list.is_empty() {
-            return c.fail(
-                path,
+            let why = if provider.uses_public_key() {
+                format!(
+                    "provider {:?} verifies with public_key, not secrets",
+                    provider.name()
+                )
+            } else {
                 format!(
                     "provider {:?} without [routes.hmac] does not use secrets",
                     provider.name()
-                ),
-            );
+                )
+            };
+            return c.fail(path, why);
         }
-        return Some(Vec::new());
+        return Some((Vec::new(), Vec::new()));
     }
     if list.is_empty() {
         return c.fail(path, "at least one secret is required");
     }
     let mut out = Vec::with_capacity(list.len());
+    let mut public = Vec::new();
     let mut ok = true;
     for (j, s) in list.iter().enumerate() {
         let path = format!("{at}.secrets[{j}]");
         if s.is_empty() {
             ok = c.fail::<()>(path, "must not be empty").is_some();
+        } else if provider == Provider::StandardWebhooks && s.starts_with("whpk_") {
+            match keys::whpk(c, &path, s) {
+                Some(key) => public.push(key),
+                None => ok = false,
+            }
         } else if provider == Provider::StandardWebhooks {
             match whsec(c, &path, s) {
                 Some(key) => out.push(key),
@@ -56,13 +69,16 @@ pub(super) fn secrets(
             out.push(Secret::new(s.as_bytes()));
         }
     }
-    ok.then_some(out)
+    ok.then_some((out, public))
 }
 
 /// A Standard Webhooks secret: `whsec_` + base64 of the key bytes.
 pub(super) fn whsec(c: &mut Checker<'_>, path: &str, raw: &str) -> Option<Secret> {
     let Some(b64) = raw.strip_prefix("whsec_") else {
-        return c.fail(path, "must start with \"whsec_\" followed by base64");
+        return c.fail(
+            path,
+            "must start with \"whsec_\" (or \"whpk_\" for an Ed25519 public key) followed by base64",
+        );
     };
     match base64::engine::general_purpose::STANDARD.decode(b64) {
         Ok(key) if !key.is_empty() => Some(Secret::new(key)),

@@ -340,7 +340,7 @@ fn standard_webhooks_secrets_are_whsec_base64() {
     assert_eq!(
         p,
         [
-            "routes[0].secrets[0]: must start with \"whsec_\" followed by base64",
+            "routes[0].secrets[0]: must start with \"whsec_\" (or \"whpk_\" for an Ed25519 public key) followed by base64",
             "routes[0].secrets[1]: the part after \"whsec_\" is not valid base64",
         ]
     );

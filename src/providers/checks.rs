@@ -12,6 +12,7 @@ use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use http::header::AsHeaderName;
 use http::HeaderMap;
+use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
@@ -46,6 +47,15 @@ pub(crate) fn signature<'a>(
     }
 }
 
+/// An unsigned header's text, for what it may only describe (an event type): one copy,
+/// UTF-8, not empty.
+pub(crate) fn text(found: Header<'_>) -> Option<String> {
+    match found {
+        Header::One(v) if !v.is_empty() => std::str::from_utf8(v).ok().map(str::to_string),
+        _ => None,
+    }
+}
+
 impl<'a> Header<'a> {
     /// Check 9's view of a signature header: exactly one copy.
     pub(crate) fn single(self) -> Result<&'a [u8], VerifyError> {
@@ -65,15 +75,63 @@ pub(crate) fn timestamp(
     let Header::One(raw) = header(headers, name) else {
         return Err(VerifyError::InvalidTimestamp);
     };
+    Ok((raw, integer(raw)?))
+}
+
+/// `-?[0-9]+` within i64, from a header or a signature list (Stripe's `t=`).
+pub(crate) fn integer(raw: &[u8]) -> Result<i64, VerifyError> {
     let digits = raw.strip_prefix(b"-").unwrap_or(raw);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(VerifyError::InvalidTimestamp);
     }
-    let value = std::str::from_utf8(raw)
+    std::str::from_utf8(raw)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or(VerifyError::InvalidTimestamp)?;
-    Ok((raw, value))
+        .ok_or(VerifyError::InvalidTimestamp)
+}
+
+/// The values of `key` in a `k=v<sep>k=v…` signature list (Stripe's `t=…,v1=…`, Paddle's
+/// `ts=…;h1=…`), in order; entries without `=` are skipped, spaces around entries
+/// ignored.
+pub(crate) fn list_values<'a>(
+    raw: &'a [u8],
+    separator: u8,
+    key: &'a [u8],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    raw.split(move |&b| b == separator)
+        .filter_map(move |entry| {
+            let entry = entry.trim_ascii();
+            let eq = entry.iter().position(|&b| b == b'=')?;
+            (&entry[..eq] == key).then_some(&entry[eq + 1..])
+        })
+}
+
+/// A signature list's one timestamp: absent, repeated or not an integer is check 7.
+pub(crate) fn list_timestamp<'a>(
+    raw: &'a [u8],
+    separator: u8,
+    key: &'a [u8],
+) -> Result<(&'a [u8], i64), VerifyError> {
+    let mut values = list_values(raw, separator, key);
+    match (values.next(), values.next()) {
+        (Some(text), None) => Ok((text, integer(text)?)),
+        _ => Err(VerifyError::InvalidTimestamp),
+    }
+}
+
+/// The common shape of a preset: one HMAC over `message` that must equal the decoded
+/// signature, by any configured secret.
+pub(crate) fn hmac_matches(
+    algorithm: HmacAlgorithm,
+    secrets: &[Secret],
+    message: &[&[u8]],
+    expected: &[u8],
+) -> Result<(), VerifyError> {
+    if any_secret_signs(algorithm, secrets, message, &[expected]) {
+        Ok(())
+    } else {
+        Err(VerifyError::InvalidSignature)
+    }
 }
 
 /// Check 8: `|now - timestamp| <= tolerance`, in whole seconds, both directions.
@@ -135,7 +193,18 @@ pub(crate) fn any_secret_signs(
     message: &[&[u8]],
     candidates: &[&[u8]],
 ) -> bool {
-    secrets.iter().any(|secret| {
+    which_secret_signs(algorithm, secrets, message, candidates).is_some()
+}
+
+/// The first secret whose HMAC equals one of the `candidates` (Zoom answers its
+/// handshake with the secret that verified).
+pub(crate) fn which_secret_signs<'s>(
+    algorithm: HmacAlgorithm,
+    secrets: &'s [Secret],
+    message: &[&[u8]],
+    candidates: &[&[u8]],
+) -> Option<&'s Secret> {
+    secrets.iter().find(|secret| {
         let tag = tag(algorithm, secret.expose(), message);
         candidates
             .iter()
@@ -146,13 +215,13 @@ pub(crate) fn any_secret_signs(
 /// The HMAC of the concatenated `message` parts, for verifying and for signing.
 pub(crate) fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Vec<u8> {
     match algorithm {
+        HmacAlgorithm::Sha1 => mac::<Hmac<Sha1>>(key, message),
         HmacAlgorithm::Sha256 => mac::<Hmac<Sha256>>(key, message),
         HmacAlgorithm::Sha512 => mac::<Hmac<Sha512>>(key, message),
     }
 }
 
 /// HMAC-SHA256 of the concatenated parts.
-#[cfg(test)]
 #[cfg(test)]
 pub(crate) fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
     tag(HmacAlgorithm::Sha256, key, message)
@@ -265,6 +334,29 @@ mod tests {
         assert_eq!(decode_base64url(b"+/8="), None);
         assert_eq!(decode_base64(b""), None);
         assert_eq!(decode_base64(b"!!"), None);
+    }
+
+    #[test]
+    fn signature_lists_give_each_value_of_a_key_in_order() {
+        let raw = b"t=1492774577, v1=aa,v0=bb,v1=cc,junk";
+        let v1: Vec<&[u8]> = list_values(raw, b',', b"v1").collect();
+        assert_eq!(v1, [&b"aa"[..], &b"cc"[..]]);
+        assert_eq!(
+            list_timestamp(raw, b',', b"t"),
+            Ok((&b"1492774577"[..], 1492774577))
+        );
+        assert_eq!(
+            list_timestamp(b"t=1,t=2", b',', b"t"),
+            Err(VerifyError::InvalidTimestamp)
+        );
+        assert_eq!(
+            list_timestamp(b"h1=aa", b';', b"ts"),
+            Err(VerifyError::InvalidTimestamp)
+        );
+        assert_eq!(
+            list_timestamp(b"ts=12a;h1=aa", b';', b"ts"),
+            Err(VerifyError::InvalidTimestamp)
+        );
     }
 
     #[test]

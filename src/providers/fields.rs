@@ -1,18 +1,48 @@
 //! The rules common to all providers (SPEC §4): where id, type, occurred_at and data come
 //! from, and how ids are written into headers.
 
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::json::{Found, Json, Payload};
-use super::{Event, EventId, MalformedPayload, Verified};
-use crate::route::Route;
+use super::json::{self, Found, Json, Payload};
+use super::{parse_json, Event, EventId, Events, MalformedPayload, Normalized, Verified};
+use crate::route::{ForwardMode, Route};
 
 /// A provider's own pointers; a route's `fields` override each one.
 pub(super) struct Pointers {
     pub id: Option<&'static str>,
-    pub kind: Option<&'static str>,
+    pub kind: Kind<'static>,
     pub occurred_at: Option<&'static str>,
     pub data: Option<&'static str>,
+}
+
+/// Where a provider's event type comes from. A route's `fields.type` replaces any of
+/// these with one pointer.
+#[derive(Clone, Copy)]
+pub(super) enum Kind<'p> {
+    None,
+    /// The string at the pointer.
+    At(&'p str),
+    /// The string at the first pointer that finds one (Slack's `/event/type`, else `/type`).
+    FirstOf(&'p str, &'p str),
+    /// `<first>.<second>`, or `<first>` alone when the second finds no string (Linear).
+    Dotted(&'p str, &'p str),
+    /// The unsigned header's type (GitHub, Shopify), `.` + the string at the pointer when
+    /// it finds one.
+    Hinted(Option<&'p str>),
+    /// A string, or an integer written as its digits (Discord's interaction `type`).
+    Code(&'p str),
+}
+
+impl<'p> Kind<'p> {
+    fn pointers(self) -> [Option<&'p str>; 2] {
+        match self {
+            Kind::None | Kind::Hinted(None) => [None, None],
+            Kind::At(p) | Kind::Code(p) | Kind::Hinted(Some(p)) => [Some(p), None],
+            Kind::FirstOf(a, b) | Kind::Dotted(a, b) => [Some(a), Some(b)],
+        }
+    }
 }
 
 /// Builds the event from a verified JSON body by the common rules, reading the body once
@@ -26,6 +56,72 @@ pub(super) fn event_from_json(
 ) -> Result<Event, MalformedPayload> {
     let payload = Payload::read(&verified.body, object)?;
     Ok(event(route, defaults, verified, payload, &verified.body))
+}
+
+/// The one event of a JSON body (any JSON value), by the common rules.
+pub(super) fn one_from_json(
+    route: &Route,
+    defaults: &Pointers,
+    verified: &Verified,
+) -> Result<Normalized, MalformedPayload> {
+    let event = event_from_json(route, defaults, verified, false)?;
+    Ok(Events::one(event).into())
+}
+
+/// A JSON object is one event, forwarded as sent; an array is a batch of objects
+/// (SPEC §3), unless the route forwards raw bytes, which travel as they came: one event.
+pub(super) fn object_or_batch(
+    route: &Route,
+    defaults: &Pointers,
+    verified: &Verified,
+) -> Result<Events, MalformedPayload> {
+    if json::first_byte(&verified.body) == Some(b'{') {
+        let event = event_from_json(route, defaults, verified, true)?;
+        return Ok(Events::one(event));
+    }
+    match parse_json(&verified.body)? {
+        payload @ Value::Array(_) if route.forward == ForwardMode::Raw => {
+            let payload = Payload::Tree(payload);
+            let event = event(route, defaults, verified, payload, &verified.body);
+            Ok(Events::one(event))
+        }
+        Value::Array(elements) => batch(route, defaults, verified, elements),
+        _ => Err(MalformedPayload(
+            "body is neither a JSON object nor an array of objects".into(),
+        )),
+    }
+}
+
+/// One event per element, each id derived from the element's exact bytes. Any element
+/// that is not an object refuses the whole batch before anything is forwarded.
+fn batch(
+    route: &Route,
+    defaults: &Pointers,
+    verified: &Verified,
+    elements: Vec<Value>,
+) -> Result<Events, MalformedPayload> {
+    // The same text parsed again for the elements' spans; it already parsed strictly.
+    let spans: Vec<&RawValue> = serde_json::from_slice(&verified.body)
+        .map_err(|e| MalformedPayload(format!("body is not valid JSON ({e})")))?;
+    let mut events = Vec::with_capacity(elements.len());
+    for (i, (element, span)) in elements.into_iter().zip(spans).enumerate() {
+        if !element.is_object() {
+            return Err(MalformedPayload(format!(
+                "batch element {i} is not a JSON object"
+            )));
+        }
+        events.push(event(
+            route,
+            defaults,
+            verified,
+            Payload::Tree(element),
+            span.get().as_bytes(),
+        ));
+    }
+    Ok(Events {
+        events,
+        batch: true,
+    })
 }
 
 /// Builds the event from `payload` by the common rules. `derived_from` is the text whose
@@ -44,9 +140,12 @@ pub(super) fn event(
         f.id.as_deref()
             .or(defaults.id)
             .filter(|_| verified.signed_id.is_none());
-    let kind_pointer = f.kind.as_deref().or(defaults.kind);
+    // A route's own type pointer replaces the provider's rule.
+    let rule = f.kind.as_deref().map_or(defaults.kind, Kind::At);
+    let [first, second] = rule.pointers();
     let at_pointer = f.occurred_at.as_deref().or(defaults.occurred_at);
-    let [id, kind, occurred_at] = payload.lookup_all([id_pointer, kind_pointer, at_pointer]);
+    let [id, occurred_at, first, second] =
+        payload.lookup_all([id_pointer, at_pointer, first, second]);
     let id = match &verified.signed_id {
         Some(signed) => signed.clone(),
         None => EventId::from(
@@ -54,8 +153,32 @@ pub(super) fn event(
                 .unwrap_or_else(|| derived_id(derived_from)),
         ),
     };
+    let kind = match rule {
+        Kind::None => None,
+        Kind::At(_) => first.and_then(Found::string),
+        Kind::FirstOf(..) => first
+            .and_then(Found::string)
+            .or_else(|| second.and_then(Found::string)),
+        Kind::Dotted(..) => {
+            first
+                .and_then(Found::string)
+                .map(|a| match second.and_then(Found::string) {
+                    Some(b) => format!("{a}.{b}"),
+                    None => a,
+                })
+        }
+        Kind::Hinted(_) => {
+            verified
+                .kind_hint
+                .clone()
+                .map(|hint| match first.and_then(Found::string) {
+                    Some(b) => format!("{hint}.{b}"),
+                    None => hint,
+                })
+        }
+        Kind::Code(_) => first.and_then(Found::id),
+    };
     let kind = kind
-        .and_then(Found::string)
         .or_else(|| route.default_type.clone())
         .unwrap_or_else(|| "unknown".to_string());
     let occurred_at = occurred_at.map_or(Json::NULL, |found| found.to_json(body));

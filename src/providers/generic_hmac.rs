@@ -2,15 +2,17 @@
 //! SHA-512, over a message template of `{body}`, `{timestamp}` and `{id}`. JobAffinity
 //! routes with `[routes.hmac]` use the same check.
 
-use super::fields::{self, Pointers};
-use super::{checks, EventId, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::fields::{self, Kind, Pointers};
+use super::{
+    checks, EventId, Events, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError,
+};
 use crate::route::{HmacScheme, MessagePart, Route, SigEncoding};
 
 pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
 const POINTERS: Pointers = Pointers {
     id: Some("/id"),
-    kind: Some("/type"),
+    kind: Kind::At("/type"),
     occurred_at: None,
     data: None,
 };
@@ -65,7 +67,11 @@ pub(super) fn check(
     Ok(id.map(EventId::from_header))
 }
 
-fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
+    events(route, verified).map(Normalized::from)
+}
+
+fn events(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     let event = fields::event_from_json(route, &POINTERS, &verified, false)?;
     Ok(Events::one(event))
 }

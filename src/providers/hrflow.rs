@@ -9,25 +9,23 @@
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::fields::{self, Pointers};
+use super::fields::{self, Kind, Pointers};
 use super::json::Payload;
 use super::{
-    checks, form, json, parse_json, Event, Events, MalformedPayload, Request, Scheme, Verified,
-    VerifyError,
+    checks, form, parse_json, Event, Events, MalformedPayload, Normalized, Request, Scheme,
+    Verified, VerifyError, FORM,
 };
-use crate::route::{ForwardMode, HmacAlgorithm, Route};
+use crate::route::{HmacAlgorithm, Route};
 
 pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
 const SIGNATURE: HeaderName = HeaderName::from_static("http-hrflow-signature");
-const FORM: &str = "application/x-www-form-urlencoded";
 
 const POINTERS: Pointers = Pointers {
     id: None,
-    kind: Some("/type"),
+    kind: Kind::At("/type"),
     occurred_at: None,
     data: None,
 };
@@ -77,28 +75,15 @@ fn signed_request(route: &Route, a: &[u8], b: &[u8]) -> Result<Verified, VerifyE
     }
 }
 
-fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
+    events(route, verified).map(Normalized::from)
+}
+
+fn events(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     if verified.media_type_is(FORM) {
         return Ok(Events::one(form_event(route, &verified)));
     }
-    // An object is one event, forwarded as sent (unless it repeats a key).
-    if json::first_byte(&verified.body) == Some(b'{') {
-        let payload = Payload::read(&verified.body, true)?;
-        let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
-        return Ok(Events::one(event));
-    }
-    match parse_json(&verified.body)? {
-        // With raw forwarding the array travels as it came: one event.
-        payload @ Value::Array(_) if route.forward == ForwardMode::Raw => {
-            let payload = Payload::Tree(payload);
-            let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
-            Ok(Events::one(event))
-        }
-        Value::Array(elements) => batch(route, &verified, elements),
-        _ => Err(MalformedPayload(
-            "body is neither a JSON object nor an array of objects".into(),
-        )),
-    }
+    fields::object_or_batch(route, &POINTERS, &verified)
 }
 
 /// The fields of the form as a JSON object; `profile` and `job` hold JSON text, which
@@ -122,35 +107,4 @@ fn form_event(route: &Route, verified: &Verified) -> Event {
         Payload::Tree(Value::Object(object)),
         canonical.as_bytes(),
     )
-}
-
-/// One event per element, each id derived from the element's exact bytes. Any element
-/// that is not an object refuses the whole batch before anything is forwarded.
-fn batch(
-    route: &Route,
-    verified: &Verified,
-    elements: Vec<Value>,
-) -> Result<Events, MalformedPayload> {
-    // The same text parsed again for the elements' spans; it already parsed strictly.
-    let spans: Vec<&RawValue> = serde_json::from_slice(&verified.body)
-        .map_err(|e| MalformedPayload(format!("body is not valid JSON ({e})")))?;
-    let mut events = Vec::with_capacity(elements.len());
-    for (i, (element, span)) in elements.into_iter().zip(spans).enumerate() {
-        if !element.is_object() {
-            return Err(MalformedPayload(format!(
-                "batch element {i} is not a JSON object"
-            )));
-        }
-        events.push(fields::event(
-            route,
-            &POINTERS,
-            verified,
-            Payload::Tree(element),
-            span.get().as_bytes(),
-        ));
-    }
-    Ok(Events {
-        events,
-        batch: true,
-    })
 }

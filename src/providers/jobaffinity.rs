@@ -1,8 +1,10 @@
 //! JobAffinity (SPEC §4.4): the provider signs with whatever the integrator agrees with
 //! its support, so a route carries `[routes.auth]` and/or `[routes.hmac]`.
 
-use super::fields::{self, Pointers};
-use super::{generic_hmac, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::fields::{self, Kind, Pointers};
+use super::{
+    generic_hmac, Events, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError,
+};
 use crate::route::Route;
 
 pub(super) const SCHEME: Scheme = Scheme {
@@ -13,7 +15,7 @@ pub(super) const SCHEME: Scheme = Scheme {
 
 const POINTERS: Pointers = Pointers {
     id: None,
-    kind: Some("/event"),
+    kind: Kind::At("/event"),
     occurred_at: Some("/datetime"),
     data: None,
 };
@@ -31,7 +33,11 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     }
 }
 
-fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
+    events(route, verified).map(Normalized::from)
+}
+
+fn events(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     let event = fields::event_from_json(route, &POINTERS, &verified, true)?;
     Ok(Events::one(event))
 }

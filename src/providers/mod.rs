@@ -6,25 +6,40 @@
 //! [`Event`]s, and only `Event`s can be forwarded, so nothing unverified reaches the app.
 
 pub(crate) mod checks;
+mod discord;
 mod event_id;
 mod fields;
 pub(crate) mod form;
 mod generic_hmac;
+mod github;
 mod hrflow;
+mod intercom;
 mod jobaffinity;
 pub(crate) mod json;
+mod keys;
+mod linear;
+mod mailgun;
+mod paddle;
 mod semantikmatch;
+mod sendgrid;
+mod shopify;
+mod slack;
 mod smartcv;
+mod square;
 mod standard_webhooks;
+mod stripe;
+mod twilio;
+mod typeform;
+mod zoom;
 
 #[cfg(test)]
 mod tests;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use crate::route::{Provider, Route};
+use crate::route::{Provider, Route, Secret};
 
 pub(crate) use checks::{header, tag as hmac_tag, Header};
 pub use event_id::header_safe;
@@ -36,8 +51,9 @@ pub(crate) use json::Json;
 pub(crate) struct Scheme {
     /// Checks 6–9 of SPEC §3.
     pub verify: fn(&Route, &Request<'_>) -> Result<Verified, VerifyError>,
-    /// Check 10: turns the verified payload into the events to forward.
-    pub normalize: fn(&Route, Verified) -> Result<Events, MalformedPayload>,
+    /// Check 10: turns the verified payload into the events to forward, or into the
+    /// answer to a handshake.
+    pub normalize: fn(&Route, Verified) -> Result<Normalized, MalformedPayload>,
 }
 
 /// The one place a provider is matched to its implementation.
@@ -49,16 +65,37 @@ fn scheme(provider: Provider) -> &'static Scheme {
         Provider::JobAffinity => &jobaffinity::SCHEME,
         Provider::StandardWebhooks => &standard_webhooks::SCHEME,
         Provider::Hmac => &generic_hmac::SCHEME,
+        Provider::Stripe => &stripe::SCHEME,
+        Provider::Github => &github::SCHEME,
+        Provider::Slack => &slack::SCHEME,
+        Provider::Shopify => &shopify::SCHEME,
+        Provider::Paddle => &paddle::SCHEME,
+        Provider::Zoom => &zoom::SCHEME,
+        Provider::Linear => &linear::SCHEME,
+        Provider::Typeform => &typeform::SCHEME,
+        Provider::Intercom => &intercom::SCHEME,
+        Provider::Mailgun => &mailgun::SCHEME,
+        Provider::Twilio => &twilio::SCHEME,
+        Provider::Square => &square::SCHEME,
+        Provider::Discord => &discord::SCHEME,
+        Provider::Sendgrid => &sendgrid::SCHEME,
     }
 }
 
 /// What verification looks at.
 pub(crate) struct Request<'a> {
     pub headers: &'a HeaderMap,
+    /// The raw query string, which Twilio signs (it never selects a route).
+    pub query: Option<&'a str>,
     pub body: &'a Bytes,
     /// Unix seconds at which the request is judged (injected, so tests never wait).
     pub now: i64,
+    /// The same instant in milliseconds, for schemes that sign milliseconds (Linear).
+    pub now_ms: i64,
 }
+
+/// The media type of form bodies, which several schemes read field by field.
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Why a request failed checks 5–9. One variant per failure, in check order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +125,14 @@ pub(crate) struct Verified {
     content_type: Option<HeaderValue>,
     /// The id from a signed header, which wins over any pointer.
     signed_id: Option<EventId>,
+    /// An event type from a header the provider does not sign (GitHub, Shopify): it may
+    /// name the type, never the id.
+    kind_hint: Option<String>,
+    /// The secret that verified, for handshakes answered with it (Zoom).
+    secret: Option<Secret>,
+    /// A signed one-time token the pipeline must not accept twice (Mailgun), with the
+    /// unix second it stops mattering.
+    replay_token: Option<(Vec<u8>, i64)>,
 }
 
 impl Verified {
@@ -97,6 +142,9 @@ impl Verified {
             body: req.body.clone(),
             content_type: req.headers.get(http::header::CONTENT_TYPE).cloned(),
             signed_id,
+            kind_hint: None,
+            secret: None,
+            replay_token: None,
         }
     }
 
@@ -106,12 +154,22 @@ impl Verified {
             body,
             content_type: Some(content_type),
             signed_id: None,
+            kind_hint: None,
+            secret: None,
+            replay_token: None,
         }
     }
 
-    /// Check 10: the events this payload carries, in order.
-    pub(crate) fn normalize(self, route: &Route) -> Result<Events, MalformedPayload> {
+    /// Check 10: the events this payload carries, in order, or a handshake's answer.
+    pub(crate) fn normalize(self, route: &Route) -> Result<Normalized, MalformedPayload> {
         (scheme(route.provider).normalize)(route, self)
+    }
+
+    /// The signed one-time token to remember, and until when (Mailgun).
+    pub(crate) fn replay_token(&self) -> Option<(&[u8], i64)> {
+        self.replay_token
+            .as_ref()
+            .map(|(t, until)| (t.as_slice(), *until))
     }
 
     fn media_type_is(&self, expected: &str) -> bool {
@@ -128,13 +186,35 @@ impl std::fmt::Debug for Verified {
         f.debug_struct("Verified")
             .field("body_len", &self.body.len())
             .field("signed_id", &self.signed_id)
-            .finish()
+            .field("kind_hint", &self.kind_hint)
+            .finish_non_exhaustive()
     }
 }
 
 /// Checks 6–9 for `route`.
 pub(crate) fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     (scheme(route.provider).verify)(route, req)
+}
+
+/// What a verified request turns into.
+pub(crate) enum Normalized {
+    Events(Events),
+    /// A provider checking the endpoint (SPEC §4.7): answered by the gateway, never
+    /// forwarded.
+    Handshake(Handshake),
+}
+
+/// The gateway's own answer to a handshake.
+pub(crate) struct Handshake {
+    pub status: StatusCode,
+    /// `None`: no body at all (Discord's webhook-event PING wants a bare 204).
+    pub body: Option<Value>,
+}
+
+impl From<Events> for Normalized {
+    fn from(events: Events) -> Self {
+        Normalized::Events(events)
+    }
 }
 
 /// What one request carries: one event, or a batch (HrFlow arrays) whose answer lists

@@ -7,9 +7,12 @@
 use http::HeaderName;
 use serde_json::Value;
 
-use super::fields::{self, Pointers};
+use super::fields::{self, Kind, Pointers};
 use super::json::{Found, Payload};
-use super::{checks, parse_json, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::{
+    checks, parse_json, Events, MalformedPayload, Normalized, Request, Scheme, Verified,
+    VerifyError,
+};
 use crate::route::{HmacAlgorithm, Route};
 
 pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
@@ -18,14 +21,14 @@ const SIGNATURE: HeaderName = HeaderName::from_static("x-semantikmatch-signature
 
 const ENVELOPE: Pointers = Pointers {
     id: Some("/id"),
-    kind: Some("/type"),
+    kind: Kind::At("/type"),
     occurred_at: None,
     data: Some("/payload"),
 };
 
 const FLAT: Pointers = Pointers {
     id: None,
-    kind: None,
+    kind: Kind::None,
     occurred_at: None,
     data: None,
 };
@@ -44,7 +47,11 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     Ok(Verified::new(req, None))
 }
 
-fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
+    events(route, verified).map(Normalized::from)
+}
+
+fn events(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     let payload = Payload::read(&verified.body, true)?;
     let [kind, inner] = payload.lookup_all([Some("/type"), Some("/payload")]);
     // The envelope shape forwards its payload as sent; the flat one has `client_data`

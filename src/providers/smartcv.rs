@@ -3,8 +3,8 @@
 
 use http::HeaderName;
 
-use super::fields::{self, Pointers};
-use super::{checks, Events, MalformedPayload, Request, Scheme, Verified, VerifyError};
+use super::fields::{self, Kind, Pointers};
+use super::{checks, Events, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError};
 use crate::route::{HmacAlgorithm, Route};
 
 pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
@@ -14,7 +14,7 @@ const TIMESTAMP: HeaderName = HeaderName::from_static("x-smartcv-timestamp");
 
 const POINTERS: Pointers = Pointers {
     id: Some("/id"),
-    kind: Some("/type"),
+    kind: Kind::At("/type"),
     occurred_at: Some("/created"),
     data: Some("/data"),
 };
@@ -37,7 +37,11 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     Ok(Verified::new(req, None))
 }
 
-fn normalize(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
+fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
+    events(route, verified).map(Normalized::from)
+}
+
+fn events(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
     let event = fields::event_from_json(route, &POINTERS, &verified, true)?;
     Ok(Events::one(event))
 }

@@ -1,6 +1,7 @@
 //! Every signed vector of `tests/fixtures/vectors.json` (a copy of the shared vectors,
-//! built with the providers' reference algorithms) through the real gateway over HTTP,
-//! with the clock fixed at the vector's `now`.
+//! built with the providers' reference algorithms) and of `tests/fixtures/presets.json`
+//! (the presets' vectors, signed and checked with the providers' own SDKs) through the
+//! real gateway over HTTP, with the clock fixed at the vector's `now`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -12,9 +13,8 @@ use serde_json::Value;
 
 use crate::support::{Gateway, Upstream};
 
-fn vectors() -> Vec<Value> {
-    let text = include_str!("../fixtures/vectors.json");
-    let doc: Value = serde_json::from_str(text).expect("vectors.json");
+fn vectors(text: &str) -> Vec<Value> {
+    let doc: Value = serde_json::from_str(text).expect("vectors");
     doc["vectors"].as_array().expect("vectors").clone()
 }
 
@@ -41,9 +41,20 @@ fn body(request: &Value) -> Bytes {
 
 #[tokio::test]
 async fn every_vector_passes() {
+    let ran = run_all(include_str!("../fixtures/vectors.json")).await;
+    assert_eq!(ran, 46, "every vector of the fixture ran");
+}
+
+#[tokio::test]
+async fn every_preset_vector_passes() {
+    let ran = run_all(include_str!("../fixtures/presets.json")).await;
+    assert_eq!(ran, 91, "every vector of the fixture ran");
+}
+
+async fn run_all(fixture: &str) -> usize {
     let mut failures = Vec::new();
     let mut ran = 0;
-    for v in vectors() {
+    for v in vectors(fixture) {
         let name = v["name"].as_str().expect("name");
         let provider = v["route"]["provider"].as_str().expect("provider");
         assert!(
@@ -61,7 +72,7 @@ async fn every_vector_passes() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(ran, 46, "every vector of the fixture ran");
+    ran
 }
 
 async fn run(v: &Value) -> Result<(), String> {
@@ -102,6 +113,22 @@ async fn run(v: &Value) -> Result<(), String> {
                 "{} request(s) reached the upstream",
                 received.len()
             ));
+        }
+        return Ok(());
+    }
+    if expect["forwarded"] == false {
+        // A handshake: answered by the gateway with exactly this body, nothing forwarded.
+        let want = &expect["response"];
+        let got: Value = if answer.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&answer.body).map_err(|e| format!("answer not JSON: {e}"))?
+        };
+        if &got != want {
+            return Err(format!("answered {got}, expected {want}"));
+        }
+        if !received.is_empty() {
+            return Err("a handshake reached the upstream".into());
         }
         return Ok(());
     }

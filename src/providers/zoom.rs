@@ -1,0 +1,70 @@
+//! Zoom (SPEC §4.7): `x-zm-signature: v0=<hex>` = HMAC-SHA256 of `v0:<ts>:<body>`
+//! with `x-zm-request-timestamp` in the replay window. Zoom validates an endpoint with
+//! `endpoint.url_validation`, which the gateway answers with the secret that verified.
+
+use http::{HeaderName, StatusCode};
+use serde_json::json;
+
+use super::fields::{self, Kind, Pointers};
+use super::json::Payload;
+use super::{
+    checks, Events, Handshake, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError,
+};
+use crate::route::{HmacAlgorithm, Route};
+
+pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-zm-signature");
+const TIMESTAMP: HeaderName = HeaderName::from_static("x-zm-request-timestamp");
+
+const POINTERS: Pointers = Pointers {
+    id: None,
+    kind: Kind::At("/event"),
+    occurred_at: Some("/event_ts"),
+    data: Some("/payload"),
+};
+
+fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
+    let signature = checks::signature(req.headers, SIGNATURE)?;
+    let (ts_text, ts) = checks::timestamp(req.headers, TIMESTAMP)?;
+    checks::within_window(ts, req.now, route.tolerance)?;
+    let expected = checks::decode_hex(signature.single()?, b"v0=")?;
+    let message: [&[u8]; 4] = [b"v0:", ts_text, b":", req.body];
+    let secret = checks::which_secret_signs(
+        HmacAlgorithm::Sha256,
+        &route.secrets,
+        &message,
+        &[&expected],
+    )
+    .ok_or(VerifyError::InvalidSignature)?;
+    let mut verified = Verified::new(req, None);
+    verified.secret = Some(secret.clone());
+    Ok(verified)
+}
+
+fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
+    let payload = Payload::read(&verified.body, true)?;
+    let [event, token] = payload.lookup_all([Some("/event"), Some("/payload/plainToken")]);
+    let validation = event.and_then(|e| e.string()).as_deref() == Some("endpoint.url_validation");
+    if let (true, Some(plain), Some(secret)) = (
+        validation,
+        token.and_then(|t| t.string()),
+        verified.secret.as_ref(),
+    ) {
+        let encrypted = checks::tag(HmacAlgorithm::Sha256, secret.expose(), &[plain.as_bytes()]);
+        return Ok(Normalized::Handshake(Handshake {
+            status: StatusCode::OK,
+            body: Some(json!({ "plainToken": plain, "encryptedToken": hex::encode(encrypted) })),
+        }));
+    }
+    let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);
+    Ok(Events::one(event).into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passes_its_vectors() {
+        super::super::tests::presets_pass("zoom");
+    }
+}

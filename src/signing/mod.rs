@@ -1,0 +1,494 @@
+//! Signing the way each provider does, so that `hookwarden sign` and `send` produce
+//! exactly what a route verifies, and re-signing what the app receives. The presets of
+//! SPEC §4.7 are in [`presets`].
+
+mod presets;
+
+use base64::Engine;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+
+use crate::providers::hmac_tag;
+use crate::route::{
+    Auth, HmacAlgorithm, HmacScheme, MessagePart, Provider, PublicKey, Route, Secret, SigEncoding,
+};
+
+pub(crate) use presets::Message;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Why headers could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SignError {
+    #[error("route {0:?} has no secret to sign with")]
+    NoSecret(String),
+    #[error("a credential or id cannot be sent as a header value (control characters?)")]
+    BadHeaderValue,
+    #[error("this provider signs its public URL: give --url (send: the route's public_url)")]
+    NoUrl,
+    #[error("mailgun signs inside a JSON body: the body file must be JSON")]
+    NotJson,
+    #[error("this provider signs with {0}")]
+    WrongKey(&'static str),
+    #[error("not a preset")]
+    NotAPreset,
+}
+
+/// What to sign with: a shared secret, or the private half of a public-key scheme.
+pub(crate) enum Key {
+    Secret(Secret),
+    Ed25519(ed25519_dalek::SigningKey),
+    P256(p256::ecdsa::SigningKey),
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted key]")
+    }
+}
+
+impl Key {
+    /// A PEM private key: Ed25519 (PKCS#8) or P-256 (PKCS#8 or SEC1, as `openssl`
+    /// writes them).
+    pub(crate) fn from_pem(pem: &str) -> Result<Key, String> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        if let Ok(key) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
+            return Ok(Key::Ed25519(key));
+        }
+        if let Ok(key) = p256::ecdsa::SigningKey::from_pkcs8_pem(pem) {
+            return Ok(Key::P256(key));
+        }
+        if let Ok(key) = p256::SecretKey::from_sec1_pem(pem) {
+            return Ok(Key::P256(key.into()));
+        }
+        Err("--private-key: not a PEM Ed25519 or P-256 private key".into())
+    }
+
+    /// The public key that verifies what this key signs.
+    pub(crate) fn public(&self) -> Option<PublicKey> {
+        match self {
+            Key::Secret(_) => None,
+            Key::Ed25519(key) => Some(PublicKey::Ed25519(key.verifying_key())),
+            Key::P256(key) => Some(PublicKey::P256(*key.verifying_key())),
+        }
+    }
+}
+
+/// A signed request: its headers, and where a scheme needs them, the query to post to
+/// (Twilio's `bodySHA256`) and the body to send instead of the file (Mailgun's).
+pub(crate) struct Signed {
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub query: Option<String>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl Signed {
+    fn json() -> Self {
+        Signed {
+            headers: vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            query: None,
+            body: None,
+        }
+    }
+
+    fn header(&mut self, name: &'static str, value: String) -> Result<(), SignError> {
+        self.headers
+            .push((HeaderName::from_static(name), value_of(value)?));
+        Ok(())
+    }
+
+    /// Form bodies are sent as forms (Slack's slash commands, Twilio's callbacks).
+    fn form(&mut self) {
+        self.headers[0].1 = HeaderValue::from_static("application/x-www-form-urlencoded");
+    }
+
+    fn form_unless_json(&mut self, body: &[u8]) {
+        if !looks_like_json(body) {
+            self.form();
+        }
+    }
+}
+
+/// A body that starts like a JSON object or array (after whitespace).
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(body.trim_ascii_start().first(), Some(b'{' | b'['))
+}
+
+/// What a provider sends for `body` on `route`: credentials of `[routes.auth]`, then the
+/// signature scheme, signed at `timestamp` with the route's first secret (or `private`,
+/// for the public-key schemes), with `id` where the scheme carries one.
+pub(crate) fn route_request(
+    route: &Route,
+    private: Option<&Key>,
+    body: &[u8],
+    timestamp: i64,
+    id: &str,
+) -> Result<Signed, SignError> {
+    let secret = || {
+        route
+            .secrets
+            .first()
+            .ok_or_else(|| SignError::NoSecret(route.name.clone()))
+    };
+    let first_secret = route.secrets.first().cloned().map(Key::Secret);
+    if let Some(key) = private.or(first_secret.as_ref()) {
+        let message = Message {
+            body,
+            timestamp,
+            id,
+            url: route.public_url.as_deref(),
+        };
+        if let Some(signed) = presets::sign(route.provider, key, &message) {
+            let mut signed = signed?;
+            if let Some(auth) = &route.auth {
+                signed.headers.push(credentials(auth)?);
+            }
+            return Ok(signed);
+        }
+    } else if route.provider.uses_public_key() {
+        return Err(SignError::WrongKey("a private key (--private-key)"));
+    }
+    if route.provider == Provider::StandardWebhooks {
+        if let Some(key @ Key::Ed25519(_)) = private {
+            let mut signed = Signed::json();
+            for (name, value) in standard_webhooks_v1a(key, id, timestamp, body)? {
+                signed.header(name, value)?;
+            }
+            return Ok(signed);
+        }
+    }
+    let mut signed = Signed::json();
+    signed
+        .headers
+        .extend(route_headers(route, body, timestamp, id, secret)?);
+    Ok(signed)
+}
+
+/// The headers of the schemes that are not presets.
+fn route_headers<'r>(
+    route: &'r Route,
+    body: &[u8],
+    timestamp: i64,
+    id: &str,
+    secret: impl Fn() -> Result<&'r Secret, SignError>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
+    let mut out = Vec::new();
+    if let Some(auth) = &route.auth {
+        out.push(credentials(auth)?);
+    }
+    let ts = timestamp.to_string();
+    let hex_sha256 = |key: &Secret, message: &[&[u8]]| {
+        hex::encode(hmac_tag(HmacAlgorithm::Sha256, key.expose(), message))
+    };
+    let mut add = |name: &'static str, value: String| -> Result<(), SignError> {
+        out.push((HeaderName::from_static(name), value_of(value)?));
+        Ok(())
+    };
+    match route.provider {
+        Provider::SmartCv => {
+            let sig = hex_sha256(secret()?, &[ts.as_bytes(), b".", body]);
+            add("x-smartcv-timestamp", ts)?;
+            add("x-smartcv-signature", format!("sha256={sig}"))?;
+        }
+        Provider::Semantikmatch => {
+            add("x-semantikmatch-signature", hex_sha256(secret()?, &[body]))?
+        }
+        Provider::Hrflow => add("http-hrflow-signature", hex_sha256(secret()?, &[body]))?,
+        Provider::StandardWebhooks => {
+            for (name, value) in standard_webhooks(secret()?, id, timestamp, body) {
+                add(name, value)?;
+            }
+        }
+        Provider::Hmac | Provider::JobAffinity => {
+            if let Some(scheme) = &route.hmac {
+                out.extend(generic(scheme, secret()?, body, &ts, id)?);
+            }
+        }
+        // Signed in `presets`, before this is reached.
+        _ => return Err(SignError::NotAPreset),
+    }
+    Ok(out)
+}
+
+/// Standard Webhooks' Ed25519 form: `webhook-signature: v1a,<base64>`.
+fn standard_webhooks_v1a(
+    key: &Key,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<[(&'static str, String); 3], SignError> {
+    let ts = timestamp.to_string();
+    let message = [id.as_bytes(), b".", ts.as_bytes(), b".", body].concat();
+    let signature = key.ed25519(&message)?;
+    Ok([
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", ts),
+        (
+            "webhook-signature",
+            format!("v1a,{}", B64.encode(signature)),
+        ),
+    ])
+}
+
+/// Standard Webhooks headers: `webhook-id`, `webhook-timestamp`, and `webhook-signature`
+/// = `v1,` base64 HMAC-SHA256 over `<id>.<timestamp>.<body>` with the decoded key.
+pub(crate) fn standard_webhooks(
+    key: &Secret,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> [(&'static str, String); 3] {
+    let ts = timestamp.to_string();
+    let tag = hmac_tag(
+        HmacAlgorithm::Sha256,
+        key.expose(),
+        &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
+    );
+    [
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", format!("v1,{}", B64.encode(tag))),
+    ]
+}
+
+fn generic(
+    scheme: &HmacScheme,
+    key: &Secret,
+    body: &[u8],
+    ts: &str,
+    id: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
+    let message: Vec<&[u8]> = scheme
+        .message
+        .iter()
+        .map(|part| match part {
+            MessagePart::Literal(text) => text.as_bytes(),
+            MessagePart::Body => body,
+            MessagePart::Timestamp => ts.as_bytes(),
+            MessagePart::Id => id.as_bytes(),
+        })
+        .collect();
+    let tag = hmac_tag(scheme.algorithm, key.expose(), &message);
+    let encoded = match scheme.encoding {
+        SigEncoding::Hex => hex::encode(tag),
+        SigEncoding::Base64 => B64.encode(tag),
+    };
+    let prefix = scheme.prefix.as_deref().unwrap_or_default();
+    let mut out = vec![(
+        scheme.header.clone(),
+        value_of(format!("{prefix}{encoded}"))?,
+    )];
+    if let Some(name) = &scheme.timestamp_header {
+        out.push((name.clone(), value_of(ts.to_string())?));
+    }
+    if let Some(name) = &scheme.id_header {
+        out.push((name.clone(), value_of(id.to_string())?));
+    }
+    Ok(out)
+}
+
+fn credentials(auth: &Auth) -> Result<(HeaderName, HeaderValue), SignError> {
+    let (name, value) = match auth {
+        Auth::Basic(pair) => (
+            AUTHORIZATION,
+            format!("Basic {}", B64.encode(pair.expose())),
+        ),
+        Auth::Bearer(token) => (
+            AUTHORIZATION,
+            format!("Bearer {}", String::from_utf8_lossy(token.expose())),
+        ),
+        Auth::Header { name, value } => (
+            name.clone(),
+            String::from_utf8_lossy(value.expose()).into_owned(),
+        ),
+    };
+    let mut value = value_of(value)?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+fn value_of(text: String) -> Result<HeaderValue, SignError> {
+    HeaderValue::try_from(text).map_err(|_| SignError::BadHeaderValue)
+}
+
+/// A fresh event id, `msg_` + 32 random hex digits.
+pub(crate) fn random_id() -> String {
+    format!("msg_{}", random_hex())
+}
+
+/// 32 random hex digits, for ids and tokens that must not repeat (never for keys).
+pub(crate) fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to the clock, which still tells apart values made
+        // at different moments.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes = nanos.to_le_bytes();
+    }
+    hex::encode(bytes)
+}
+
+/// What `hookwarden sign` is given besides the body.
+pub(crate) struct SignInput<'a> {
+    pub provider: &'a str,
+    pub secret: Option<&'a str>,
+    pub private_key: Option<&'a Key>,
+    pub url: Option<&'a str>,
+    pub timestamp: i64,
+    pub id: &'a str,
+}
+
+/// What `hookwarden sign` prints: what `provider` sends for `body`. The key is checked
+/// as `check` would check it in a route, through a one-route configuration.
+pub(crate) fn for_provider(input: &SignInput<'_>, body: &[u8]) -> Result<Signed, String> {
+    let provider = Provider::from_name(input.provider)
+        .filter(|p| !matches!(p, Provider::Hmac | Provider::JobAffinity | Provider::Mailgun))
+        .ok_or_else(|| {
+            let names: Vec<_> = Provider::ALL
+                .iter()
+                .filter(|p| !matches!(p, Provider::Hmac | Provider::JobAffinity | Provider::Mailgun))
+                .map(|p| p.name())
+                .collect();
+            format!(
+                "--provider must be one of {} (mailgun signs inside the body, hmac and jobaffinity need a route: use `hookwarden send`)",
+                names.join(", ")
+            )
+        })?;
+    let mut route = toml::Table::new();
+    route.insert("name".into(), "sign".into());
+    route.insert("path".into(), "/".into());
+    route.insert("provider".into(), provider.name().into());
+    let private = match (input.secret, input.private_key) {
+        (Some(secret), None) if !provider.uses_public_key() => {
+            route.insert("secrets".into(), toml::Value::Array(vec![secret.into()]));
+            None
+        }
+        (None, Some(key))
+            if provider.uses_public_key() || provider == Provider::StandardWebhooks =>
+        {
+            Some(key)
+        }
+        _ if provider.uses_public_key() => {
+            return Err(format!(
+                "{} signs with a private key: give --private-key FILE (PEM), not --secret",
+                provider.name()
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "{} signs with a shared secret: give --secret",
+                provider.name()
+            ))
+        }
+    };
+    if let Some(key) = private {
+        // Stands in for the route's public key, so that the route validates; only the
+        // private key signs.
+        if provider == Provider::StandardWebhooks {
+            route.insert(
+                "secrets".into(),
+                toml::Value::Array(vec!["whsec_c2lnbg==".into()]),
+            );
+        } else {
+            route.insert(
+                "public_key".into(),
+                toml::Value::Array(vec![public_key_text(provider, key)?.into()]),
+            );
+        }
+    }
+    if provider.signs_url() {
+        let url = input
+            .url
+            .ok_or("--url is required for this provider: the public URL the provider posts to")?;
+        route.insert(
+            "public_url".into(),
+            url.split('?').next().unwrap_or(url).into(),
+        );
+    }
+    let mut doc = toml::Table::new();
+    let mut upstream = toml::Table::new();
+    upstream.insert("url".into(), "http://127.0.0.1:1".into());
+    doc.insert("upstream".into(), upstream.into());
+    doc.insert("routes".into(), toml::Value::Array(vec![route.into()]));
+    // The secret is used as written, never as a `${…}` reference.
+    let text = toml::to_string(&doc)
+        .map_err(|e| e.to_string())?
+        .replace("${", "$${");
+    let loaded =
+        crate::config::load_str(&text, std::path::Path::new("."), &|_| None).map_err(|e| {
+            e.lines()
+                .join("; ")
+                .replace("routes[0].secrets[0]", "--secret")
+                .replace("routes[0].public_url", "--url")
+        })?;
+    let mut route = loaded.config.routes[0].as_ref().clone();
+    // A --url with a query signs exactly that URL (Twilio).
+    route.public_url = input.url.map(str::to_string);
+    route_request(&route, private, body, input.timestamp, input.id).map_err(|e| e.to_string())
+}
+
+/// A public key as a route's `public_key` holds it.
+fn public_key_text(provider: Provider, key: &Key) -> Result<String, String> {
+    use p256::pkcs8::EncodePublicKey as _;
+    match (provider, key.public()) {
+        (Provider::Discord, Some(PublicKey::Ed25519(public))) => Ok(hex::encode(public.as_bytes())),
+        (Provider::Sendgrid, Some(PublicKey::P256(public))) => public
+            .to_public_key_der()
+            .map(|der| B64.encode(der.as_bytes()))
+            .map_err(|e| e.to_string()),
+        (Provider::Discord, _) => Err("--private-key: discord signs with an Ed25519 key".into()),
+        _ => Err("--private-key: sendgrid signs with a P-256 key".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_refuses_schemes_that_need_a_route_and_bad_secrets() {
+        let input = |provider, secret| SignInput {
+            provider,
+            secret: Some(secret),
+            private_key: None,
+            url: None,
+            timestamp: 1,
+            id: "i",
+        };
+        assert!(for_provider(&input("hmac", "k"), b"{}")
+            .err()
+            .unwrap()
+            .contains("hookwarden send"));
+        let e = for_provider(&input("standard-webhooks", "plain"), b"{}")
+            .err()
+            .unwrap();
+        assert!(e.starts_with("--secret: must start with \"whsec_\""), "{e}");
+        let e = for_provider(&input("twilio", "t"), b"a=b").err().unwrap();
+        assert!(e.contains("--url"), "{e}");
+        let e = for_provider(&input("discord", "t"), b"{}").err().unwrap();
+        assert!(e.contains("--private-key"), "{e}");
+    }
+
+    #[test]
+    fn a_secret_with_dollars_is_used_as_written() {
+        let input = SignInput {
+            provider: "semantikmatch",
+            secret: Some("a${B}$c"),
+            private_key: None,
+            url: None,
+            timestamp: 1,
+            id: "i",
+        };
+        let signed = for_provider(&input, b"{}").expect("signed");
+        let sig = &signed
+            .headers
+            .iter()
+            .find(|(n, _)| n == "x-semantikmatch-signature")
+            .expect("header")
+            .1;
+        let expected = hex::encode(hmac_tag(HmacAlgorithm::Sha256, b"a${B}$c", &[b"{}"]));
+        assert_eq!(sig.to_str().unwrap(), expected);
+    }
+}
