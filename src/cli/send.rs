@@ -82,7 +82,7 @@ pub(super) async fn send(
     target: Uri,
     body: Bytes,
     timestamp: i64,
-) -> Result<(StatusCode, Bytes), SendError> {
+) -> Result<(Uri, StatusCode, Bytes), SendError> {
     let signed =
         signing::route_request(route, private_key, &body, timestamp, &signing::random_id())?;
     let headers = signed.headers;
@@ -117,7 +117,7 @@ pub(super) async fn send(
         .await
         .map_err(|e| failed(e.to_string()))?
         .to_bytes();
-    Ok((status, body))
+    Ok((target, status, body))
 }
 
 /// `target` with `query` appended (Twilio signs `bodySHA256` in the URL).
@@ -162,7 +162,6 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    println!("POST {target}");
     match runtime.block_on(send(
         route,
         private_key.as_ref(),
@@ -170,7 +169,8 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
         body.into(),
         now(),
     )) {
-        Ok((status, body)) => {
+        Ok((target, status, body)) => {
+            println!("POST {target}");
             println!("{status}");
             println!("{}", String::from_utf8_lossy(&body));
             if status.is_success() {

@@ -528,3 +528,73 @@ fn the_admin_token_may_not_be_empty_and_an_open_admin_port_without_one_warns() {
     );
     assert!(!format!("{:?}", guarded.config.admin).contains("\"t\""));
 }
+
+#[test]
+fn twilio_and_square_need_an_absolute_public_url_and_nothing_else_takes_one() {
+    for provider in ["twilio", "square"] {
+        let p = route_problems(&format!("provider = \"{provider}\"\nsecrets = [\"s\"]\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(&format!(
+                "routes[0].public_url: required for provider \"{provider}\""
+            )),
+            "{p:?}"
+        );
+        let p = route_problems(&format!(
+            "provider = \"{provider}\"\nsecrets = [\"s\"]\npublic_url = \"/relative\"\n"
+        ));
+        assert_eq!(
+            p,
+            ["routes[0].public_url: \"/relative\" is not an absolute http(s) URL without a fragment"]
+        );
+    }
+    let p = route_problems(
+        "provider = \"twilio\"\nsecrets = [\"s\"]\npublic_url = \"https://h.example/t?x=1\"\n",
+    );
+    assert!(
+        p[0].starts_with("routes[0].public_url: \"https://h.example/t?x=1\" has a query"),
+        "{p:?}"
+    );
+    let p = route_problems(
+        "provider = \"stripe\"\nsecrets = [\"s\"]\npublic_url = \"https://h.example/\"\n",
+    );
+    assert!(
+        p[0].starts_with("routes[0].public_url: provider \"stripe\" does not sign its URL"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn public_keys_are_checked_at_load_and_replace_secrets() {
+    let p = route_problems("provider = \"discord\"\npublic_key = [\"abcd\", \"e61056bf3415bd91a3dd8ef9974feb545fe4274dd440fa6abda2b7545dc5458d\"]\n");
+    assert_eq!(
+        p,
+        ["routes[0].public_key[0]: not an Ed25519 public key (64 hex digits, as Discord shows it): \"abcd\""]
+    );
+    let p = route_problems("provider = \"sendgrid\"\npublic_key = [\"bm90IGEga2V5\"]\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("routes[0].public_key[0]: not a P-256 public key"),
+        "{p:?}"
+    );
+    let p = route_problems("provider = \"discord\"\n");
+    assert_eq!(
+        p,
+        ["routes[0].public_key: at least one public key is required"]
+    );
+    let p = route_problems("provider = \"discord\"\nsecrets = [\"s\"]\npublic_key = [\"e61056bf3415bd91a3dd8ef9974feb545fe4274dd440fa6abda2b7545dc5458d\"]\n");
+    assert_eq!(
+        p,
+        ["routes[0].secrets: provider \"discord\" verifies with public_key, not secrets"]
+    );
+    let p = route_problems("provider = \"stripe\"\nsecrets = [\"s\"]\npublic_key = [\"ab\"]\n");
+    assert!(
+        p[0].starts_with("routes[0].public_key: provider \"stripe\" does not use public_key"),
+        "{p:?}"
+    );
+    let p = route_problems("provider = \"standard-webhooks\"\nsecrets = [\"whpk_AAAA\"]\n");
+    assert_eq!(
+        p,
+        ["routes[0].secrets[0]: the part after \"whpk_\" is not the base64 of a 32-byte Ed25519 public key"]
+    );
+}

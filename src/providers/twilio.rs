@@ -6,6 +6,10 @@
 //! with and without the scheme's default port both verify. JSON bodies are signed through
 //! the URL alone, whose `bodySHA256` query must then be the body's hex SHA-256.
 //!
+//! Names and values are run together without separators, so `a=bc` and `ab=c` sign
+//! alike: that is Twilio's scheme (its SDK accepts both), kept as is. Twilio signs no
+//! timestamp, so only dedup stands between a route and a replayed request.
+//!
 //! Hand-written because no maintained Rust crate validates Twilio requests; the rules
 //! are those of `twilio-python`'s `RequestValidator`.
 

@@ -3,6 +3,8 @@
 //! SPEC §4.7 are in [`presets`].
 
 mod presets;
+#[cfg(test)]
+mod round_trip;
 
 use base64::Engine;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};

@@ -14,6 +14,7 @@ mod layering;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod presets;
 mod providers;
 mod queue;
 mod queue_process;

@@ -1,0 +1,317 @@
+//! The presets of SPEC §4.7 end to end: `hookwarden sign` and `send` for every preset
+//! against the real gateway, handshakes counted and never forwarded, and Mailgun's
+//! one-time tokens (the vectors themselves run in `vectors.rs`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine;
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+
+use crate::support::{Gateway, Reply, Upstream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");
+const URL: &str = "https://hooks.example.com/in";
+
+/// Discord's and SendGrid's private keys as PEM files, and the config's public keys.
+struct Keys {
+    ed25519_pem: PathBuf,
+    p256_pem: PathBuf,
+    ed25519_hex: String,
+    ed25519_b64: String,
+    p256_der_b64: String,
+}
+
+fn keys(dir: &Path) -> Keys {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let ec = p256::ecdsa::SigningKey::from_bytes(&[43u8; 32].into()).expect("scalar");
+    let ed25519_pem = dir.join("discord.pem");
+    let p256_pem = dir.join("sendgrid.pem");
+    std::fs::write(
+        &ed25519_pem,
+        ed.to_pkcs8_pem(LineEnding::LF).expect("pem").as_bytes(),
+    )
+    .expect("write");
+    std::fs::write(
+        &p256_pem,
+        ec.to_pkcs8_pem(LineEnding::LF).expect("pem").as_bytes(),
+    )
+    .expect("write");
+    Keys {
+        ed25519_pem,
+        p256_pem,
+        ed25519_hex: hex::encode(ed.verifying_key().as_bytes()),
+        ed25519_b64: b64.encode(ed.verifying_key().as_bytes()),
+        p256_der_b64: b64.encode(
+            ec.verifying_key()
+                .to_public_key_der()
+                .expect("der")
+                .as_bytes(),
+        ),
+    }
+}
+
+/// One route per preset, named after it, at `/<name>`.
+fn config(upstream: &str, keys: &Keys) -> String {
+    let mut text = format!("[upstream]\nurl = \"{upstream}\"\n");
+    for preset in PRESETS {
+        let credential = match preset {
+            "discord" => format!("public_key = [\"{}\"]", keys.ed25519_hex),
+            "sendgrid" => format!("public_key = [\"{}\"]", keys.p256_der_b64),
+            _ => format!("secrets = [\"{preset}-secret\"]"),
+        };
+        let url = if matches!(preset, "twilio" | "square") {
+            format!("public_url = \"{URL}\"\n")
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "\n[[routes]]\nname = \"{preset}\"\npath = \"/{preset}\"\nprovider = \"{preset}\"\n{credential}\n{url}"
+        ));
+    }
+    text.push_str(&format!(
+        "\n[[routes]]\nname = \"sw-ed25519\"\npath = \"/sw-ed25519\"\nprovider = \"standard-webhooks\"\nsecrets = [\"whpk_{}\"]\n",
+        keys.ed25519_b64
+    ));
+    text
+}
+
+const PRESETS: [&str; 14] = [
+    "stripe", "github", "slack", "shopify", "paddle", "zoom", "linear", "typeform", "intercom",
+    "mailgun", "twilio", "square", "discord", "sendgrid",
+];
+
+/// A body each preset accepts: Linear wants its `webhookTimestamp` (ms) in the window,
+/// SendGrid an array, Twilio a form.
+fn body_for(preset: &str, n: usize) -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    match preset {
+        "sendgrid" => format!(r#"[{{"sg_event_id":"sg{n}","event":"delivered","timestamp":1}}]"#),
+        "twilio" => format!("MessageSid=SM{n}&MessageStatus=delivered&Body="),
+        _ => format!(
+            r#"{{"id":"evt{n}","event_id":"evt{n}","type":"t","webhookTimestamp":{now_ms},"n":{n}}}"#
+        ),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_produces_what_every_preset_route_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys(dir.path());
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), &keys)).await;
+    let mut expected = 0;
+    for (n, preset) in PRESETS.iter().chain(&["standard-webhooks"]).enumerate() {
+        if *preset == "mailgun" {
+            // Signs inside the body: `sign` refuses it, `send` covers it below.
+            let out = Command::new(BIN)
+                .args(["sign", "--provider", "mailgun", "--secret", "k"])
+                .arg(write(dir.path(), "m.json", "{}"))
+                .output()
+                .expect("sign");
+            assert_eq!(out.status.code(), Some(2));
+            continue;
+        }
+        let body = body_for(preset, n);
+        let file = write(dir.path(), &format!("{preset}.body"), &body);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["sign", "--provider", preset]);
+        match *preset {
+            "discord" | "standard-webhooks" => cmd.arg("--private-key").arg(&keys.ed25519_pem),
+            "sendgrid" => cmd.arg("--private-key").arg(&keys.p256_pem),
+            _ => cmd.args(["--secret", &format!("{preset}-secret")]),
+        };
+        if matches!(*preset, "twilio" | "square") {
+            cmd.args(["--url", URL]);
+        }
+        let out = cmd.arg(&file).output().expect("sign");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{preset}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        let headers: Vec<(&str, &str)> = text
+            .lines()
+            .map(|l| l.split_once(": ").expect("Name: value"))
+            .collect();
+        let path = match *preset {
+            "standard-webhooks" => "/sw-ed25519".to_string(),
+            other => format!("/{other}"),
+        };
+        let answer = gw.post(&path, &headers, body.clone()).await;
+        assert_eq!(answer.status, 200, "{preset}: {:?}", answer.body);
+        expected += 1;
+        assert_eq!(upstream.received().len(), expected, "{preset} forwarded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signs_for_every_preset_route() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys(dir.path());
+    let upstream = Upstream::start().await;
+    let text = config(&upstream.url(), &keys);
+    let gw = Gateway::start(&text).await;
+    let config = write(dir.path(), "hookwarden.toml", &text);
+    let to = format!("http://{}", gw.addr);
+    for (n, preset) in PRESETS.iter().enumerate() {
+        let file = write(dir.path(), &format!("{preset}.body"), &body_for(preset, n));
+        let mut cmd = Command::new(BIN);
+        cmd.args(["send", "--config"])
+            .arg(&config)
+            .args(["--route", preset, "--to", &to]);
+        match *preset {
+            "discord" => cmd.arg("--private-key").arg(&keys.ed25519_pem),
+            "sendgrid" => cmd.arg("--private-key").arg(&keys.p256_pem),
+            _ => &mut cmd,
+        };
+        let out = cmd.arg(&file).output().expect("send");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{preset}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let received = upstream.received();
+    assert_eq!(received.len(), PRESETS.len());
+    let providers: Vec<String> = received
+        .iter()
+        .map(|r| {
+            r.json()["provider"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(providers, PRESETS);
+    // A JSON Twilio body goes out with its hash in the signed query.
+    let file = write(dir.path(), "t.json", r#"{"EventType":"x"}"#);
+    let out = Command::new(BIN)
+        .args(["send", "--config"])
+        .arg(&config)
+        .args(["--route", "twilio", "--to", &to])
+        .arg(&file)
+        .output()
+        .expect("send");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("?bodySHA256="), "{stdout}");
+    assert_eq!(upstream.received().last().expect("one").json()["type"], "x");
+}
+
+/// Slack's `url_verification`, signed as Slack signs it.
+fn slack_challenge(secret: &str, now: i64) -> (Vec<(String, String)>, String) {
+    let body = r#"{"token":"t","challenge":"c-123","type":"url_verification"}"#.to_string();
+    let ts = now.to_string();
+    let tag = crate::support::hmac_raw_key(
+        secret.as_bytes(),
+        &[b"v0:", ts.as_bytes(), b":", body.as_bytes()],
+    );
+    let headers = vec![
+        ("x-slack-request-timestamp".to_string(), ts),
+        (
+            "x-slack-signature".to_string(),
+            format!("v0={}", hex::encode(tag)),
+        ),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    (headers, body)
+}
+
+#[tokio::test]
+async fn handshakes_are_answered_counted_and_never_forwarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys(dir.path());
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), &keys)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let (headers, body) = slack_challenge("slack-secret", now);
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for _ in 0..2 {
+        let answer = gw.post("/slack", &headers, body.clone()).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, r#"{"challenge":"c-123"}"#.as_bytes());
+    }
+    let (wrong, _) = slack_challenge("another", now);
+    let wrong: Vec<(&str, &str)> = wrong
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(gw.post("/slack", &wrong, body.clone()).await.status, 401);
+    assert!(upstream.received().is_empty());
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        metrics[r#"hookwarden_requests_total{outcome="handshake",route="slack"}"#],
+        2.0
+    );
+}
+
+/// Mailgun's body with its signature object, for `event-data` `event`.
+fn mailgun(secret: &str, token: &str, now: i64, event: &str) -> String {
+    let ts = now.to_string();
+    let tag = crate::support::hmac_raw_key(secret.as_bytes(), &[ts.as_bytes(), token.as_bytes()]);
+    format!(
+        r#"{{"signature":{{"timestamp":"{ts}","token":"{token}","signature":"{}"}},"event-data":{event}}}"#,
+        hex::encode(tag)
+    )
+}
+
+#[tokio::test]
+async fn a_mailgun_token_vouches_for_one_event_only_but_survives_a_failed_delivery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys(dir.path());
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), &keys)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let json = [("content-type", "application/json")];
+    // The app fails the first time: the provider's retry with the same token is served.
+    upstream.script([Reply::status(500)]);
+    let first = mailgun(
+        "mailgun-secret",
+        "tok-1",
+        now,
+        r#"{"id":"e1","event":"delivered"}"#,
+    );
+    assert_eq!(gw.post("/mailgun", &json, first.clone()).await.status, 502);
+    assert_eq!(gw.post("/mailgun", &json, first).await.status, 200);
+    // The captured signature with another event is refused.
+    let forged = mailgun(
+        "mailgun-secret",
+        "tok-1",
+        now,
+        r#"{"id":"e2","event":"failed"}"#,
+    );
+    let answer = gw.post("/mailgun", &json, forged).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.error(), "invalid_signature");
+    let ids: Vec<String> = upstream
+        .received()
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ids, ["e1", "e1"]);
+}
