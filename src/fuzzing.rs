@@ -161,7 +161,7 @@ fn python() -> &'static Python {
 }
 
 /// The header names the schemes read, which the signature target's bytes pick from.
-const HEADER_NAMES: [&str; 14] = [
+const HEADER_NAMES: [&str; 37] = [
     "x-smartcv-signature",
     "x-smartcv-timestamp",
     "x-semantikmatch-signature",
@@ -176,6 +176,29 @@ const HEADER_NAMES: [&str; 14] = [
     "authorization",
     "x-api-key",
     "svix-signature",
+    "svix-id",
+    "svix-timestamp",
+    "stripe-signature",
+    "x-hub-signature-256",
+    "x-github-event",
+    "x-slack-signature",
+    "x-slack-request-timestamp",
+    "x-shopify-hmac-sha256",
+    "shopify-hmac-sha256",
+    "paddle-signature",
+    "x-zm-signature",
+    "x-zm-request-timestamp",
+    "linear-signature",
+    "typeform-signature",
+    "x-hub-signature",
+    "x-twilio-signature",
+    "x-twilio-webhooks-signature-settings",
+    "x-square-hmacsha256-signature",
+    "x-signature-ed25519",
+    "x-signature-timestamp",
+    "x-twilio-email-event-webhook-signature",
+    "x-twilio-email-event-webhook-timestamp",
+    "x-shopify-topic",
 ];
 
 /// When the signature target's requests are judged: a fixed time, so that the fuzzer
@@ -293,8 +316,33 @@ secrets = ["the jobaffinity secret"]
 bearer = "the jobaffinity token"
 [routes.hmac]
 header = "X-Sig"
+[[routes]]
+name = "sw-ed25519"
+path = "/sw-ed25519"
+provider = "standard-webhooks"
+secrets = ["whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g="]
 "#;
-        let loaded = load_str(text, Path::new("."), &|_| None).expect("the fuzz routes load");
+        let mut text = text.to_string();
+        for preset in [
+            "stripe", "github", "slack", "shopify", "paddle", "zoom", "linear", "typeform",
+            "intercom", "mailgun", "twilio", "square",
+        ] {
+            let url = if matches!(preset, "twilio" | "square") {
+                "public_url = \"https://hooks.example.com/in\"\n"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "[[routes]]\nname = \"{preset}\"\npath = \"/{preset}\"\nprovider = \"{preset}\"\nsecrets = [\"the {preset} secret\"]\n{url}"
+            ));
+        }
+        text.push_str(concat!(
+            "[[routes]]\nname = \"discord\"\npath = \"/discord\"\nprovider = \"discord\"\n",
+            "public_key = [\"e61056bf3415bd91a3dd8ef9974feb545fe4274dd440fa6abda2b7545dc5458d\"]\n",
+            "[[routes]]\nname = \"sendgrid\"\npath = \"/sendgrid\"\nprovider = \"sendgrid\"\n",
+            "public_key = [\"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8LU4jHXUYFpPzRYzvtPaJLjuQ2xMIc7dY5hdRtr4ZV7NQc2JPpI57bj93/HIIjuNFZpUWxMfOOGDzjzAFtepiA==\"]\n",
+        ));
+        let loaded = load_str(&text, Path::new("."), &|_| None).expect("the fuzz routes load");
         loaded.config.routes
     })
 }
