@@ -19,15 +19,19 @@ pub(super) fn check(path: &Path) -> ExitCode {
     let c = &loaded.config;
     println!("{}: ok", path.display());
     println!("listen {}  admin {}", c.server.listen, c.admin.listen);
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     for r in &c.routes {
+        let keys = match (r.secrets.len(), r.public_keys.len()) {
+            (s, 0) => count(s, "secret"),
+            (0, k) => count(k, "public key"),
+            (s, k) => format!("{}, {}", count(s, "secret"), count(k, "public key")),
+        };
         println!(
-            "route {:<20} POST {:<32} {:<18} -> {} ({} secret{})",
+            "route {:<20} POST {:<32} {:<18} -> {} ({keys})",
             r.name,
             r.path,
             r.provider.name(),
             r.forward_uri,
-            r.secrets.len(),
-            if r.secrets.len() == 1 { "" } else { "s" }
         );
     }
     ExitCode::SUCCESS

@@ -68,6 +68,9 @@ fn the_commented_provider_routes_of_the_example_are_valid_too() {
         .collect();
     let env = |name: &str| match name {
         "SVIX_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()),
+        "DISCORD_PUBLIC_KEY" => {
+            Some("e61056bf3415bd91a3dd8ef9974feb545fe4274dd440fa6abda2b7545dc5458d".to_string())
+        }
         _ => Some(format!("{name}-value")),
     };
     let loaded = load_str(&format!("{head}{uncommented}"), Path::new("."), &env)
@@ -86,6 +89,9 @@ fn the_commented_provider_routes_of_the_example_are_valid_too() {
             "hrflow",
             "jobaffinity",
             "standard-webhooks",
+            "stripe",
+            "twilio",
+            "discord",
             "hmac",
             "smartcv"
         ]
