@@ -35,6 +35,53 @@ fn check_accepts_the_example_and_lists_its_routes() {
 }
 
 #[test]
+fn check_refuses_presets_without_public_url_or_with_malformed_public_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("presets.toml");
+    std::fs::write(
+        &path,
+        r#"
+[upstream]
+url = "http://127.0.0.1:3000"
+[[routes]]
+name = "twilio"
+path = "/twilio"
+provider = "twilio"
+secrets = ["t"]
+[[routes]]
+name = "square"
+path = "/square"
+provider = "square"
+secrets = ["s"]
+[[routes]]
+name = "discord"
+path = "/discord"
+provider = "discord"
+public_key = ["not-hex"]
+[[routes]]
+name = "sendgrid"
+path = "/sendgrid"
+provider = "sendgrid"
+public_key = ["MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"]
+"#,
+    )
+    .expect("write");
+    let out = hookwarden(&["check", "--config", path.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "routes[0].public_url: required for provider \"twilio\"",
+        "routes[1].public_url: required for provider \"square\"",
+        "routes[2].public_key[0]: not an Ed25519 public key",
+        "routes[3].public_key[0]: not a P-256 public key",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+}
+
+#[test]
 fn check_prints_every_problem_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
