@@ -6,7 +6,7 @@ use http::HeaderName;
 
 use super::fields::{self, Kind, Pointers};
 use super::{checks, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError};
-use crate::route::{HmacAlgorithm, Route};
+use crate::route::Route;
 
 pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
@@ -19,18 +19,16 @@ const POINTERS: Pointers = Pointers {
     data: Some("/data"),
 };
 
+const LIST: checks::SignatureList = checks::SignatureList {
+    separator: b',',
+    timestamp_key: b"t",
+    signature_key: b"v1",
+    joiner: b".",
+};
+
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     let header = checks::signature(req.headers, SIGNATURE)?.single()?;
-    let (ts_text, ts) = checks::list_timestamp(header, b',', b"t")?;
-    checks::within_window(ts, req.now, route.tolerance)?;
-    let candidates: Vec<Vec<u8>> = checks::list_values(header, b',', b"v1")
-        .filter_map(|hex| checks::decode_hex(hex, b"").ok())
-        .collect();
-    let candidates: Vec<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
-    let message: [&[u8]; 3] = [ts_text, b".", req.body];
-    if !checks::any_secret_signs(HmacAlgorithm::Sha256, &route.secrets, &message, &candidates) {
-        return Err(VerifyError::InvalidSignature);
-    }
+    LIST.verify(header, req.body, &route.secrets, req.now, route.tolerance)?;
     Ok(Verified::new(req, None))
 }
 

@@ -9,7 +9,7 @@ use base64::Engine;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 
-use crate::support::{Gateway, Reply, Upstream};
+use crate::support::{header_lines, Gateway, Reply, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");
 const URL: &str = "https://hooks.example.com/in";
@@ -143,10 +143,7 @@ async fn sign_produces_what_every_preset_route_accepts() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        let headers: Vec<(&str, &str)> = text
-            .lines()
-            .map(|l| l.split_once(": ").expect("Name: value"))
-            .collect();
+        let headers = header_lines(&text);
         let path = match *preset {
             "standard-webhooks" => "/sw-ed25519".to_string(),
             other => format!("/{other}"),

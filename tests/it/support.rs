@@ -542,3 +542,10 @@ pub fn hmac_raw_key(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     }
     mac.finalize().into_bytes().to_vec()
 }
+
+/// `hookwarden sign`'s output, one `Name: value` per line, as header pairs.
+pub fn header_lines(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .map(|l| l.split_once(": ").expect("Name: value"))
+        .collect()
+}

@@ -6,7 +6,7 @@ use std::process::Command;
 use base64::Engine;
 use bytes::Bytes;
 
-use crate::support::{hmac_raw_key, send, Gateway, Reply, Upstream};
+use crate::support::{header_lines, hmac_raw_key, send, Gateway, Reply, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookwarden");
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -116,10 +116,7 @@ async fn signed_headers_from_sign_are_accepted_for_every_provider() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        let headers: Vec<(&str, &str)> = text
-            .lines()
-            .map(|l| l.split_once(": ").expect("Name: value"))
-            .collect();
+        let headers = header_lines(&text);
         assert!(headers.len() >= 2, "{text}");
         let answer = send(
             gw.addr,
