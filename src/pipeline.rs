@@ -199,8 +199,8 @@ async fn handle_inner(
     let verified = providers::verify(route, &request)?;
 
     // 9b. A scheme that signs a one-time token but not the event (Mailgun) accepts each
-    //     token once: otherwise one captured signature would vouch for any event.
-    let token = verified.replay_token().map(|(t, _)| t.to_vec());
+    //     token once: otherwise one captured signature would vouch for any event. Its
+    //     retries are signed afresh, so a token is spent even when delivery fails.
     if let Some((token, until)) = verified.replay_token() {
         app.tokens
             .claim(&route.name, token, until, now)
@@ -209,26 +209,17 @@ async fn handle_inner(
                 Refused::Full => GatewayError::Overloaded,
             })?;
     }
-    let release = |app: &App| {
-        if let Some(token) = &token {
-            app.tokens.release(&route.name, token);
-        }
-    };
 
     // 10. Only now is the payload parsed: nothing unverified is ever interpreted. A
     //     handshake (a provider checking the endpoint) is answered here, never forwarded.
-    let Events { events, batch } = match verified.normalize(route) {
-        Ok(Normalized::Events(events)) => events,
-        Ok(Normalized::Handshake(handshake)) => {
+    let Events { events, batch } = match verified.normalize(route)? {
+        Normalized::Events(events) => events,
+        Normalized::Handshake(handshake) => {
             trace.outcomes.push(Outcome::Handshake);
             return Ok(match handshake.body {
                 Some(body) => Reply::json(handshake.status, &body),
                 None => Reply::empty(handshake.status),
             });
-        }
-        Err(malformed) => {
-            release(app);
-            return Err(malformed.into());
         }
     };
 
@@ -240,10 +231,6 @@ async fn handle_inner(
     trace.batch = batch;
     trace.kind = delivered.kind;
     trace.outcomes.extend(delivered.outcomes);
-    if !request_outcome(&trace.outcomes).is_some_and(Outcome::is_success) {
-        // Not accepted: the provider's retry carries the same token.
-        release(app);
-    }
     Ok(delivered.reply)
 }
 

@@ -1,7 +1,9 @@
 //! One-time tokens (Mailgun's): a scheme that signs a token and a timestamp but not the
 //! event must not let one captured request vouch for a second event. A token is claimed
-//! when its request verifies, released if the event was not accepted (so the provider's
-//! retry is not refused), and forgotten once its timestamp has left the replay window.
+//! when its request verifies, and forgotten once its timestamp has left the replay
+//! window. It is never given back, even when the event is not accepted: Mailgun signs
+//! each retry afresh, and a token freed after a failed delivery would let whoever saw
+//! the request attach another event to it.
 //!
 //! Kept in `App`, so a reload does not forget them; bounded, so a flood of valid tokens
 //! answers 503 (the provider retries) instead of growing without end.
@@ -50,12 +52,6 @@ impl ReplayTokens {
         seen.insert(key, until);
         Ok(())
     }
-
-    /// Gives back a token whose event was not accepted.
-    pub(crate) fn release(&self, route: &str, token: &[u8]) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.remove(&(route.to_string(), token.to_vec()));
-    }
 }
 
 #[cfg(test)]
@@ -63,13 +59,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_is_taken_once_per_route_until_it_expires_or_is_released() {
+    fn a_token_is_taken_once_per_route_until_it_expires() {
         let tokens = ReplayTokens::default();
         assert_eq!(tokens.claim("a", b"t", 100, 10), Ok(()));
         assert_eq!(tokens.claim("a", b"t", 100, 50), Err(Refused::Seen));
         assert_eq!(tokens.claim("b", b"t", 100, 50), Ok(()));
         assert_eq!(tokens.claim("a", b"t", 200, 101), Ok(()), "expired");
-        tokens.release("a", b"t");
-        assert_eq!(tokens.claim("a", b"t", 300, 150), Ok(()), "released");
+        assert_eq!(tokens.claim("a", b"t", 300, 150), Err(Refused::Seen));
     }
 }
