@@ -6,6 +6,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use proptest::prelude::*;
 
+mod edges;
+
 use super::{route_request, Key};
 use crate::providers::{verify, Request, VerifyError};
 use crate::route::{Provider, Route, Secret};
