@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Differential check of the presets against the providers' own SDKs: random events
 signed by stripe, slack_sdk, twilio, sendgrid (python-ecdsa, random nonces), PyNaCl,
-svix and standardwebhooks, each first accepted by that SDK's own verifier, then posted
+svix, standardwebhooks and paddle-python-sdk (Square and Mailgun sign by hand: their SDKs
+only verify), each first accepted by that SDK's own verifier, then posted
 to a real gateway, which must answer 200 (and 401 to a tampered copy).
 
   python3 -m venv /tmp/sdk && /tmp/sdk/bin/pip install stripe slack_sdk twilio sendgrid \
@@ -21,6 +22,10 @@ from twilio.request_validator import RequestValidator
 from sendgrid.helpers.eventwebhook import EventWebhook
 import svix.webhooks as svixmod
 import standardwebhooks.webhooks as swmod
+from paddle_billing.Notifications import PaddleSignature, Verifier as PaddleVerifier, Secret as PaddleSecret
+from square.utils.webhooks_helper import verify_signature as square_verify
+from mailgun.security import SecurityGuard as MailgunGuard
+import discord_interactions
 
 class Up(BaseHTTPRequestHandler):
     def do_POST(self):
@@ -44,6 +49,9 @@ routes = [
  ("sendgrid", f'public_key = ["{pub}"]'),
  ("discord", f'public_key = ["{dk.verify_key.encode().hex()}"]'),
  ("standard-webhooks", 'secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]'),
+ ("paddle", 'secrets = ["pdl_ntfset_diff"]'),
+ ("square", 'secrets = ["sqkey"]\npublic_url = "https://hooks.example.com/square?x=1"'),
+ ("mailgun", 'secrets = ["mgkey"]'),
 ]
 cfg = f'[server]\nlisten = "127.0.0.1:{GW}"\n[admin]\nlisten = "127.0.0.1:{ADMIN}"\n[upstream]\nurl = "http://127.0.0.1:{UP}"\n'
 for name, cred in routes:
@@ -131,6 +139,7 @@ for i in range(N):
     # Discord
     body = json.dumps({"id": str(rnd.randint(1, 10**18)), "type": 2, "data": {"name": text(5)}}).encode()
     sig = dk.sign(str(now).encode() + body).signature.hex()
+    assert discord_interactions.verify_key(body, sig, str(now), dk.verify_key.encode().hex())
     expect("discord", post('/discord', {'X-Signature-Ed25519': sig, 'X-Signature-Timestamp': str(now), 'content-type': 'application/json'}, body), 200)
     # Svix (svix-* names) and Standard Webhooks
     body = jbody(); mid = "msg_" + str(rnd.randint(0, 10**9))
@@ -141,6 +150,28 @@ for i in range(N):
     sw = swmod.Webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     sig = sw.sign(mid + "x", datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc), body.decode())
     expect("standard-webhooks", post('/standard-webhooks', {'webhook-id': mid + "x", 'webhook-timestamp': str(now), 'webhook-signature': sig, 'content-type': 'application/json'}, body), 200)
+
+    # Paddle (rotation: two h1), Square (URL + body), Mailgun (signature in the body)
+    body = jbody()
+    h1 = PaddleSignature.calculate_hmac("pdl_ntfset_diff", f"{now}:{body.decode()}".encode()).hexdigest()
+    header = f"ts={now};h1={'0' * 64};h1={h1}"
+    class PdReq:
+        def __init__(self): self.headers = {"Paddle-Signature": header}; self.body = body
+        def get_data(self): return body
+    assert PaddleVerifier().verify(PdReq(), [PaddleSecret("pdl_ntfset_diff")])
+    expect("paddle", post('/paddle', {'Paddle-Signature': header, 'content-type': 'application/json'}, body), 200)
+    body = jbody()
+    url = "https://hooks.example.com/square?x=1"
+    sig = base64.b64encode(hmac.new(b"sqkey", url.encode() + body, hashlib.sha256).digest()).decode()
+    assert square_verify(request_body=body.decode(), signature_header=sig, signature_key="sqkey", notification_url=url)
+    expect("square", post('/square', {'x-square-hmacsha256-signature': sig, 'content-type': 'application/json'}, body), 200)
+    token = ''.join(rnd.choice('0123456789abcdef') for _ in range(50))
+    sig = hmac.new(b"mgkey", (str(now) + token).encode(), hashlib.sha256).hexdigest()
+    assert MailgunGuard.verify_webhook("mgkey", token, str(now), sig, max_age_seconds=0)
+    event = json.loads(jbody())
+    body = json.dumps({"signature": {"timestamp": str(now), "token": token, "signature": sig}, "event-data": event}).encode()
+    expect("mailgun", post('/mailgun', {'content-type': 'application/json'}, body), 200)
+    expect("mailgun-replayed", post('/mailgun', {'content-type': 'application/json'}, body), 401)
 
 gateway.terminate()
 print(f"{N} rounds, {len(fails)} failures")
