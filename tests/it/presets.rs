@@ -211,6 +211,22 @@ async fn send_signs_for_every_preset_route() {
     assert_eq!(upstream.received().last().expect("one").json()["type"], "x");
 }
 
+/// A gateway with every preset's route, and the folder of its keys.
+async fn gateway() -> (tempfile::TempDir, Upstream, Gateway) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = keys(dir.path());
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), &keys)).await;
+    (dir, upstream, gw)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
 /// Slack's `url_verification`, signed as Slack signs it.
 fn slack_challenge(secret: &str, now: i64) -> (Vec<(String, String)>, String) {
     let body = r#"{"token":"t","challenge":"c-123","type":"url_verification"}"#.to_string();
@@ -232,14 +248,8 @@ fn slack_challenge(secret: &str, now: i64) -> (Vec<(String, String)>, String) {
 
 #[tokio::test]
 async fn handshakes_are_answered_counted_and_never_forwarded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys = keys(dir.path());
-    let upstream = Upstream::start().await;
-    let gw = Gateway::start(&config(&upstream.url(), &keys)).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let (_dir, upstream, gw) = gateway().await;
+    let now = unix_now();
     let (headers, body) = slack_challenge("slack-secret", now);
     let headers: Vec<(&str, &str)> = headers
         .iter()
@@ -276,14 +286,8 @@ fn mailgun(secret: &str, token: &str, now: i64, event: &str) -> String {
 
 #[tokio::test]
 async fn a_mailgun_token_vouches_for_one_request_only() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys = keys(dir.path());
-    let upstream = Upstream::start().await;
-    let gw = Gateway::start(&config(&upstream.url(), &keys)).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let (_dir, upstream, gw) = gateway().await;
+    let now = unix_now();
     let json = [("content-type", "application/json")];
     let event = r#"{"id":"e1","event":"delivered"}"#;
     // The app fails the first time; the same request again is refused (Mailgun signs its
