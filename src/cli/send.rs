@@ -152,6 +152,14 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if route.provider.uses_public_key() && private_key.is_none() {
+        eprintln!(
+            "route {:?} verifies {} signatures with public keys: give --private-key FILE (PEM)",
+            route.name,
+            route.provider.name()
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

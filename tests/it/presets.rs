@@ -184,6 +184,17 @@ async fn send_signs_for_every_preset_route() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // A public-key route without the private key is a usage error.
+    let file = write(dir.path(), "ping.json", r#"{"type":1}"#);
+    let out = Command::new(BIN)
+        .args(["send", "--config"])
+        .arg(&config)
+        .args(["--route", "discord", "--to", &to])
+        .arg(&file)
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--private-key"));
     let received = upstream.received();
     assert_eq!(received.len(), PRESETS.len());
     let providers: Vec<String> = received
