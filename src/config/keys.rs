@@ -88,10 +88,16 @@ fn ed25519_hex(text: &str) -> Result<PublicKey, &'static str> {
         .map_err(|_| WHY)
 }
 
-/// SendGrid's "Verification Key": base64 of a DER SubjectPublicKeyInfo on P-256.
+/// SendGrid's "Verification Key": base64 of a DER SubjectPublicKeyInfo on P-256 (a PEM
+/// `PUBLIC KEY` block, as `openssl` writes one, is taken too).
 fn p256_der_base64(text: &str) -> Result<PublicKey, &'static str> {
     const WHY: &str =
         "not a P-256 public key (base64 of DER SubjectPublicKeyInfo, as SendGrid shows it)";
+    if text.contains("-----BEGIN PUBLIC KEY-----") {
+        return p256::ecdsa::VerifyingKey::from_public_key_pem(text.trim())
+            .map(PublicKey::P256)
+            .map_err(|_| WHY);
+    }
     let der = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|_| WHY)?;
