@@ -11,7 +11,7 @@ use base64::Engine;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use http::header::AsHeaderName;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
@@ -154,6 +154,26 @@ impl SignatureList {
             Err(VerifyError::InvalidSignature)
         }
     }
+}
+
+/// Slack's and Zoom's scheme (the same one under other header names): `v0=<hex>` =
+/// HMAC-SHA256 of `v0:<ts>:<body>`, the timestamp in the window. Returns the secret that
+/// verified (Zoom answers its handshake with it).
+pub(crate) fn v0_signature<'s>(
+    headers: &HeaderMap,
+    body: &[u8],
+    [signature, timestamp]: [&HeaderName; 2],
+    secrets: &'s [Secret],
+    now: i64,
+    tolerance: Duration,
+) -> Result<&'s Secret, VerifyError> {
+    let signature = self::signature(headers, signature)?;
+    let (ts_text, ts) = self::timestamp(headers, timestamp)?;
+    within_window(ts, now, tolerance)?;
+    let expected = decode_hex(signature.single()?, b"v0=")?;
+    let message: [&[u8]; 4] = [b"v0:", ts_text, b":", body];
+    which_secret_signs(HmacAlgorithm::Sha256, secrets, &message, &[&expected])
+        .ok_or(VerifyError::InvalidSignature)
 }
 
 /// The common shape of a preset: one HMAC over `message` that must equal the decoded

@@ -12,7 +12,7 @@ use super::{
     checks, form, parse_json, Events, Handshake, MalformedPayload, Normalized, Request, Scheme,
     Verified, VerifyError,
 };
-use crate::route::{HmacAlgorithm, Route};
+use crate::route::Route;
 
 pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
 
@@ -34,12 +34,14 @@ const FORM: Pointers = Pointers {
 };
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    let signature = checks::signature(req.headers, SIGNATURE)?;
-    let (ts_text, ts) = checks::timestamp(req.headers, TIMESTAMP)?;
-    checks::within_window(ts, req.now, route.tolerance)?;
-    let expected = checks::decode_hex(signature.single()?, b"v0=")?;
-    let message: [&[u8]; 4] = [b"v0:", ts_text, b":", req.body];
-    checks::hmac_matches(HmacAlgorithm::Sha256, &route.secrets, &message, &expected)?;
+    checks::v0_signature(
+        req.headers,
+        req.body,
+        [&SIGNATURE, &TIMESTAMP],
+        &route.secrets,
+        req.now,
+        route.tolerance,
+    )?;
     Ok(Verified::new(req, None))
 }
 

@@ -25,18 +25,14 @@ const POINTERS: Pointers = Pointers {
 };
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
-    let signature = checks::signature(req.headers, SIGNATURE)?;
-    let (ts_text, ts) = checks::timestamp(req.headers, TIMESTAMP)?;
-    checks::within_window(ts, req.now, route.tolerance)?;
-    let expected = checks::decode_hex(signature.single()?, b"v0=")?;
-    let message: [&[u8]; 4] = [b"v0:", ts_text, b":", req.body];
-    let secret = checks::which_secret_signs(
-        HmacAlgorithm::Sha256,
+    let secret = checks::v0_signature(
+        req.headers,
+        req.body,
+        [&SIGNATURE, &TIMESTAMP],
         &route.secrets,
-        &message,
-        &[&expected],
-    )
-    .ok_or(VerifyError::InvalidSignature)?;
+        req.now,
+        route.tolerance,
+    )?;
     let mut verified = Verified::new(req, None);
     verified.secret = Some(secret.clone());
     Ok(verified)
