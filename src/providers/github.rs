@@ -40,7 +40,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
-    if !verified.media_type_is(super::FORM) {
+    if !verified.is_form() {
         return fields::one_from_json(route, &POINTERS, &verified);
     }
     let payload = form_urlencoded::parse(&verified.body)

@@ -15,7 +15,7 @@ use super::fields::{self, Kind, Pointers};
 use super::json::Payload;
 use super::{
     checks, form, parse_json, Event, Events, MalformedPayload, Normalized, Request, Scheme,
-    Verified, VerifyError, FORM,
+    Verified, VerifyError,
 };
 use crate::route::{HmacAlgorithm, Route};
 
@@ -49,9 +49,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     if signs(req.body) {
         return Ok(verified);
     }
-    if verified.media_type_is(FORM)
-        && signs(form::canonical_json(&form::fields(req.body)).as_bytes())
-    {
+    if verified.is_form() && signs(form::canonical_json(&form::fields(req.body)).as_bytes()) {
         return Ok(verified);
     }
     Err(VerifyError::InvalidSignature)
@@ -80,7 +78,7 @@ fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedP
 }
 
 fn events(route: &Route, verified: Verified) -> Result<Events, MalformedPayload> {
-    if verified.media_type_is(FORM) {
+    if verified.is_form() {
         return Ok(Events::one(form_event(route, &verified)));
     }
     fields::object_or_batch(route, &POINTERS, &verified)

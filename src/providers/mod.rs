@@ -172,13 +172,17 @@ impl Verified {
             .map(|(t, until)| (t.as_slice(), *until))
     }
 
-    fn media_type_is(&self, expected: &str) -> bool {
-        self.content_type
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case(expected))
+    fn is_form(&self) -> bool {
+        is_form(self.content_type.as_ref())
     }
+}
+
+/// Whether a Content-Type names a form body, whatever its parameters.
+fn is_form(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(FORM))
 }
 
 impl std::fmt::Debug for Verified {

@@ -46,7 +46,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
-    if verified.media_type_is(super::FORM) {
+    if verified.is_form() {
         let event = fields::event(
             route,
             &FORM,

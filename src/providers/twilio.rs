@@ -70,7 +70,9 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
             }
             String::new()
         }
-        None if is_form(req) => sorted_fields(req.body),
+        None if super::is_form(req.headers.get(http::header::CONTENT_TYPE)) => {
+            sorted_fields(req.body)
+        }
         // Any other body would not be covered by the signature at all.
         None => return Err(VerifyError::InvalidSignature),
     };
@@ -91,10 +93,6 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn is_form(req: &Request<'_>) -> bool {
-    Verified::new(req, None).media_type_is(super::FORM)
 }
 
 /// The `bodySHA256` query parameter, decoded.
@@ -142,7 +140,7 @@ fn url_variants(url: &str) -> Vec<String> {
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {
-    if !verified.media_type_is(super::FORM) {
+    if !verified.is_form() {
         return fields::one_from_json(route, &EVENT_TYPE, &verified);
     }
     // Blank values are part of what Twilio signs, so the app sees them too.
