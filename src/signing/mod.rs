@@ -127,58 +127,58 @@ pub(crate) fn route_request(
     timestamp: i64,
     id: &str,
 ) -> Result<Signed, SignError> {
+    let first_secret = route.secrets.first().cloned().map(Key::Secret);
+    let message = Message {
+        body,
+        timestamp,
+        id,
+        url: route.public_url.as_deref(),
+    };
+    let preset = match private.or(first_secret.as_ref()) {
+        Some(key) => presets::sign(route.provider, key, &message)?,
+        None if route.provider.uses_public_key() => {
+            return Err(SignError::WrongKey("a private key (--private-key)"))
+        }
+        None => None,
+    };
+    let mut signed = match (preset, private) {
+        (Some(signed), _) => signed,
+        // Standard Webhooks' Ed25519 form, for a route of `whpk_` keys.
+        (None, Some(key @ Key::Ed25519(_))) if route.provider == Provider::StandardWebhooks => {
+            let mut signed = Signed::json();
+            for (name, value) in standard_webhooks_v1a(key, id, timestamp, body)? {
+                signed.header(name, value)?;
+            }
+            signed
+        }
+        (None, _) => {
+            let mut signed = Signed::json();
+            signed
+                .headers
+                .extend(route_headers(route, body, timestamp, id)?);
+            signed
+        }
+    };
+    if let Some(auth) = &route.auth {
+        signed.headers.push(credentials(auth)?);
+    }
+    Ok(signed)
+}
+
+/// The signature headers of the schemes that are not presets.
+fn route_headers(
+    route: &Route,
+    body: &[u8],
+    timestamp: i64,
+    id: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
     let secret = || {
         route
             .secrets
             .first()
             .ok_or_else(|| SignError::NoSecret(route.name.clone()))
     };
-    let first_secret = route.secrets.first().cloned().map(Key::Secret);
-    if let Some(key) = private.or(first_secret.as_ref()) {
-        let message = Message {
-            body,
-            timestamp,
-            id,
-            url: route.public_url.as_deref(),
-        };
-        if let Some(signed) = presets::sign(route.provider, key, &message) {
-            let mut signed = signed?;
-            if let Some(auth) = &route.auth {
-                signed.headers.push(credentials(auth)?);
-            }
-            return Ok(signed);
-        }
-    } else if route.provider.uses_public_key() {
-        return Err(SignError::WrongKey("a private key (--private-key)"));
-    }
-    if route.provider == Provider::StandardWebhooks {
-        if let Some(key @ Key::Ed25519(_)) = private {
-            let mut signed = Signed::json();
-            for (name, value) in standard_webhooks_v1a(key, id, timestamp, body)? {
-                signed.header(name, value)?;
-            }
-            return Ok(signed);
-        }
-    }
-    let mut signed = Signed::json();
-    signed
-        .headers
-        .extend(route_headers(route, body, timestamp, id, secret)?);
-    Ok(signed)
-}
-
-/// The headers of the schemes that are not presets.
-fn route_headers<'r>(
-    route: &'r Route,
-    body: &[u8],
-    timestamp: i64,
-    id: &str,
-    secret: impl Fn() -> Result<&'r Secret, SignError>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
     let mut out = Vec::new();
-    if let Some(auth) = &route.auth {
-        out.push(credentials(auth)?);
-    }
     let ts = timestamp.to_string();
     let hex_sha256 = |key: &Secret, message: &[&[u8]]| {
         hex::encode(hmac_tag(HmacAlgorithm::Sha256, key.expose(), message))
@@ -207,7 +207,7 @@ fn route_headers<'r>(
                 out.extend(generic(scheme, secret()?, body, &ts, id)?);
             }
         }
-        // Signed in `presets`, before this is reached.
+        // Signed by `presets`, which `route_request` asks first.
         _ => return Err(SignError::NotAPreset),
     }
     Ok(out)

@@ -27,92 +27,91 @@ pub(super) fn sign(
     provider: Provider,
     key: &Key,
     m: &Message<'_>,
-) -> Option<Result<Signed, SignError>> {
+) -> Result<Option<Signed>, SignError> {
+    let mut s = Signed::json();
+    Ok(sign_into(&mut s, provider, key, m)?.then_some(s))
+}
+
+/// Adds what `provider` signs to `s`; false for the schemes that are not presets.
+fn sign_into(
+    s: &mut Signed,
+    provider: Provider,
+    key: &Key,
+    m: &Message<'_>,
+) -> Result<bool, SignError> {
     let ts = m.timestamp.to_string();
     let body = m.body;
-    let mut s = Signed::json();
-    let result = (|| -> Result<(), SignError> {
-        match provider {
-            Provider::Stripe => {
-                let tag =
-                    hex::encode(key.hmac(HmacAlgorithm::Sha256, &[ts.as_bytes(), b".", body])?);
-                s.header("stripe-signature", format!("t={ts},v1={tag}"))?;
-            }
-            Provider::Github => {
-                let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
-                s.header("x-github-delivery", m.id.to_string())?;
-                s.header("x-hub-signature-256", format!("sha256={tag}"))?;
-                s.form_unless_json(body);
-            }
-            Provider::Slack => {
-                let tag = hex::encode(
-                    key.hmac(HmacAlgorithm::Sha256, &[b"v0:", ts.as_bytes(), b":", body])?,
-                );
-                s.header("x-slack-request-timestamp", ts.clone())?;
-                s.header("x-slack-signature", format!("v0={tag}"))?;
-                s.form_unless_json(body);
-            }
-            Provider::Shopify => {
-                let tag = B64.encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
-                s.header("x-shopify-webhook-id", m.id.to_string())?;
-                s.header("x-shopify-hmac-sha256", tag)?;
-            }
-            Provider::Paddle => {
-                let tag =
-                    hex::encode(key.hmac(HmacAlgorithm::Sha256, &[ts.as_bytes(), b":", body])?);
-                s.header("paddle-signature", format!("ts={ts};h1={tag}"))?;
-            }
-            Provider::Zoom => {
-                let tag = hex::encode(
-                    key.hmac(HmacAlgorithm::Sha256, &[b"v0:", ts.as_bytes(), b":", body])?,
-                );
-                s.header("x-zm-request-timestamp", ts.clone())?;
-                s.header("x-zm-signature", format!("v0={tag}"))?;
-            }
-            Provider::Linear => {
-                let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
-                s.header("linear-delivery", m.id.to_string())?;
-                s.header("linear-signature", tag)?;
-            }
-            Provider::Typeform => {
-                let tag = B64.encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
-                s.header("typeform-signature", format!("sha256={tag}"))?;
-            }
-            Provider::Intercom => {
-                let tag = hex::encode(key.hmac(HmacAlgorithm::Sha1, &[body])?);
-                s.header("x-hub-signature", format!("sha1={tag}"))?;
-            }
-            Provider::Mailgun => {
-                s.body = Some(mailgun_body(key, body, &ts)?);
-            }
-            Provider::Twilio => twilio(&mut s, key, m)?,
-            Provider::Square => {
-                let url = m.url.ok_or(SignError::NoUrl)?;
-                let tag = B64.encode(key.hmac(HmacAlgorithm::Sha256, &[url.as_bytes(), body])?);
-                s.header("x-square-hmacsha256-signature", tag)?;
-            }
-            Provider::Discord => {
-                let message = [ts.as_bytes(), body].concat();
-                s.header("x-signature-timestamp", ts.clone())?;
-                s.header("x-signature-ed25519", hex::encode(key.ed25519(&message)?))?;
-            }
-            Provider::Sendgrid => {
-                let message = [ts.as_bytes(), body].concat();
-                s.header("x-twilio-email-event-webhook-timestamp", ts.clone())?;
-                s.header(
-                    "x-twilio-email-event-webhook-signature",
-                    B64.encode(key.p256_der(&message)?),
-                )?;
-            }
-            _ => return Err(SignError::NotAPreset),
+    match provider {
+        Provider::Stripe => {
+            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[ts.as_bytes(), b".", body])?);
+            s.header("stripe-signature", format!("t={ts},v1={tag}"))?;
         }
-        Ok(())
-    })();
-    match result {
-        Err(SignError::NotAPreset) => None,
-        Err(e) => Some(Err(e)),
-        Ok(()) => Some(Ok(s)),
+        Provider::Github => {
+            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
+            s.header("x-github-delivery", m.id.to_string())?;
+            s.header("x-hub-signature-256", format!("sha256={tag}"))?;
+            s.form_unless_json(body);
+        }
+        Provider::Slack => {
+            let tag =
+                hex::encode(key.hmac(HmacAlgorithm::Sha256, &[b"v0:", ts.as_bytes(), b":", body])?);
+            s.header("x-slack-request-timestamp", ts.clone())?;
+            s.header("x-slack-signature", format!("v0={tag}"))?;
+            s.form_unless_json(body);
+        }
+        Provider::Shopify => {
+            let tag = B64.encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
+            s.header("x-shopify-webhook-id", m.id.to_string())?;
+            s.header("x-shopify-hmac-sha256", tag)?;
+        }
+        Provider::Paddle => {
+            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[ts.as_bytes(), b":", body])?);
+            s.header("paddle-signature", format!("ts={ts};h1={tag}"))?;
+        }
+        Provider::Zoom => {
+            let tag =
+                hex::encode(key.hmac(HmacAlgorithm::Sha256, &[b"v0:", ts.as_bytes(), b":", body])?);
+            s.header("x-zm-request-timestamp", ts.clone())?;
+            s.header("x-zm-signature", format!("v0={tag}"))?;
+        }
+        Provider::Linear => {
+            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
+            s.header("linear-delivery", m.id.to_string())?;
+            s.header("linear-signature", tag)?;
+        }
+        Provider::Typeform => {
+            let tag = B64.encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
+            s.header("typeform-signature", format!("sha256={tag}"))?;
+        }
+        Provider::Intercom => {
+            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha1, &[body])?);
+            s.header("x-hub-signature", format!("sha1={tag}"))?;
+        }
+        Provider::Mailgun => {
+            s.body = Some(mailgun_body(key, body, &ts)?);
+        }
+        Provider::Twilio => twilio(s, key, m)?,
+        Provider::Square => {
+            let url = m.url.ok_or(SignError::NoUrl)?;
+            let tag = B64.encode(key.hmac(HmacAlgorithm::Sha256, &[url.as_bytes(), body])?);
+            s.header("x-square-hmacsha256-signature", tag)?;
+        }
+        Provider::Discord => {
+            let message = [ts.as_bytes(), body].concat();
+            s.header("x-signature-timestamp", ts.clone())?;
+            s.header("x-signature-ed25519", hex::encode(key.ed25519(&message)?))?;
+        }
+        Provider::Sendgrid => {
+            let message = [ts.as_bytes(), body].concat();
+            s.header("x-twilio-email-event-webhook-timestamp", ts.clone())?;
+            s.header(
+                "x-twilio-email-event-webhook-signature",
+                B64.encode(key.p256_der(&message)?),
+            )?;
+        }
+        _ => return Ok(false),
     }
+    Ok(true)
 }
 
 /// Twilio: HMAC-SHA1 of the URL, then the form's sorted fields; a JSON body is signed
