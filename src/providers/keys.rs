@@ -3,8 +3,9 @@
 //! The keys were parsed at load (`config::keys`), so only the signature can be bad here.
 
 use ed25519_dalek::Signature as Ed25519Signature;
-use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::signature::DigestVerifier;
 use p256::ecdsa::Signature as P256Signature;
+use sha2::{Digest, Sha256};
 
 use crate::route::PublicKey;
 
@@ -23,13 +24,18 @@ pub(super) fn ed25519_signs(keys: &[PublicKey], message: &[u8], signature: &[u8]
 
 /// Whether any P-256 key signed `message` with this DER signature. Both `s` and `n - s`
 /// verify, as they do in the SDKs SendGrid documents (Python `ecdsa`, Java, Go).
-pub(super) fn p256_signs(keys: &[PublicKey], message: &[u8], der: &[u8]) -> bool {
+/// The message is hashed from its parts, so a large body is not copied to be signed.
+pub(super) fn p256_signs(keys: &[PublicKey], message: &[&[u8]], der: &[u8]) -> bool {
     let Ok(signature) = P256Signature::from_der(der) else {
         return false;
     };
     let signature = signature.normalize_s().unwrap_or(signature);
+    let mut digest = Sha256::new();
+    for part in message {
+        digest.update(part);
+    }
     keys.iter().any(|key| match key {
-        PublicKey::P256(key) => key.verify(message, &signature).is_ok(),
+        PublicKey::P256(key) => key.verify_digest(digest.clone(), &signature).is_ok(),
         PublicKey::Ed25519(_) => false,
     })
 }
