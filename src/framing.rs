@@ -13,13 +13,9 @@
 //! counts as clean.
 
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
+use crate::read_tap::Tap;
 use crate::sync::lock;
 
 /// Beyond this a head is refused by hyper (431) before any request is dispatched.
@@ -54,18 +50,16 @@ enum State {
     Off,
 }
 
-/// An IO stream whose reads are watched for request framing.
-pub(crate) struct FramingWatch<S> {
-    inner: S,
+/// The observer of one connection's reads (a [`Tap`]), recording into its [`Verdicts`].
+pub(crate) struct FramingWatch {
     state: State,
     verdicts: Verdicts,
 }
 
-impl<S> FramingWatch<S> {
-    pub(crate) fn new(inner: S) -> (Self, Verdicts) {
+impl FramingWatch {
+    pub(crate) fn new() -> (Self, Verdicts) {
         let verdicts = Verdicts::default();
         let observed = FramingWatch {
-            inner,
             state: State::Head(Vec::new()),
             verdicts: verdicts.clone(),
         };
@@ -91,7 +85,7 @@ impl<S> FramingWatch<S> {
 /// The verdicts of a stream delivered in `reads`, as the observer records them.
 #[cfg(any(test, fuzzing))]
 pub(crate) fn verdicts<'a>(reads: impl IntoIterator<Item = &'a [u8]>) -> Vec<bool> {
-    let (mut observed, verdicts) = FramingWatch::new(());
+    let (mut observed, verdicts) = FramingWatch::new();
     for read in reads {
         observed.observe(read);
     }
@@ -245,50 +239,11 @@ fn parse_head(head: &[u8], verdicts: &Verdicts) -> Option<(usize, State)> {
     Some((len, next))
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            if !matches!(self.state, State::Off) {
-                self.observe(&buf.filled()[before..]);
-            }
+impl Tap for FramingWatch {
+    fn saw(&mut self, bytes: &[u8]) {
+        if !matches!(self.state, State::Off) {
+            self.observe(bytes);
         }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 

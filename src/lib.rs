@@ -6,8 +6,9 @@
 //! Each uses only modules listed before it (`tests/it/layering.rs` fails on a cycle).
 //! - [`route`]: the route model (`Route`, `Secret`, the schemes' parameters, a data-only
 //!   `Provider`); `config` builds it, everyone else reads it. [`clock`], [`sync`],
-//!   [`budget`], [`tls`]: the injectable clock, the one way to take a mutex, the room for
-//!   request bodies, the rustls configuration of `[server.tls]`.
+//!   [`budget`], [`tls`], [`read_tap`]: the injectable clock, the one way to take a
+//!   mutex, the room for request bodies, the rustls configuration of `[server.tls]`, a
+//!   connection's reads shown to its watchers.
 //! - [`config`]: the TOML file (serde structs) validated section by section into
 //!   runtime types; `${…}` interpolation; every problem reported with its key path.
 //! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`replay_tokens`], [`spool`]:
@@ -71,6 +72,7 @@ mod pipeline;
 mod providers;
 mod queue;
 mod ratelimit;
+mod read_tap;
 mod replay_tokens;
 mod request_log;
 mod route;

@@ -30,7 +30,8 @@ use crate::app::App;
 use crate::config::ServerConfig;
 use crate::framing::FramingWatch;
 use crate::pipeline;
-use watch::{Activity, Watched};
+use crate::read_tap::ReadTap;
+use watch::Activity;
 
 /// Header sections larger than this get 431 (SPEC §3).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -138,7 +139,8 @@ async fn http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new(accepted));
-    let (stream, verdicts) = FramingWatch::new(Watched::new(stream, Arc::clone(&activity)));
+    let (framing, verdicts) = FramingWatch::new();
+    let stream = ReadTap::new(stream, (Arc::clone(&activity), framing));
     let requests = Arc::clone(&activity);
     let service = service_fn(move |req| {
         let app = Arc::clone(&app);

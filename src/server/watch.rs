@@ -9,20 +9,18 @@
 //!
 //! A request "begins" when hyper hands it to the service, so the watch never parses a
 //! protocol: requests note when they begin and end ([`Activity::begin`]), reads note the
-//! first bytes of an idle spell ([`Watched`]), and the watch looks at those notes only
+//! first bytes of an idle spell (its [`Tap`]), and the watch looks at those notes only
 //! when a deadline falls due; a request costs it two atomic counts and one clock read,
 //! and wakes nothing. While idle it looks again at least every `header_read_timeout`, so
 //! a stalled head is closed within twice that time of its first byte.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
+
+use crate::read_tap::Tap;
 
 /// What the watch sees of a connection. Times are nanoseconds since accept, plus one,
 /// so that 0 can mean "not yet".
@@ -127,60 +125,12 @@ pub(super) async fn until_expired(activity: &Activity, limits: Limits) {
     }
 }
 
-/// A connection's stream, telling its [`Activity`] when bytes arrive.
-pub(super) struct Watched<S> {
-    inner: S,
-    activity: Arc<Activity>,
-}
-
-impl<S> Watched<S> {
-    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read_some();
+/// Reads tell the connection's [`Activity`] when bytes arrive.
+impl Tap for Arc<Activity> {
+    fn saw(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.read_some();
         }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 
