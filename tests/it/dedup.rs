@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{hmac_hex, now, pairs, smartcv_headers, Gate, Gateway, Reply, Upstream};
+use crate::support::{
+    hmac_hex, now, pairs, smartcv_headers, smartcv_on_raw_connection, Gate, Gateway, Reply,
+    Upstream,
+};
 
 const SECRET: &str = "sc";
 
@@ -108,26 +111,12 @@ async fn copies_waiting_on_a_failed_first_copy_answer_as_it_did_and_the_retry_go
 
 #[tokio::test]
 async fn a_forward_whose_provider_hung_up_runs_to_its_end_and_its_retry_waits_for_it() {
-    use tokio::io::AsyncWriteExt;
-
     let upstream = Upstream::start().await;
     let gate = Gate::new();
     upstream.script([Reply::status(200).held(&gate)]);
     let gw = Gateway::start(&config(&upstream.url(), "")).await;
     let body = event("evt_hung_up");
-    let mut request = format!(
-        "POST /a HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in smartcv_headers(SECRET, now(), &body) {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let mut provider = tokio::net::TcpStream::connect(gw.addr)
-        .await
-        .expect("connect");
-    provider.write_all(request.as_bytes()).await.expect("send");
+    let provider = smartcv_on_raw_connection(gw.addr, SECRET, &body).await;
     upstream.arrivals(1).await;
     // The provider gives up while the app holds its answer.
     drop(provider);

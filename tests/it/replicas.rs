@@ -8,7 +8,9 @@ use serde_json::json;
 use crate::binary;
 use crate::store::{keys, RedisServer};
 use crate::support::free_port;
-use crate::support::{now, pairs, smartcv_headers, Answer, Gate, Gateway, Reply, Upstream};
+use crate::support::{
+    now, pairs, smartcv_headers, smartcv_on_raw_connection, Answer, Gate, Gateway, Reply, Upstream,
+};
 
 const SECRET: &str = "sc";
 
@@ -207,8 +209,6 @@ async fn without_its_store_a_replica_forwards_nothing_and_serves_again_once_it_i
 
 #[tokio::test]
 async fn a_forward_whose_provider_hung_up_runs_to_its_end_and_settles_the_id_everywhere() {
-    use tokio::io::AsyncWriteExt;
-
     let gate = Gate::new();
     let cluster = cluster([Reply::status(200).held(&gate)]).await;
     let Cluster {
@@ -220,19 +220,7 @@ async fn a_forward_whose_provider_hung_up_runs_to_its_end_and_settles_the_id_eve
     } = &cluster;
     let body = event("evt_hung_up");
 
-    let mut request = format!(
-        "POST /a HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in smartcv_headers(SECRET, now(), &body) {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let mut provider = tokio::net::TcpStream::connect(a.addr)
-        .await
-        .expect("connect");
-    provider.write_all(request.as_bytes()).await.expect("send");
+    let provider = smartcv_on_raw_connection(a.addr, SECRET, &body).await;
     upstream.arrivals(1).await;
     drop(provider);
 

@@ -549,3 +549,25 @@ pub fn header_lines(text: &str) -> Vec<(&str, &str)> {
         .map(|l| l.split_once(": ").expect("Name: value"))
         .collect()
 }
+
+/// A signed SmartCV request for `/a`, written on a connection of its own, for the tests
+/// whose provider hangs up while the app holds its answer: drop the stream to hang up.
+pub async fn smartcv_on_raw_connection(
+    addr: SocketAddr,
+    secret: &str,
+    body: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut request = format!(
+        "POST /a HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in smartcv_headers(secret, now(), body) {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    stream
+}
