@@ -34,12 +34,21 @@ fn check_accepts_the_example_and_lists_its_routes() {
     assert!(stdout.contains("/webhooks/semantikmatch"), "{stdout}");
 }
 
+/// Runs `check` on `config`, which it must refuse with exit 2; returns what it printed.
+fn check_refuses(config: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hookwarden.toml");
+    std::fs::write(&path, config).expect("write");
+    let out = hookwarden(&["check", "--config", path.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn check_refuses_presets_without_public_url_or_with_malformed_public_keys() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("presets.toml");
-    std::fs::write(
-        &path,
+    let stderr = check_refuses(
         r#"
 [upstream]
 url = "http://127.0.0.1:3000"
@@ -64,13 +73,7 @@ path = "/sendgrid"
 provider = "sendgrid"
 public_key = ["MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"]
 "#,
-    )
-    .expect("write");
-    let out = hookwarden(&["check", "--config", path.to_str().expect("utf-8")])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    );
     for expected in [
         "routes[0].public_url: required for provider \"twilio\"",
         "routes[1].public_url: required for provider \"square\"",
@@ -83,10 +86,7 @@ public_key = ["MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"]
 
 #[test]
 fn check_prints_every_problem_and_exits_2() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
+    let stderr = check_refuses(
         r#"
 [server]
 listen = "not-an-address"
@@ -102,13 +102,7 @@ name = "b"
 path = "/b"
 provider = "nosuch"
 "#,
-    )
-    .expect("write");
-    let out = hookwarden(&["check", "--config", path.to_str().expect("utf-8")])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         stderr.contains("server.listen: invalid address \"not-an-address\""),
         "{stderr}"
