@@ -197,8 +197,25 @@ pub(crate) fn within_window(
     now: i64,
     tolerance: Duration,
 ) -> Result<(), VerifyError> {
-    let skew = i128::from(now) - i128::from(timestamp);
-    let limit = i128::from(tolerance.as_secs());
+    judge_skew(
+        i128::from(now) - i128::from(timestamp),
+        i128::from(tolerance.as_secs()),
+    )
+}
+
+/// The same in milliseconds, for the schemes that sign milliseconds (Linear).
+pub(crate) fn within_window_ms(
+    timestamp_ms: i64,
+    now_ms: i64,
+    tolerance: Duration,
+) -> Result<(), VerifyError> {
+    judge_skew(
+        i128::from(now_ms) - i128::from(timestamp_ms),
+        i128::try_from(tolerance.as_millis()).unwrap_or(i128::MAX),
+    )
+}
+
+fn judge_skew(skew: i128, limit: i128) -> Result<(), VerifyError> {
     if skew > limit {
         Err(VerifyError::TimestampTooOld)
     } else if -skew > limit {
@@ -363,6 +380,15 @@ mod tests {
         );
         assert_eq!(
             within_window(i64::MAX, i64::MIN, tol),
+            Err(VerifyError::TimestampTooNew)
+        );
+        assert_eq!(within_window_ms(700_000, 1_000_000, tol), Ok(()));
+        assert_eq!(
+            within_window_ms(699_999, 1_000_000, tol),
+            Err(VerifyError::TimestampTooOld)
+        );
+        assert_eq!(
+            within_window_ms(1_300_001, 1_000_000, tol),
             Err(VerifyError::TimestampTooNew)
         );
     }

@@ -38,14 +38,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
         .and_then(Found::id)
         .and_then(|digits| digits.parse::<i64>().ok())
         .ok_or(VerifyError::InvalidTimestamp)?;
-    let skew = i128::from(req.now_ms) - i128::from(millis);
-    let limit = i128::try_from(route.tolerance.as_millis()).unwrap_or(i128::MAX);
-    if skew > limit {
-        return Err(VerifyError::TimestampTooOld);
-    }
-    if -skew > limit {
-        return Err(VerifyError::TimestampTooNew);
-    }
+    checks::within_window_ms(millis, req.now_ms, route.tolerance)?;
     Ok(Verified::new(req, None))
 }
 
