@@ -17,13 +17,12 @@ use crate::config::{Config, ConfigError, DedupBackend, Loaded};
 use crate::dedup::{Dedup, SharedIds, StoreError};
 use crate::error::Reply;
 use crate::forward::{Forwarder, Pool, Target};
-use crate::metrics::{Metrics, Outcome, RouteMetrics, UNMATCHED};
-use crate::queue::Queue;
+use crate::metrics::{Metrics, Mode, Outcome, RouteMetrics, UNMATCHED};
+use crate::queue::{Queue, QueueError};
 use crate::ratelimit::Limiter;
 use crate::replay_tokens::ReplayTokens;
 use crate::request_log::RequestLog;
 use crate::route::{DeliveryMode, Route};
-use crate::spool::{Spool, SpoolError};
 use crate::sync::lock;
 
 /// One configuration, ready to serve.
@@ -65,7 +64,7 @@ pub enum StartError {
     #[error(transparent)]
     DedupStore(#[from] StoreError),
     #[error(transparent)]
-    Queue(#[from] SpoolError),
+    Queue(#[from] QueueError),
 }
 
 /// What a first copy that failed tells the copies that waited on it: its reply and outcome.
@@ -81,9 +80,9 @@ pub struct App {
     pub(crate) dedup: Dedup<Failure>,
     /// The ids shared with other replicas (`dedup.backend = "redis"`), behind `dedup`.
     pub(crate) shared: Option<Arc<SharedIds>>,
-    /// The spool of queue routes, when the configuration has one or `queue.dir` holds
+    /// The queue of queue routes, when the configuration has one or `queue.dir` holds
     /// events.
-    pub(crate) queue: Option<Queue>,
+    pub(crate) queue: Option<Arc<Queue>>,
     /// The most recent requests, for `/api/requests`.
     pub(crate) requests: RequestLog,
     /// Mailgun's one-time tokens, per route, kept across reloads.
@@ -114,8 +113,8 @@ impl App {
             }
             _ => None,
         };
-        let queue = open_queue(&config, &metrics)?;
-        let unmatched = Arc::new(metrics.route(UNMATCHED));
+        let queue = open_queue(&config, &metrics, &clock)?;
+        let unmatched = Arc::new(metrics.route(UNMATCHED, Mode::Unmatched));
         let pool = Arc::new(pool);
         let mut app = App {
             budget: BodyBudget::new(config.server.max_buffered_bytes),
@@ -166,7 +165,7 @@ impl App {
                         .rate_limit
                         .as_ref()
                         .map(|l| Limiter::new(l, self.clock.clone())),
-                    metrics: self.route_metrics(&route.name),
+                    metrics: self.route_metrics(route),
                     forward_headers: forwarder.route_headers(route),
                     upstream: forwarder.target(route),
                 };
@@ -187,12 +186,18 @@ impl App {
         }
     }
 
-    fn route_metrics(&self, name: &str) -> Arc<RouteMetrics> {
+    fn route_metrics(&self, route: &Route) -> Arc<RouteMetrics> {
+        let mode = match route.delivery {
+            DeliveryMode::Sync => Mode::Sync,
+            DeliveryMode::Queue { .. } => Mode::Queue,
+        };
         let mut all = lock(&self.route_metrics);
-        Arc::clone(
-            all.entry(name.to_string())
-                .or_insert_with(|| Arc::new(self.metrics.route(name))),
-        )
+        let metrics = all
+            .entry(route.name.clone())
+            .or_insert_with(|| Arc::new(self.metrics.route(&route.name, mode)));
+        // A reload may have changed the route's mode.
+        metrics.expect(mode);
+        Arc::clone(metrics)
     }
 
     /// Swaps in a newly loaded configuration, or keeps the old one when it is invalid.
@@ -277,12 +282,12 @@ impl App {
                 .iter()
                 .any(|r| matches!(r.delivery, DeliveryMode::Queue { .. }))
         {
-            tracing::warn!("a queue route was added: its spool opens at the next restart; until then it answers 503 queue_unavailable");
+            tracing::warn!("a queue route was added: its queue opens at the next restart; until then it answers 503 queue_unavailable");
         }
         self.runtime.store(Arc::new(self.build(new)));
         if let Some(queue) = &self.queue {
             // Workers pick up new upstreams at their next attempt; new routes need one.
-            queue.changed().notify_one();
+            queue.reconfigured();
         }
         self.metrics.reloaded(true);
         tracing::info!(routes, "configuration reloaded");
@@ -302,10 +307,20 @@ impl App {
         self.dedup.waiting()
     }
 
-    /// The spool, when open (tests make it refuse writes).
+    /// Makes the queue's disk store refuse to grow past `pages` pages, as a full disk
+    /// does (tests of a failing store through the real gateway).
     #[doc(hidden)]
-    pub fn spool(&self) -> Option<&Spool> {
-        self.queue.as_ref().map(|q| &q.spool)
+    pub async fn limit_queue_pages(&self, pages: u64) -> Result<(), QueueError> {
+        match &self.queue {
+            Some(queue) => queue.limit_pages(pages).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The queue's database file, when the queue is on disk.
+    #[doc(hidden)]
+    pub fn queue_database(&self) -> Option<std::path::PathBuf> {
+        self.queue.as_ref().and_then(|q| q.database())
     }
 
     /// From now on `/readyz` answers 503.
@@ -318,16 +333,20 @@ impl App {
     }
 }
 
-/// The spool, opened (and locked) only when a route queues or `queue.dir` already holds
-/// events to deliver (SPEC §2).
-fn open_queue(config: &Config, metrics: &Metrics) -> Result<Option<Queue>, SpoolError> {
-    let dir = &config.queue.dir;
+/// The queue, opened (and its folder locked) only when a route queues or `queue.dir`
+/// already holds events to deliver (docs/configuration.md `[queue]`).
+fn open_queue(
+    config: &Config,
+    metrics: &Metrics,
+    clock: &Clock,
+) -> Result<Option<Arc<Queue>>, QueueError> {
     let queued = config
         .routes
         .iter()
         .any(|r| matches!(r.delivery, DeliveryMode::Queue { .. }));
-    if !queued && !Spool::exists(dir) {
+    if !queued && !Queue::exists(&config.queue.dir) {
         return Ok(None);
     }
-    Queue::open(&config.queue, metrics.queue_store_errors.clone()).map(Some)
+    let queue = Queue::open(&config.queue, clock.clone(), metrics.queue.clone())?;
+    Ok(Some(Arc::new(queue)))
 }

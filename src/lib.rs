@@ -11,14 +11,16 @@
 //!   connection's reads shown to its watchers.
 //! - [`config`]: the TOML file (serde structs) validated section by section into
 //!   runtime types; `${…}` interpolation; every problem reported with its key path.
-//! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`replay_tokens`], [`spool`]:
-//!   the Prometheus families on the gateway's own registry; the watch on each
-//!   connection's HTTP/1 framing; per-route limits (governor); claim / deliver / release
-//!   of event ids (and, with `backend = "redis"`, the same in Redis for several
-//!   replicas); Mailgun's one-time tokens; the SQLite store of queued events.
+//! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`replay_tokens`]: the
+//!   Prometheus families on the gateway's own registry; the watch on each connection's
+//!   HTTP/1 framing; per-route limits (governor); claim / deliver / release of event ids
+//!   (and, with `backend = "redis"`, the same in Redis for several replicas); Mailgun's
+//!   one-time tokens.
+//! - [`queue`]: queue delivery as one piece: the store behind a trait (SQLite under
+//!   `queue.dir`), the events in flight, the workers and their schedule, the operators'
+//!   levers. It knows nothing of HTTP: the layer above sends for it.
 //! - [`providers`]: one file per signature scheme behind the `Provider` enum; the only
 //!   code that can make a `Verified` payload, and its normalization into `Event`s.
-//!   [`queue`]: the spool with, per route, the pending events known in memory.
 //! - [`auth`], [`envelope`], [`request_log`], [`signing`]: `[routes.auth]`; the JSON the
 //!   app receives; the last requests for the console; signing as each provider does.
 //! - [`forward`]: the request to the app, its keep-alive connections, and the mapping of
@@ -27,8 +29,9 @@
 //!   (routes, limiters, upstreams) and what survives reloads (dedup, metrics, the
 //!   connections, the queue).
 //! - [`delivery`]: what becomes of verified events: `sync` forwards while the provider
-//!   waits, `queue` stores them and its workers deliver them. [`pipeline`]: one request,
-//!   check by check, in the order of SPEC §3. [`admin`]: `/metrics`, probes, the admin
+//!   waits, `queue` stores them through the queue, whose workers send each attempt
+//!   through it. [`pipeline`]: one request, check by check, in the order of
+//!   docs/request-handling.md. [`admin`]: `/metrics`, probes, the admin
 //!   API and the console. [`logging`]: log format, level and reload.
 //! - [`server`]: the public listener (HTTP/1.1 and HTTP/2), its limits and drain.
 //!   [`run`] (below) serves both listeners; [`cli`] is the command line.
@@ -44,9 +47,9 @@
 //! replicas share ids), the route's limiter takes a token, `envelope` renders it and
 //! `forward` sends it; the app's 2xx marks the id delivered and goes back to the
 //! provider, anything else releases the id so the provider's retry is forwarded.
-//! `queue`: the events are stored in the spool (dedup and the limit asked in the same
-//! write), the provider gets 200 once they are on disk, and the route's worker delivers
-//! them with retries until the app takes them or they become dead letters.
+//! `queue`: the events are stored through the [`queue`] (dedup and the limit asked in the
+//! same write), the provider gets 200 once they are on disk, and the route's worker
+//! delivers them with retries until the app takes them or they become dead letters.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
@@ -78,7 +81,6 @@ mod request_log;
 mod route;
 mod server;
 mod signing;
-mod spool;
 mod sync;
 mod tls;
 
@@ -87,6 +89,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use app::App;
 pub use clock::{unix_millis, unix_seconds, Clock};
@@ -110,7 +113,9 @@ pub(crate) async fn bind(config: &config::Config) -> std::io::Result<(TcpListene
 /// Serves `app` on `public` (webhooks) and `admin` (metrics, probes, API) and delivers
 /// its stored events, until `shutdown` resolves; then readiness fails, requests are
 /// served for `server.shutdown_delay`, and requests and delivery attempts in flight get
-/// `server.shutdown_grace` to end. The binary and the integration tests both run this.
+/// `server.shutdown_grace` to end. Returns once every task it started has ended and the
+/// queue is closed (its folder's lock free for the next process). The binary and the
+/// integration tests both run this.
 pub async fn run(
     app: Arc<App>,
     public: TcpListener,
@@ -124,18 +129,20 @@ pub async fn run(
         routes = app.runtime().config.routes.len(),
         "hookwarden listening"
     );
-    let admin = tokio::spawn(admin::serve(Arc::clone(&app), admin));
+    let admin_stop = CancellationToken::new();
+    let admin = tokio::spawn(admin::serve(Arc::clone(&app), admin, admin_stop.clone()));
     // Stored events are delivered from the start, before any new one arrives.
-    let workers = delivery::Workers::start(&app);
-    let stop_attempts = workers.as_ref().map(delivery::Workers::stopper);
+    if let Some(queue) = &app.queue {
+        queue.start(Arc::new(delivery::Attempts::new(Arc::clone(&app))));
+    }
     let draining = Arc::clone(&app);
     let (signalled, signal_time) = tokio::sync::oneshot::channel();
     server::serve(Arc::clone(&app), public, async move {
         shutdown.await;
         let _ = signalled.send(tokio::time::Instant::now());
-        // No new delivery attempts; those in flight have the grace to end (SPEC §8).
-        if let Some(stop) = stop_attempts {
-            stop.now();
+        // No new delivery attempts; those in flight have the grace to end.
+        if let Some(queue) = &draining.queue {
+            queue.stop_attempts();
         }
         // Readiness fails first, so no new traffic is sent our way while we drain; load
         // balancers that still send for a moment are served during `shutdown_delay`.
@@ -148,17 +155,20 @@ pub async fn run(
         tracing::info!("shutting down: draining in-flight requests");
     })
     .await;
-    if let Some(workers) = workers {
+    if let Some(queue) = &app.queue {
         let since = signal_time
             .await
             .unwrap_or_else(|_| tokio::time::Instant::now());
-        workers
+        queue
             .finish(since + server.shutdown_delay + server.shutdown_grace)
             .await;
     }
-    admin.abort();
-    // Gone before returning, so that whatever it holds (the spool's lock) is released.
+    // The admin port answers until the end, then its connections are let go.
+    admin_stop.cancel();
     let _ = admin.await;
+    if let Some(queue) = &app.queue {
+        queue.close().await;
+    }
     Ok(())
 }
 

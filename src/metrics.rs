@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -70,6 +70,54 @@ impl Outcome {
         Outcome::ALL.into_iter().find(|o| o.as_str() == name)
     }
 
+    /// The outcomes a route delivering in `mode` can count, exported from the start (at
+    /// 0) so that rates over them exist before the first request; any other outcome is
+    /// exported once it happens.
+    pub(crate) fn possible(mode: Mode) -> &'static [Outcome] {
+        use Outcome::*;
+        match mode {
+            Mode::Unmatched => &[NotFound, MethodNotAllowed],
+            Mode::Sync => &[
+                Delivered,
+                Duplicate,
+                InFlight,
+                MethodNotAllowed,
+                Forbidden,
+                RateLimited,
+                PayloadTooLarge,
+                Unauthorized,
+                MissingSignature,
+                InvalidTimestamp,
+                TimestampOutOfTolerance,
+                InvalidSignature,
+                MalformedPayload,
+                UpstreamRejected,
+                UpstreamUnavailable,
+                UpstreamTimeout,
+                StoreUnavailable,
+                Overloaded,
+                Handshake,
+            ],
+            Mode::Queue => &[
+                Duplicate,
+                MethodNotAllowed,
+                Forbidden,
+                RateLimited,
+                PayloadTooLarge,
+                Unauthorized,
+                MissingSignature,
+                InvalidTimestamp,
+                TimestampOutOfTolerance,
+                InvalidSignature,
+                MalformedPayload,
+                Overloaded,
+                Queued,
+                QueueUnavailable,
+                Handshake,
+            ],
+        }
+    }
+
     /// The request went through, or was answered as a copy of one that did.
     pub(crate) fn is_success(self) -> bool {
         matches!(
@@ -106,6 +154,14 @@ impl Outcome {
     }
 }
 
+/// Which outcomes a route can have: see [`Outcome::possible`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Unmatched,
+    Sync,
+    Queue,
+}
+
 /// The `route` label of requests that matched no route.
 pub(crate) const UNMATCHED: &str = "_unmatched";
 /// Distinct `type` label values kept per route; the rest count as `_other`.
@@ -129,10 +185,58 @@ pub(crate) struct Metrics {
     pub dedup_store_errors: IntCounter,
     pub inflight: IntGauge,
     reloads: IntCounterVec,
-    queue_events: IntGaugeVec,
-    queue_oldest_pending: GaugeVec,
-    delivery_attempts: IntCounterVec,
-    pub queue_store_errors: IntCounter,
+    /// The queue's families, handed to the queue.
+    pub queue: QueueMetrics,
+}
+
+/// The queue's families (queue routes only).
+#[derive(Clone)]
+pub(crate) struct QueueMetrics {
+    events: IntGaugeVec,
+    oldest_pending: GaugeVec,
+    paused: IntGaugeVec,
+    attempts: IntCounterVec,
+    pub store_errors: IntCounter,
+}
+
+impl QueueMetrics {
+    /// One delivery attempt of `route`: `delivered`, `failed` or `dead_lettered`.
+    pub(crate) fn attempted(&self, route: &str, result: &str) {
+        self.attempts.with_label_values(&[route, result]).inc();
+    }
+
+    /// What `route`'s part of the queue holds now.
+    pub(crate) fn route(
+        &self,
+        route: &str,
+        (pending, dead): (u64, u64),
+        oldest_pending: f64,
+        paused: bool,
+    ) {
+        let set = |state: &str, n: u64| {
+            self.events
+                .with_label_values(&[route, state])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set("pending", pending);
+        set("dead", dead);
+        self.oldest_pending
+            .with_label_values(&[route])
+            .set(oldest_pending);
+        self.paused
+            .with_label_values(&[route])
+            .set(i64::from(paused));
+    }
+
+    /// `route` no longer queues: its gauges go (its attempt counters stay, as counters
+    /// do).
+    pub(crate) fn forget(&self, route: &str) {
+        for state in ["pending", "dead"] {
+            let _ = self.events.remove_label_values(&[route, state]);
+        }
+        let _ = self.oldest_pending.remove_label_values(&[route]);
+        let _ = self.paused.remove_label_values(&[route]);
+    }
 }
 
 impl Metrics {
@@ -212,6 +316,16 @@ impl Metrics {
                 &["result"],
             ),
         );
+        let queue_paused = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "hookwarden_queue_paused",
+                    "1 while an operator has paused a queue route's deliveries",
+                ),
+                &["route"],
+            ),
+        );
         let queue_events = registered(
             &registry,
             IntGaugeVec::new(
@@ -265,10 +379,13 @@ impl Metrics {
             request_duration,
             upstream_duration,
             forwarded,
-            queue_events,
-            queue_oldest_pending,
-            delivery_attempts,
-            queue_store_errors,
+            queue: QueueMetrics {
+                events: queue_events,
+                oldest_pending: queue_oldest_pending,
+                paused: queue_paused,
+                attempts: delivery_attempts,
+                store_errors: queue_store_errors,
+            },
             dedup_entries,
             dedup_evictions,
             dedup_store_errors,
@@ -277,39 +394,22 @@ impl Metrics {
         }
     }
 
-    /// The handles of one route (or of `_unmatched`).
-    pub(crate) fn route(&self, name: &str) -> RouteMetrics {
-        RouteMetrics {
+    /// The handles of one route (or of `_unmatched`), with the outcomes `mode` can have
+    /// exported from the start.
+    pub(crate) fn route(&self, name: &str, mode: Mode) -> RouteMetrics {
+        let metrics = RouteMetrics {
             name: Arc::from(name),
             last_delivered_ms: AtomicI64::new(0),
             last_failure: Mutex::new(None),
-            outcomes: Outcome::ALL.map(|o| self.requests.with_label_values(&[name, o.as_str()])),
+            requests: self.requests.clone(),
+            outcomes: Default::default(),
             request_duration: self.request_duration.with_label_values(&[name]),
             upstream_duration: self.upstream_duration.with_label_values(&[name]),
             forwarded: self.forwarded.clone(),
             types: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// One queue delivery attempt of `route`: `delivered`, `failed` or `dead_lettered`.
-    pub(crate) fn delivery_attempt(&self, route: &str, result: &str) {
-        self.delivery_attempts
-            .with_label_values(&[route, result])
-            .inc();
-    }
-
-    /// What `route`'s part of the queue holds now.
-    pub(crate) fn queue(&self, route: &str, pending: u64, dead: u64, oldest_pending: f64) {
-        let set = |state: &str, n: u64| {
-            self.queue_events
-                .with_label_values(&[route, state])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
         };
-        set("pending", pending);
-        set("dead", dead);
-        self.queue_oldest_pending
-            .with_label_values(&[route])
-            .set(oldest_pending);
+        metrics.expect(mode);
+        metrics
     }
 
     pub(crate) fn reloaded(&self, ok: bool) {
@@ -352,7 +452,9 @@ pub(crate) struct RouteMetrics {
     /// When an event of the route last reached the app (Unix ms; 0: never).
     last_delivered_ms: AtomicI64,
     last_failure: Mutex<Option<Failure>>,
-    outcomes: [IntCounter; Outcome::ALL.len()],
+    requests: IntCounterVec,
+    /// Per outcome, once it is possible or happened: no series for what cannot happen.
+    outcomes: [OnceLock<IntCounter>; Outcome::ALL.len()],
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
     forwarded: IntCounterVec,
@@ -369,8 +471,22 @@ pub(crate) struct Failure {
 
 impl RouteMetrics {
     pub(crate) fn count(&self, outcome: Outcome) {
+        self.counter(outcome).inc();
+    }
+
+    fn counter(&self, outcome: Outcome) -> &IntCounter {
         // ALL lists the variants in declaration order.
-        self.outcomes[outcome as usize].inc();
+        self.outcomes[outcome as usize].get_or_init(|| {
+            self.requests
+                .with_label_values(&[&self.name, outcome.as_str()])
+        })
+    }
+
+    /// Exports the outcomes a route in `mode` can have (a reload may change its mode).
+    pub(crate) fn expect(&self, mode: Mode) {
+        for &outcome in Outcome::possible(mode) {
+            self.counter(outcome);
+        }
     }
 
     /// The route's name, shared (the request log keeps one per entry).
@@ -378,12 +494,12 @@ impl RouteMetrics {
         &self.name
     }
 
-    /// Requests counted per outcome since start.
+    /// Requests counted per outcome since start (the outcomes the route can have).
     pub(crate) fn counts(&self) -> impl Iterator<Item = (Outcome, u64)> + '_ {
         Outcome::ALL
             .iter()
             .zip(&self.outcomes)
-            .map(|(o, c)| (*o, c.get()))
+            .filter_map(|(o, c)| Some((*o, c.get()?.get())))
     }
 
     /// An event of the route reached the app at `at_ms`.
@@ -435,7 +551,7 @@ mod tests {
     #[test]
     fn the_type_label_keeps_100_values_per_route() {
         let m = Metrics::new();
-        let r = m.route("r");
+        let r = m.route("r", Mode::Sync);
         for i in 0..150 {
             r.forwarded(&format!("t{i}"));
         }
@@ -444,5 +560,41 @@ mod tests {
         assert!(!text.contains(r#"type="t100""#));
         assert!(text.contains(r#"hookwarden_events_forwarded_total{route="r",type="_other"} 50"#));
         assert!(text.contains(r#"hookwarden_build_info{version=""#));
+    }
+
+    #[test]
+    fn a_route_exports_only_the_outcomes_it_can_have() {
+        let m = Metrics::new();
+        let unmatched = m.route(UNMATCHED, Mode::Unmatched);
+        let queue = m.route("q", Mode::Queue);
+        let _sync = m.route("s", Mode::Sync);
+        let text = String::from_utf8(m.render()).unwrap();
+        let series = |route: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with("hookwarden_requests_total{"))
+                .filter(|l| l.contains(&format!(r#"route="{route}""#)))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(series(UNMATCHED).len(), 2, "{:?}", series(UNMATCHED));
+        assert!(series("q")
+            .iter()
+            .any(|l| l.contains(r#"outcome="queued""#)));
+        assert!(!series("q")
+            .iter()
+            .any(|l| l.contains(r#"outcome="delivered""#)));
+        assert!(!series("s")
+            .iter()
+            .any(|l| l.contains(r#"outcome="queued""#)));
+        // What happens anyway is counted.
+        unmatched.count(Outcome::Overloaded);
+        queue.count(Outcome::Delivered);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text
+            .contains(r#"hookwarden_requests_total{outcome="overloaded",route="_unmatched"} 1"#));
+        assert_eq!(
+            queue.counts().find(|(o, _)| *o == Outcome::Delivered),
+            Some((Outcome::Delivered, 1))
+        );
     }
 }

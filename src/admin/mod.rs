@@ -1,4 +1,4 @@
-//! The admin listener (SPEC §6, §9): `/metrics`, `/healthz`, `/readyz`, the API of
+//! The admin listener (docs/operations.md "Admin port", docs/admin-api.md): `/metrics`, `/healthz`, `/readyz`, the API of
 //! [`api`] under `/api` and the console of [`ui`] under `/ui`. Never on the public port,
 //! and it keeps answering while the public side drains.
 //!
@@ -22,31 +22,59 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::route::Auth;
 
 /// The admin port's requests are small and local: a head must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// At the stop, a request in progress on the admin port gets this long to finish.
+const DRAIN: Duration = Duration::from_secs(1);
 
-/// Serves the admin endpoints until the task is dropped.
-pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) {
+/// Serves the admin endpoints until `stop`; then lets the requests in progress finish
+/// (briefly) and returns once every connection's task has ended, so that nothing of the
+/// gateway's (its queue's folder) is still in use.
+pub(crate) async fn serve(app: Arc<App>, listener: TcpListener, stop: CancellationToken) {
+    let connections = TaskTracker::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
         };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        connections.spawn(connection(Arc::clone(&app), stream, stop.clone()));
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+async fn connection(app: Arc<App>, stream: tokio::net::TcpStream, stop: CancellationToken) {
+    let service = service_fn(move |req| {
         let app = Arc::clone(&app);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(handle(&app, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        async move { Ok::<_, Infallible>(handle(&app, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN, conn).await;
+        }
     }
 }
 

@@ -118,10 +118,12 @@ impl AdminClient {
             StatusCode::UNAUTHORIZED => Err(ClientError::Unauthorized {
                 url: self.base.clone(),
             }),
-            StatusCode::NOT_FOUND if path.starts_with("/api/events/") => {
+            // The API's own "no such event" or "no such route"; without the API at all
+            // (no token on a public address) every path is "no such path".
+            StatusCode::NOT_FOUND if json["message"] != "no such path" && json.is_object() => {
                 Err(ClientError::Refused {
                     status,
-                    message: message(&json, "no such event"),
+                    message: message(&json, "not found"),
                 })
             }
             StatusCode::NOT_FOUND => Err(ClientError::NoApi {

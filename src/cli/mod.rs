@@ -88,33 +88,89 @@ struct EventsArgs {
 #[derive(Subcommand)]
 enum EventsCommand {
     /// Stored events, newest first, one JSON object per line.
-    List {
-        #[arg(long)]
-        route: Option<String>,
-        /// pending | delivered | dead
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long)]
-        limit: Option<u32>,
+    List(ListArgs),
+    /// One event: what the app is sent, and every attempt with the app's answer.
+    Show {
+        /// The route (its name) the event came in on.
+        route: String,
+        /// The event id, as lists show it.
+        id: String,
     },
-    /// One event: its envelope and its attempts.
-    Show { route: String, id: String },
-    /// Puts events (dead letters, or delivered events) back in the queue.
-    Redeliver {
-        /// Every dead letter (of --route, or of all routes).
-        #[arg(long, conflicts_with = "ids")]
-        dead: bool,
-        /// With --dead: only this route's.
-        #[arg(long, requires = "dead")]
-        route: Option<String>,
-        /// The route, then the ids of its events to put back.
-        #[arg(
-            required_unless_present = "dead",
-            num_args = 2..,
-            value_names = ["ROUTE", "ID"]
-        )]
-        ids: Vec<String>,
+    /// Puts events back in the queue: dead or delivered ones go back to pending with
+    /// their attempts reset; a pending one waiting for its next attempt is attempted now.
+    Redeliver(RedeliverArgs),
+    /// Attempts now every pending event of a queue route that waits for its backoff
+    /// ("the app is back").
+    RetryNow {
+        /// The queue route.
+        route: String,
     },
+    /// Stops starting attempts for a queue route (it keeps accepting and storing
+    /// events); holds across restarts until resumed.
+    Pause {
+        /// The queue route.
+        route: String,
+    },
+    /// Starts attempts again for a paused queue route.
+    Resume {
+        /// The queue route.
+        route: String,
+    },
+}
+
+/// What a list or a bulk redelivery matches.
+#[derive(Args)]
+struct EventFilter {
+    /// Only this route's events.
+    #[arg(long)]
+    route: Option<String>,
+    /// Only events of this exact type.
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Only events received at or after this time (RFC 3339, or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only events received before this time (RFC 3339, or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    #[command(flatten)]
+    filter: EventFilter,
+    /// Only events in this state: pending, delivered or dead.
+    #[arg(long)]
+    state: Option<String>,
+    /// Events per page (at most 1000; default 100).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Continue a listing where the previous page stopped (the cursor it printed).
+    #[arg(long, conflicts_with = "all")]
+    cursor: Option<String>,
+    /// Every matching event, page after page.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args)]
+struct RedeliverArgs {
+    /// Every dead letter (of --route, or of all routes).
+    #[arg(long, conflicts_with_all = ["ids", "state"])]
+    dead: bool,
+    /// Every event in this state, dead or delivered, matching the filters.
+    #[arg(long, conflicts_with = "ids")]
+    state: Option<String>,
+    #[command(flatten)]
+    filter: EventFilter,
+    /// The route, then the ids of its events to put back.
+    #[arg(
+        required_unless_present_any = ["dead", "state"],
+        conflicts_with_all = ["route", "kind", "since", "until"],
+        num_args = 2..,
+        value_names = ["ROUTE", "ID"]
+    )]
+    ids: Vec<String>,
 }
 
 #[derive(Args)]

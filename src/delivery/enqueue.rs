@@ -1,11 +1,11 @@
-//! `queue` delivery, accepting (SPEC §8): each verified event is stored durably in the
-//! spool, as it will be sent, and the provider is answered once the store has it. The
-//! workers ([`super::worker`]) deliver it afterwards.
+//! `queue` delivery, accepting (docs/queue.md "Accepting"): each verified event is stored
+//! durably through the queue, as it will be sent, and the provider is answered once the
+//! store has it. The queue's workers deliver it afterwards.
 //!
-//! Dedup at ingest happens in the same write as the event (the spool's): a copy of a
-//! pending event, or of one settled within the route's dedup ttl, is a duplicate; copies
-//! arriving together are stored once. The rate limit is asked by that write too, only
-//! when something new is to be stored, so duplicates never spend it.
+//! Dedup at ingest happens in the same write as the event: a copy of a pending event, or
+//! of one settled within the route's dedup ttl, is a duplicate; copies arriving together
+//! are stored once. The rate limit is asked by that write too, only when something new
+//! is to be stored, so duplicates never spend it.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,8 +21,8 @@ use crate::envelope;
 use crate::error::{GatewayError, Reply};
 use crate::metrics::Outcome;
 use crate::providers::Event;
+use crate::queue::{Enqueue, Enqueued, NewEvent, QueueError};
 use crate::route::ForwardMode;
-use crate::spool::{Enqueued, NewEvent};
 
 /// Stores `events` (all of a batch in one write) and answers `queued`.
 pub(super) async fn accept(
@@ -38,7 +38,7 @@ pub(super) async fn accept(
         Delivered::of(err.into_reply(), outcome, events)
     };
     let Some(queue) = &app.queue else {
-        // Not reached: a queue route makes the gateway open its spool at start.
+        // Not reached: a queue route makes the gateway open its queue at start.
         return refused(
             GatewayError::QueueUnavailable("no queue store is open".into()),
             events,
@@ -77,16 +77,24 @@ pub(super) async fn accept(
         Some(limiter) => limiter.check().map_err(std::time::Duration::from_secs),
         None => Ok(()),
     });
-    let ttl = (!route.dedup_ttl.is_zero()).then_some(route.dedup_ttl);
-    let write = queue
-        .spool
-        .enqueue(&route.name, ttl, stored, unix_millis(received), admit);
-    // A write that outlives the request may still be stored: the provider's retry is then
-    // a duplicate. What is never possible is a 200 for an event not stored.
+    let write = queue.accept(Enqueue {
+        route: route.name.clone(),
+        dedup_ttl: (!route.dedup_ttl.is_zero()).then_some(route.dedup_ttl),
+        events: stored,
+        now_ms: unix_millis(received),
+        admit,
+    });
+    // A request that gives up is not written if the store has not taken it yet; one
+    // taken may still be stored, and the provider's retry is then a duplicate. What is
+    // never possible is a 200 for an event not stored.
     let stored = match tokio::time::timeout_at(deadline, write).await {
         Err(_) => {
             let unanswered = "the queue store did not answer in time".into();
             return refused(GatewayError::QueueUnavailable(unanswered), events);
+        }
+        Ok(Err(QueueError::Busy)) => {
+            tracing::warn!(route = %route.name, "not queued: too many writes are waiting for the store");
+            return refused(GatewayError::Overloaded, events);
         }
         Ok(Err(e)) => {
             tracing::warn!(route = %route.name, error = %e, "not queued");

@@ -1,16 +1,15 @@
-//! Checks 11–14 of SPEC §3: what becomes of a request's verified events.
+//! What becomes of a request's verified events (docs/request-handling.md, checks 11–14).
 //!
 //! Two strategies side by side, chosen by the route's `delivery`: [`sync`] forwards each
-//! event while the provider waits, and the app's answer is the provider's; [`queue`]
-//! stores them durably and answers at once, and its [`worker`]s deliver them, retrying
-//! with [`backoff`] until the app takes them or they become dead letters (SPEC §8).
+//! event while the provider waits, and the app's answer is the provider's; `queue`
+//! stores them through the [`Queue`](crate::queue::Queue) and answers at once
+//! ([`enqueue`]), and the queue's workers deliver them later through [`attempt`].
 
-mod backoff;
+mod attempt;
 mod enqueue;
 mod sync;
-mod worker;
 
-pub(crate) use worker::Workers;
+pub(crate) use attempt::Attempts;
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -28,6 +28,8 @@ const RESPONSE_CAP: usize = 1024 * 1024;
 /// keep its connection; past either, the connection is closed instead.
 const DRAIN_CAP: usize = 64 * 1024;
 const DRAIN_WAIT: Duration = Duration::from_millis(250);
+/// Of a failing answer's body, what is kept for the caller to show.
+const FAILURE_KEPT: usize = 1024;
 
 const EVENT_ID: HeaderName = HeaderName::from_static("x-hookwarden-event-id");
 const PROVIDER: HeaderName = HeaderName::from_static("x-hookwarden-provider");
@@ -49,6 +51,9 @@ pub enum ForwardError {
         status: StatusCode,
         /// Its `Retry-After`, on a 503.
         retry_after: Option<Duration>,
+        /// The start of its answer body, when it came in time (queue delivery keeps it
+        /// in the event's history, so an operator sees why the app refused).
+        body: Bytes,
     },
     #[error("upstream did not answer within the timeout")]
     Timeout,
@@ -144,12 +149,16 @@ impl Forwarder {
             // way, never a 504 for a body that was slow to come.
             let drain = Limited::new(response.into_body(), DRAIN_CAP).collect();
             let until = deadline.min(Instant::now() + DRAIN_WAIT);
-            if let Ok(Ok(_)) = tokio::time::timeout_at(until, drain).await {
+            let mut body = Bytes::new();
+            if let Ok(Ok(collected)) = tokio::time::timeout_at(until, drain).await {
                 lease.release();
+                let all = collected.to_bytes();
+                body = all.slice(..all.len().min(FAILURE_KEPT));
             }
             return Err(ForwardError::Failing {
                 status,
                 retry_after,
+                body,
             });
         }
         let content_type = response.headers().get(CONTENT_TYPE).cloned();

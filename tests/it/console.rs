@@ -1,6 +1,8 @@
 //! The request log, `/api/routes`, `/api/requests`, `hookwarden requests` and the console
 //! (`/ui`) in a real headless Chromium driven through chromedriver: sign in, see the
-//! routes and a refused request, open a dead letter, redeliver it, see it delivered.
+//! routes and a refused request, retry a waiting event now (after confirming), pause and
+//! resume a queue route, cancel a bulk action, open a dead letter, redeliver it, see it
+//! delivered.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +24,8 @@ fn config(upstream: &str, dir: &std::path::Path, admin: &str) -> String {
 url = "{upstream}"
 [queue]
 dir = "{}"
-max_attempts = 1
+max_attempts = 2
+backoff = {{ initial = "1h", max = "1h" }}
 [[routes]]
 name = "smartcv"
 path = "/webhooks/smartcv"
@@ -348,27 +351,19 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
         &format!("[admin]\ntoken = \"{TOKEN}\""),
     );
     let gw = Gateway::start(&text).await;
-    // An event the app refused until it died (max_attempts = 1); then, the app back,
-    // a provider that is fine and one whose signatures fail since its secret rotated.
+    // An event the app refused once, waiting an hour for its next attempt; and a
+    // provider whose signatures fail since its secret rotated.
     assert_eq!(
         post(&gw, "/webhooks/queued", "evt_dead_1", SECRET).await,
         200
     );
-    wait_for_event(&gw, "evt_dead_1", |e| e["state"] == "dead").await;
-    upstream.up();
-    for i in 0..4 {
-        assert_eq!(
-            post(&gw, "/webhooks/smartcv", &format!("evt_ok_{i}"), SECRET).await,
-            200
-        );
-    }
+    wait_for_event(&gw, "evt_dead_1", |e| e["attempts"] == 1).await;
     for i in 0..3 {
         assert_eq!(
             post(&gw, "/webhooks/smartcv", &format!("bad{i}"), "rotated-away").await,
             401
         );
     }
-    let sent = upstream.received().len();
 
     let profile = tempfile::tempdir().expect("profile");
     let driver = Driver::start();
@@ -425,7 +420,84 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
     let refused = wait("#requests tr[data-outcome='invalid_signature']").await;
     assert!(refused.text().await.expect("text").contains("401"));
 
-    // The dead letter: open it, and redeliver it once the app is back.
+    let status_says = |needle: &'static str| {
+        let browser = browser.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let line = browser
+                    .find(Locator::Css("#status"))
+                    .await
+                    .expect("status")
+                    .text()
+                    .await
+                    .expect("text");
+                if line.contains(needle) {
+                    return line;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "status: {line}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // "The app is back" (it is not yet): every waiting event is attempted now, once the
+    // person confirmed. Its second failure makes it a dead letter (max_attempts = 2).
+    wait("#routes tr[data-route='queued'] button[data-lever='retry-now']")
+        .await
+        .click()
+        .await
+        .expect("retry now");
+    let asked = wait("#confirm:not([hidden]) #confirm-text").await;
+    assert!(asked.text().await.expect("text").contains("queued"));
+    wait("#confirm-yes").await.click().await.expect("confirm");
+    status_says("1 event(s) of queued attempted now").await;
+    wait_for_event(&gw, "evt_dead_1", |e| e["state"] == "dead").await;
+
+    // The app is back; a maintenance window: paused, events are stored, none is sent.
+    upstream.up();
+    for i in 0..4 {
+        assert_eq!(
+            post(&gw, "/webhooks/smartcv", &format!("evt_ok_{i}"), SECRET).await,
+            200
+        );
+    }
+    wait("#routes tr[data-route='queued'] button[data-lever='pause']")
+        .await
+        .click()
+        .await
+        .expect("pause");
+    wait("#routes tr[data-route='queued'] [data-paused]").await;
+    status_says("queued paused").await;
+    let sent = upstream.received().len();
+    assert_eq!(
+        post(&gw, "/webhooks/queued", "evt_paused", SECRET).await,
+        200
+    );
+    wait("#routes tr[data-route='queued'] button[data-lever='resume']")
+        .await
+        .click()
+        .await
+        .expect("resume");
+    status_says("queued resumed").await;
+    wait_for_event(&gw, "evt_paused", |e| {
+        e["state"] == "delivered" && e["attempts"] == 1
+    })
+    .await;
+    assert_eq!(upstream.received().len(), sent + 1);
+
+    // A bulk action asks first; cancelled, nothing changes.
+    wait("#routes tr[data-route='queued'] button[data-lever='redeliver-dead']")
+        .await
+        .click()
+        .await
+        .expect("redeliver all");
+    wait("#confirm-no").await.click().await.expect("cancel");
+    status_says("Nothing changed").await;
+    wait_for_event(&gw, "evt_dead_1", |e| e["state"] == "dead").await;
+
+    // The dead letter: open it, and redeliver it.
+    let sent = upstream.received().len();
     wait("#events tr[data-state='dead'] button")
         .await
         .click()

@@ -11,6 +11,7 @@ mod forwarding;
 mod hostile;
 mod http;
 mod layering;
+mod levers;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -315,3 +315,77 @@ async fn the_events_client_lists_shows_and_redelivers_and_says_what_went_wrong()
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_events_client_filters_pages_and_pulls_the_levers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstream = Upstream::start().await;
+    let (port, admin) = (free_port(), free_port());
+    let path = write_config(dir.path(), "a.toml", port, admin, &upstream.url(), "");
+    let path = path.to_str().expect("utf-8").to_string();
+    let gw = Binary::start(Path::new(&path), port, admin);
+    let (code, out, err) = events(&["pause", "q", "--config", &path]);
+    assert_eq!((code, out.trim()), (0, "q: paused"), "{err}");
+    for id in ["f1", "f2", "f3"] {
+        assert_eq!(post(gw.addr, id).await, Some(200));
+    }
+    // One page at a time: the rest is announced on stderr with its cursor.
+    let (code, out, err) = events(&["list", "--limit", "2", "--config", &path]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let cursor = err
+        .split("--cursor ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no cursor in {err:?}"))
+        .to_string();
+    let (code, out, err) = events(&[
+        "list", "--limit", "2", "--cursor", &cursor, "--config", &path,
+    ]);
+    assert_eq!((code, out.lines().count(), err.as_str()), (0, 1, ""));
+    assert!(out.contains(r#""id":"f1""#), "{out}");
+    let (code, out, _) = events(&["list", "--limit", "1", "--all", "--config", &path]);
+    assert_eq!((code, out.lines().count()), (0, 3));
+    let (code, out, _) = events(&["list", "--type", "nope", "--config", &path]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, out, _) = events(&["list", "--type", "t", "--since", "0", "--config", &path]);
+    assert_eq!((code, out.lines().count()), (0, 3));
+    assert!(upstream.received().is_empty(), "paused");
+
+    let (code, out, err) = events(&["resume", "q", "--config", &path]);
+    assert_eq!((code, out.trim()), (0, "q: delivering"), "{err}");
+    upstream.arrivals(3).await;
+    let (code, out, err) = events(&["retry-now", "q", "--config", &path]);
+    assert_eq!((code, out.trim()), (0, "rescheduled 0"), "{err}");
+    // Delivered events of a type, sent again.
+    gw.wait_for("delivered");
+    let mut again = 0;
+    for _ in 0..50 {
+        let (code, out, err) = events(&[
+            "redeliver",
+            "--state",
+            "delivered",
+            "--route",
+            "q",
+            "--type",
+            "t",
+            "--config",
+            &path,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        again += out
+            .trim()
+            .trim_start_matches("redelivered ")
+            .parse::<u32>()
+            .expect("a count");
+        if again == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(again, 3);
+    upstream.arrivals(6).await;
+    let (code, _, err) = events(&["pause", "nosuch", "--config", &path]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such route"), "{err}");
+}

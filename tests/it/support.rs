@@ -356,6 +356,18 @@ impl Gateway {
             .expect("the app was let go after shutdown");
     }
 
+    /// Stops it as SIGTERM does and waits only until `run` returned, keeping the app:
+    /// what `run` must release by itself (the queue's folder) is then free.
+    pub async fn stop_keeping_app(mut self) -> Arc<App> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(finished) = self.finished.take() {
+            let _ = finished.await;
+        }
+        Arc::clone(&self.app)
+    }
+
     pub async fn post(
         &self,
         path: &str,

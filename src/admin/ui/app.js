@@ -16,7 +16,22 @@ const GOOD = new Set(["delivered", "queued", "duplicate", "handshake"]);
 const WARN = new Set(["upstream_rejected", "upstream_unavailable", "upstream_timeout",
   "queue_unavailable", "store_unavailable", "overloaded", "rate_limited", "in_flight"]);
 
-const state = { detail: null, timer: null, busy: false };
+// Rows shown per page of the recent requests and of the queued events.
+const PAGE = 20;
+
+const state = {
+  detail: null, timer: null, busy: false,
+  // The requests page shown (0: newest); the events pages' cursors (the first is null).
+  requestsPage: 0, eventsCursors: [null], pending: null,
+  // What the last action did, kept on the status line for a while across refreshes.
+  notice: null,
+};
+const NOTICE_MS = 15000;
+
+function notify(text) {
+  state.notice = { text, until: Date.now() + NOTICE_MS };
+  status(text);
+}
 const $ = (id) => document.getElementById(id);
 
 class NeedsToken extends Error {}
@@ -123,14 +138,48 @@ function bars(requests) {
   return el("div", {}, bar, el("div", { class: "counts", text: named.join(" · ") || "no requests yet" }));
 }
 
-async function redeliverDead(route) {
+// Runs a change through the API, then says what it did and refreshes.
+async function act(method, path, said) {
   try {
-    const answer = await api("POST", "/api/dead-letters/redeliver?route=" + encodeURIComponent(route));
-    status(`${answer.redelivered} dead letter(s) of ${route} back in the queue`);
+    const answer = await api(method, path);
+    notify(said(answer));
     await refresh();
   } catch (e) {
     handle(e);
   }
+}
+
+// A bulk action waits for the person to confirm it in the page.
+function confirmFirst(text, label, action) {
+  state.pending = action;
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = label;
+  $("confirm").hidden = false;
+  $("confirm-yes").focus();
+}
+
+function closeConfirm() {
+  state.pending = null;
+  $("confirm").hidden = true;
+}
+
+const routePath = (route, lever) => `/api/routes/${encodeURIComponent(route)}/${lever}`;
+
+function redeliverDead(route, dead) {
+  confirmFirst(`Put all ${dead} dead letter(s) of ${route} back in the queue? Each is attempted again from its first attempt.`,
+    "Redeliver all", () => act("POST", "/api/dead-letters/redeliver?route=" + encodeURIComponent(route),
+      (a) => `${a.redelivered} dead letter(s) of ${route} back in the queue`));
+}
+
+function retryNow(route, pending) {
+  confirmFirst(`Attempt now every event of ${route} that waits for its next attempt (${pending} pending)?`,
+    "Retry now", () => act("POST", routePath(route, "retry-now"),
+      (a) => `${a.rescheduled} event(s) of ${route} attempted now`));
+}
+
+function pause(route, paused) {
+  act("POST", routePath(route, paused ? "pause" : "resume"),
+    (a) => a.paused ? `${route} paused: events are stored, none is attempted` : `${route} resumed: delivering`);
 }
 
 function renderRoutes(routes) {
@@ -139,21 +188,32 @@ function renderRoutes(routes) {
     const queue = q
       ? `pending ${q.pending} · dead ${q.dead}` + (q.pending ? ` · oldest ${Math.round(q.oldest_pending_seconds)} s` : "")
       : "—";
+    const paused = q && q.paused ? el("span", { class: "outcome paused", "data-paused": "", text: "paused" }) : null;
     const failure = r.last_failure
       ? el("span", {}, badge(r.last_failure.outcome), ` ${r.last_failure.status ?? ""} `, el("span", { class: "counts", text: ago(r.last_failure.at) }))
       : "none";
-    const action = q && q.dead > 0
-      ? el("button", { type: "button", "data-key": "dead:" + r.name, onclick: () => redeliverDead(r.name), text: "Redeliver all dead letters" })
-      : "";
+    const actions = el("div", { class: "actions" });
+    if (q) {
+      actions.append(el("button", { type: "button", "data-key": "pause:" + r.name, "data-lever": q.paused ? "resume" : "pause",
+        onclick: () => pause(r.name, !q.paused), text: q.paused ? "Resume" : "Pause" }));
+      if (q.pending > 0) {
+        actions.append(el("button", { type: "button", "data-key": "retry:" + r.name, "data-lever": "retry-now",
+          onclick: () => retryNow(r.name, q.pending), text: "Retry now" }));
+      }
+      if (q.dead > 0) {
+        actions.append(el("button", { type: "button", "data-key": "dead:" + r.name, "data-lever": "redeliver-dead",
+          onclick: () => redeliverDead(r.name, q.dead), text: "Redeliver all dead letters" }));
+      }
+    }
     return el("tr", { "data-route": r.name },
       el("td", {}, el("code", { text: r.name }), el("div", { class: "counts", text: r.path })),
       el("td", { text: r.provider }),
       el("td", { text: r.delivery }),
       el("td", {}, bars(r.requests)),
-      el("td", { "data-queue": "", text: queue }),
+      el("td", { "data-queue": "" }, queue, paused ? " " : null, paused),
       el("td", { text: ago(r.last_delivered_at) }),
       el("td", {}, failure),
-      el("td", {}, action));
+      el("td", {}, actions));
   });
   fill($("routes").tBodies[0], rows);
   const names = routes.map((r) => r.name);
@@ -169,6 +229,14 @@ function query(params) {
 }
 
 function renderRequests(requests) {
+  // The API gives the newest first; this page is the rows after the pages before it.
+  const start = state.requestsPage * PAGE;
+  const more = requests.length > start + PAGE;
+  requests = requests.slice(start, start + PAGE);
+  $("requests-newer").disabled = state.requestsPage === 0;
+  $("requests-older").disabled = !more;
+  $("requests-page").textContent = requests.length
+    ? `requests ${start + 1}–${start + requests.length}` : "";
   const rows = requests.map((r) => el("tr", { "data-outcome": r.outcome },
     el("td", { text: time(r.at) }),
     el("td", {}, el("code", { text: r.route })),
@@ -181,7 +249,12 @@ function renderRequests(requests) {
   fill($("requests").tBodies[0], rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, text: "No requests match." }))]);
 }
 
-function renderEvents(events) {
+function renderEvents(events, next) {
+  const page = state.eventsCursors.length;
+  $("events-newest").disabled = page === 1;
+  $("events-older").disabled = !next;
+  $("events-older").dataset.next = next || "";
+  $("events-page").textContent = events.length ? `page ${page}` : "";
   const rows = events.map((e) => {
     const key = e.route + "/" + e.id;
     return el("tr", { "data-id": e.id, "data-state": e.state },
@@ -215,12 +288,15 @@ async function renderDetail() {
     ["Last answer", e.last_status ?? e.last_error ?? "—"]];
   $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k, text: v })]));
   $("detail").dataset.state = e.state;
+  // A pending event waiting for its next attempt can be attempted now; one being
+  // attempted cannot be hurried (the API answers 409 then).
   const redeliver = $("redeliver");
-  redeliver.disabled = e.state === "pending";
-  redeliver.title = e.state === "pending" ? "Pending events are being delivered already" : "";
+  redeliver.textContent = e.state === "pending" ? "Attempt now" : "Redeliver";
+  redeliver.title = e.state === "pending" ? "Attempt it now instead of at its next attempt time" : "";
   fill($("history").tBodies[0], e.history.map((a) => el("tr", {},
     el("td", { text: a.at }), el("td", { text: a.status ?? "—" }),
-    el("td", { text: a.error ?? "" }), el("td", { class: "num", text: a.duration_ms }))));
+    el("td", { text: a.error ?? "" }), el("td", { class: "num", text: a.duration_ms }),
+    el("td", { class: "answer mono", text: a.response ?? "—" }))));
   $("detail-body").textContent = typeof e.body === "string" ? e.body : JSON.stringify(e.body, null, 2);
 }
 
@@ -229,7 +305,7 @@ async function redeliverOne() {
   const { route, id } = state.detail;
   try {
     await api("POST", `/api/events/${encodeURIComponent(route)}/${encodeURIComponent(id)}/redeliver`);
-    status(`${id} back in the queue`);
+    notify(`${id}: attempted again now`);
     await refresh();
   } catch (e) {
     handle(e);
@@ -263,17 +339,22 @@ async function refresh() {
   try {
     const routes = await api("GET", "/api/routes");
     renderRoutes(routes.routes);
+    // One row past the page, to know whether an older page exists.
     const requests = await api("GET", "/api/requests" + query({
-      route: $("requests-route").value, outcome: $("requests-outcome").value, limit: 100 }));
+      route: $("requests-route").value, outcome: $("requests-outcome").value,
+      limit: (state.requestsPage + 1) * PAGE + 1 }));
     renderRequests(requests.requests);
+    const cursor = state.eventsCursors[state.eventsCursors.length - 1];
     const events = await api("GET", "/api/events" + query({
-      route: $("events-route").value, state: $("events-state").value, limit: 100 }));
-    renderEvents(events.events);
+      route: $("events-route").value, state: $("events-state").value, limit: PAGE, cursor }));
+    renderEvents(events.events, events.next);
     if (state.detail) await renderDetail();
     $("sign-in").hidden = true;
     $("console").hidden = false;
     $("sign-out").hidden = !token();
-    status(`Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s`);
+    const updated = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s`;
+    const notice = state.notice && Date.now() < state.notice.until ? state.notice.text : null;
+    status(notice ? `${notice}. ${updated}` : updated);
     start();
   } catch (e) {
     handle(e);
@@ -306,13 +387,30 @@ document.addEventListener("DOMContentLoaded", () => {
     state.detail = null;
     $("detail").hidden = true;
   });
-  for (const id of ["requests-route", "requests-outcome", "events-route", "events-state"]) {
-    $(id).addEventListener("change", refresh);
+  for (const id of ["requests-route", "requests-outcome"]) {
+    $(id).addEventListener("change", () => { state.requestsPage = 0; refresh(); });
   }
+  for (const id of ["events-route", "events-state"]) {
+    $(id).addEventListener("change", () => { state.eventsCursors = [null]; refresh(); });
+  }
+  $("requests-newer").addEventListener("click", () => { state.requestsPage = Math.max(0, state.requestsPage - 1); refresh(); });
+  $("requests-older").addEventListener("click", () => { state.requestsPage += 1; refresh(); });
+  $("events-newest").addEventListener("click", () => { state.eventsCursors = [null]; refresh(); });
+  $("events-older").addEventListener("click", () => {
+    const next = $("events-older").dataset.next;
+    if (next) { state.eventsCursors.push(next); refresh(); }
+  });
+  $("confirm-yes").addEventListener("click", () => {
+    const action = state.pending;
+    closeConfirm();
+    if (action) action();
+  });
+  $("confirm-no").addEventListener("click", () => { closeConfirm(); notify("Nothing changed."); });
   document.addEventListener("keydown", (event) => {
     const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
     if (event.key === "r" && !typing && !event.ctrlKey && !event.metaKey) refresh();
-    if (event.key === "Escape" && state.detail) $("close-detail").click();
+    if (event.key === "Escape" && state.pending) $("confirm-no").click();
+    else if (event.key === "Escape" && state.detail) $("close-detail").click();
   });
   refresh();
 });

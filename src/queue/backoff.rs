@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// The schedule of `[queue] backoff`.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Backoff {
+pub(crate) struct Backoff {
     pub initial: Duration,
     pub max: Duration,
 }
@@ -16,7 +16,7 @@ pub(super) struct Backoff {
 impl Backoff {
     /// The delay after the `failed`-th failed attempt (from 1), with `unit` a uniformly
     /// random number in [0, 1] and the app's `retry_after`, if it sent one.
-    pub(super) fn delay(&self, failed: u32, unit: f64, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, failed: u32, unit: f64, retry_after: Option<Duration>) -> Duration {
         let doublings = failed.saturating_sub(1);
         // Past 2^31 times `initial`, `max` is the ceiling whatever it is.
         let ceiling = 1u32
@@ -33,7 +33,7 @@ impl Backoff {
 }
 
 /// A uniformly random number in [0, 1] from the OS (the middle, if it has none).
-pub(super) fn unit_random() -> f64 {
+pub(crate) fn unit_random() -> f64 {
     let mut bytes = [0u8; 8];
     if getrandom::fill(&mut bytes).is_err() {
         return 0.5;
