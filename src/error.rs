@@ -201,12 +201,18 @@ pub(crate) struct Reply {
 impl Reply {
     /// A JSON answer with the right Content-Type.
     pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Self {
+        Self::serialized(status, body)
+    }
+
+    /// `body` written as JSON straight from its type (no `Value` built on the way).
+    pub(crate) fn serialized(status: StatusCode, body: &impl serde::Serialize) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Reply {
             status,
             headers,
-            body: Bytes::from(body.to_string()),
+            // Our own answer types and string maps always serialize.
+            body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
         }
     }
 

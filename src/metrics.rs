@@ -196,13 +196,45 @@ pub(crate) struct QueueMetrics {
     oldest_pending: GaugeVec,
     paused: IntGaugeVec,
     attempts: IntCounterVec,
+    /// Per route, its three `result` counters, resolved once.
+    attempt_handles: Arc<Mutex<HashMap<String, [IntCounter; 3]>>>,
     pub store_errors: IntCounter,
 }
 
+/// The `result` label of `hookwarden_delivery_attempts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttemptResult {
+    Delivered,
+    Failed,
+    DeadLettered,
+}
+
+impl AttemptResult {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Failed => "failed",
+            AttemptResult::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
 impl QueueMetrics {
-    /// One delivery attempt of `route`: `delivered`, `failed` or `dead_lettered`.
-    pub(crate) fn attempted(&self, route: &str, result: &str) {
-        self.attempts.with_label_values(&[route, result]).inc();
+    /// One delivery attempt of `route`.
+    pub(crate) fn attempted(&self, route: &str, result: AttemptResult) {
+        let mut handles = lock(&self.attempt_handles);
+        if !handles.contains_key(route) {
+            let counters = [
+                AttemptResult::Delivered,
+                AttemptResult::Failed,
+                AttemptResult::DeadLettered,
+            ]
+            .map(|r| self.attempts.with_label_values(&[route, r.as_str()]));
+            handles.insert(route.to_string(), counters);
+        }
+        if let Some(counters) = handles.get(route) {
+            counters[result as usize].inc();
+        }
     }
 
     /// What `route`'s part of the queue holds now.
@@ -384,6 +416,7 @@ impl Metrics {
                 oldest_pending: queue_oldest_pending,
                 paused: queue_paused,
                 attempts: delivery_attempts,
+                attempt_handles: Arc::default(),
                 store_errors: queue_store_errors,
             },
             dedup_entries,

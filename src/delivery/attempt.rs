@@ -95,10 +95,11 @@ async fn send(app: &App, event: &Pending, attempt: u32) -> Sent {
         shown_id: &event.shown_id,
         kind: &event.kind,
         body: event.body.clone(),
-        content_type: event
-            .content_type
-            .as_deref()
-            .and_then(|ct| HeaderValue::from_str(ct).ok()),
+        content_type: event.content_type.as_deref().and_then(|ct| match ct {
+            // What every normalized envelope carries: no need to check it again.
+            "application/json" => Some(HeaderValue::from_static("application/json")),
+            other => HeaderValue::from_str(other).ok(),
+        }),
         attempt: Some(attempt),
     };
     let started = StdInstant::now();

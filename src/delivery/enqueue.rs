@@ -52,20 +52,20 @@ pub(super) async fn accept(
             let (body, content_type) = match route.forward {
                 ForwardMode::Normalized => (
                     envelope::render(route, event, &received_at),
-                    Some("application/json".to_string()),
+                    Some(Arc::from("application/json")),
                 ),
                 ForwardMode::Raw => (
                     Bytes::clone(event.raw_body()),
                     event
                         .raw_content_type()
                         .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
+                        .map(Arc::from),
                 ),
             };
             NewEvent {
-                id: event.id.as_bytes().to_vec(),
-                shown_id: event.id.as_str().to_string(),
-                kind: event.kind.clone(),
+                id: Bytes::copy_from_slice(event.id.as_bytes()),
+                shown_id: Arc::from(event.id.as_str()),
+                kind: Arc::from(event.kind.as_str()),
                 body,
                 content_type,
             }
@@ -116,19 +116,40 @@ pub(super) async fn accept(
             }
         })
         .collect();
-    let body = match (batch, events.first()) {
+    let reply = match (batch, events.first()) {
         (false, Some(event)) => {
             let status = if stored.first() == Some(&true) {
                 "queued"
             } else {
                 "duplicate"
             };
-            serde_json::json!({ "status": status, "id": event.id.as_str() })
+            let id = event.id.as_str();
+            Reply::serialized(StatusCode::OK, &Answer { status, id })
         }
         _ => {
             let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-            serde_json::json!({ "status": "queued", "ids": ids })
+            Reply::serialized(
+                StatusCode::OK,
+                &BatchAnswer {
+                    status: "queued",
+                    ids,
+                },
+            )
         }
     };
-    Delivered::of(Reply::json(StatusCode::OK, &body), outcomes, events)
+    Delivered::of(reply, outcomes, events)
+}
+
+/// `{"status": "queued" | "duplicate", "id": ...}`
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    status: &'static str,
+    id: &'a str,
+}
+
+/// `{"status": "queued", "ids": [...]}`
+#[derive(serde::Serialize)]
+struct BatchAnswer<'a> {
+    status: &'static str,
+    ids: Vec<&'a str>,
 }

@@ -36,6 +36,7 @@ pub(crate) use worker::{Deliver, Plan, Policy, Sent};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -58,6 +59,8 @@ pub(crate) struct Queue {
     tasks: worker::Tasks,
     /// Routes whose queue series are exported, so a route that stops queueing loses them.
     exported: Mutex<HashSet<String>>,
+    /// Bumped by each reload, so that workers read their route's plan again only then.
+    generation: AtomicU64,
 }
 
 /// Where the events are kept.
@@ -87,6 +90,7 @@ impl Queue {
             paused: Mutex::default(),
             tasks: worker::Tasks::default(),
             exported: Mutex::default(),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -216,7 +220,13 @@ impl Queue {
 
     /// Routes or their settings changed (a reload): every worker looks again.
     pub(crate) fn reconfigured(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.signals.wake_all();
+    }
+
+    /// Which configuration the workers' cached plans must match.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Reads which routes are paused from the store (at the start of delivery).

@@ -35,15 +35,16 @@ impl State {
     }
 }
 
-/// An event to store: what identifies it, and what will be sent.
+/// An event to store: what identifies it, and what will be sent. Its parts are shared,
+/// not copied, on their way to the store, the lane and each attempt.
 pub(crate) struct NewEvent {
     /// The id byte for byte (dedup compares these).
-    pub id: Vec<u8>,
+    pub id: Bytes,
     /// The id as answers and lists show it.
-    pub shown_id: String,
-    pub kind: String,
+    pub shown_id: Arc<str>,
+    pub kind: Arc<str>,
     pub body: Bytes,
-    pub content_type: Option<String>,
+    pub content_type: Option<Arc<str>>,
 }
 
 /// Decides, once, whether the new events of a write may be stored; `Err(wait)` refuses
@@ -77,11 +78,11 @@ pub(crate) struct Pending {
     /// Arrival order within the store; what claims and settles name.
     pub seq: i64,
     pub route: Arc<str>,
-    pub id: Vec<u8>,
-    pub shown_id: String,
-    pub kind: String,
+    pub id: Bytes,
+    pub shown_id: Arc<str>,
+    pub kind: Arc<str>,
     pub body: Bytes,
-    pub content_type: Option<String>,
+    pub content_type: Option<Arc<str>>,
     /// Attempts made so far (since the last redelivery).
     pub attempts: u32,
     /// When it is due (Unix ms).

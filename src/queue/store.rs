@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -66,8 +67,10 @@ pub(crate) trait Store: Send + Sync {
         in_order: bool,
     ) -> Answer<'a, Claimed>;
 
-    /// Stores an attempt's outcome and ends the event's claim. When the store cannot
-    /// take it, the claim ends anyway and the event is attempted again.
+    /// Hands over an attempt's outcome: once this returns the store has it, and writes
+    /// it before anything else happens to the event (it stays in flight, unclaimable,
+    /// until then). When the store cannot write it, the claim ends anyway and the event
+    /// is attempted again.
     fn settle<'a>(&'a self, event: &'a Pending, outcome: Settle) -> Answer<'a, ()>;
 
     /// A dead or delivered event (the newest of `id`) back to pending with its attempts
@@ -120,36 +123,69 @@ pub(crate) trait Store: Send + Sync {
 }
 
 /// What wakes the workers: per route, "look again" (new events, an outcome stored, a
-/// lever pulled), and for the supervisor, "routes or stored events changed".
+/// lever pulled), and for the supervisor, "routes or stored events changed" (only for
+/// routes that have no worker to wake).
 #[derive(Default)]
 pub(crate) struct Signals {
-    routes: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
+    routes: Mutex<HashMap<Arc<str>, Arc<RouteSignal>>>,
     changed: Notify,
 }
 
+/// One route's wake-up, and whether a worker is there to hear it.
+#[derive(Default)]
+pub(crate) struct RouteSignal {
+    pub notify: Notify,
+    worked: AtomicBool,
+}
+
+/// A worker's hold on its route's signal: while it lives, the route's wakes are the
+/// worker's alone; dropped, they reach the supervisor again.
+pub(crate) struct Working(Arc<RouteSignal>);
+
+impl Working {
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.0.notify
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.worked.store(false, Ordering::SeqCst);
+    }
+}
+
 impl Signals {
-    /// What wakes `route`'s worker.
-    pub(crate) fn waker(&self, route: &str) -> Arc<Notify> {
+    fn signal(&self, route: &str) -> Arc<RouteSignal> {
         let mut routes = lock(&self.routes);
-        if let Some(waker) = routes.get(route) {
-            return Arc::clone(waker);
+        if let Some(signal) = routes.get(route) {
+            return Arc::clone(signal);
         }
-        let waker = Arc::new(Notify::new());
-        routes.insert(Arc::from(route), Arc::clone(&waker));
-        waker
+        let signal = Arc::new(RouteSignal::default());
+        routes.insert(Arc::from(route), Arc::clone(&signal));
+        signal
     }
 
-    /// `route`'s worker looks again; the supervisor too (it may have no worker yet).
+    /// `route`'s worker takes its wake-ups.
+    pub(crate) fn work(&self, route: &str) -> Working {
+        let signal = self.signal(route);
+        signal.worked.store(true, Ordering::SeqCst);
+        Working(signal)
+    }
+
+    /// `route`'s worker looks again; with none, the supervisor does (it may start one).
     pub(crate) fn wake(&self, route: &str) {
+        let signal = self.signal(route);
         // A stored permit: a worker busy elsewhere looks again once it waits.
-        self.waker(route).notify_one();
-        self.changed.notify_one();
+        signal.notify.notify_one();
+        if !signal.worked.load(Ordering::SeqCst) {
+            self.changed.notify_one();
+        }
     }
 
-    /// Every route's worker looks again.
+    /// Every route's worker looks again, and the supervisor too.
     pub(crate) fn wake_all(&self) {
-        for waker in lock(&self.routes).values() {
-            waker.notify_one();
+        for signal in lock(&self.routes).values() {
+            signal.notify.notify_one();
         }
         self.changed.notify_one();
     }

@@ -69,7 +69,7 @@ impl Deliver for Stand {
 
     fn send(&self, event: &Pending, attempt: u32) -> BoxFuture<'static, Sent> {
         let app = Arc::clone(&self.0);
-        let id = event.id.clone();
+        let id = event.id.to_vec();
         Box::pin(async move {
             if !lock(&app.in_flight).insert(id.clone()) {
                 app.overlaps.fetch_add(1, Ordering::SeqCst);
@@ -281,8 +281,8 @@ async fn no_event_is_ever_in_two_attempts_at_once_under_random_store_delays() {
     };
     loop {
         let left = queue.counts(ROUTE).await.unwrap();
-        let delivered = app.delivered_total.load(Ordering::SeqCst);
-        if delivered >= EVENTS && left.pending == 0 {
+        let delivered = lock(&app.delivered).len();
+        if delivered >= EVENTS && left.pending == 0 && left.dead == 0 {
             break;
         }
         queue.redeliver_matching(&dead).await.unwrap();

@@ -30,6 +30,7 @@ use super::model::{Attempt, Pending, Settle, Then};
 use super::store::{BoxFuture, Cutoffs};
 use super::Queue;
 use crate::clock::from_unix_millis;
+use crate::metrics::AttemptResult;
 
 /// How often settled events past their retention are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -198,22 +199,18 @@ pub(super) async fn sweep(queue: &Queue, deliver: &dyn Deliver) -> u64 {
     removed
 }
 
-/// An attempt the app answered (or did not), with what it makes of the event.
-struct Answered {
-    event: Pending,
-    settle: Settle,
-}
-
 /// Delivers `route`'s stored events until the stop (then lets its attempts in flight
 /// end, unless aborted), or until the route is gone or a `sync` route has delivered
 /// everything it stored. Returns the route's name for the supervisor.
 async fn work(queue: Arc<Queue>, deliver: Arc<dyn Deliver>, route: String) -> String {
-    let wake = queue.signals.waker(&route);
+    let working = queue.signals.work(&route);
+    let wake = working.notify();
     let (stop, abort) = (queue.tasks.stop.clone(), queue.tasks.abort.clone());
-    // Attempts with the app (each a slot of `concurrency`); then their outcomes on their
-    // way to the store. The store keeps an event in flight until its outcome is stored.
-    let mut attempting: JoinSet<Answered> = JoinSet::new();
-    let mut settling: JoinSet<()> = JoinSet::new();
+    // Each attempt, with the app and then its outcome handed to the store, is a slot of
+    // `concurrency`. The store keeps an event in flight until its outcome is stored.
+    let mut attempting: JoinSet<()> = JoinSet::new();
+    // The route's plan, read again only after a reload.
+    let mut plan: Option<(u64, Option<Plan>)> = None;
     loop {
         let woken = wake.notified();
         tokio::pin!(woken);
@@ -221,24 +218,35 @@ async fn work(queue: Arc<Queue>, deliver: Arc<dyn Deliver>, route: String) -> St
         if stop.is_cancelled() {
             break;
         }
-        let Some(plan) = deliver.plan(&route) else {
+        let generation = queue.generation();
+        let current = match plan {
+            Some((seen, current)) if seen == generation => current,
+            _ => {
+                let current = deliver.plan(&route);
+                plan = Some((generation, current));
+                current
+            }
+        };
+        let Some(current) = current else {
             // Removed by a reload: its events wait, stored, for it to return.
             break;
         };
-        let free = plan.concurrency.saturating_sub(attempting.len());
+        let free = current.concurrency.saturating_sub(attempting.len());
         let mut next_due = None;
         let mut store_failed = false;
         if free > 0 && !queue.is_paused(&route) {
             let now = queue.clock.unix_millis();
-            let in_order = plan.concurrency == 1;
+            let in_order = current.concurrency == 1;
             match queue.store().claim(&route, now, free, in_order).await {
                 Ok(claimed) => {
                     next_due = claimed.next_due;
-                    for event in claimed.events {
+                    if !claimed.events.is_empty() {
                         let policy = deliver.policy();
-                        let attempt =
-                            attempt(Arc::clone(&queue), Arc::clone(&deliver), event, policy);
-                        attempting.spawn(attempt);
+                        for event in claimed.events {
+                            let queue = Arc::clone(&queue);
+                            let deliver = Arc::clone(&deliver);
+                            attempting.spawn(attempt(queue, deliver, event, policy));
+                        }
                     }
                 }
                 Err(e) => {
@@ -247,7 +255,7 @@ async fn work(queue: Arc<Queue>, deliver: Arc<dyn Deliver>, route: String) -> St
                 }
             }
         }
-        if !plan.queued && attempting.is_empty() && settling.is_empty() && !store_failed {
+        if !current.queued && attempting.is_empty() && !store_failed {
             // A route now `sync`: done once everything it stored was delivered.
             let counts = queue.store().counts().await.unwrap_or_default();
             if counts.get(&route).is_none_or(|c| c.pending == 0) {
@@ -264,43 +272,29 @@ async fn work(queue: Arc<Queue>, deliver: Arc<dyn Deliver>, route: String) -> St
         };
         tokio::select! {
             () = &mut woken => {}
-            Some(done) = attempting.join_next(), if !attempting.is_empty() => {
-                if let Ok(answered) = done {
-                    settling.spawn(settle(Arc::clone(&queue), answered));
-                }
-            }
-            Some(_) = settling.join_next(), if !settling.is_empty() => {}
+            Some(_) = attempting.join_next(), if !attempting.is_empty() => {}
             () = due => {}
             () = stop.cancelled() => {}
         }
     }
     // Stopping: the attempts in flight end on their own (bounded by upstream.timeout)
-    // and their outcomes are stored, unless the grace runs out first.
-    let drain = async {
-        while let Some(done) = attempting.join_next().await {
-            if let Ok(answered) = done {
-                settling.spawn(settle(Arc::clone(&queue), answered));
-            }
-        }
-        while settling.join_next().await.is_some() {}
-    };
+    // and their outcomes are handed to the store, unless the grace runs out first.
+    let drain = async { while attempting.join_next().await.is_some() {} };
     tokio::select! {
         () = drain => {}
         () = abort.cancelled() => {}
     }
     // Leaving with work left (a removed route comes back) is the supervisor's to see.
+    drop(working);
     queue.signals.changed().notify_one();
     route
 }
 
-/// One attempt of `event`: the app's answer, what it makes of the event, counted and
-/// logged.
-async fn attempt(
-    queue: Arc<Queue>,
-    deliver: Arc<dyn Deliver>,
-    event: Pending,
-    policy: Policy,
-) -> Answered {
+/// One attempt of `event`: the app's answer, what it makes of the event, counted,
+/// logged, and handed to the store. When the store cannot take it the event stays
+/// pending there and is attempted again (the app may see it twice; its Idempotency-Key
+/// says so).
+async fn attempt(queue: Arc<Queue>, deliver: Arc<dyn Deliver>, event: Pending, policy: Policy) {
     let number = event.attempts.saturating_add(1);
     let started = StdInstant::now();
     let at_ms = queue.clock.unix_millis();
@@ -317,9 +311,9 @@ async fn attempt(
         Then::RetryAt(at_ms.saturating_add(millis(delay)))
     };
     let result = match then {
-        Then::Delivered => "delivered",
-        Then::RetryAt(_) => "failed",
-        Then::Dead => "dead_lettered",
+        Then::Delivered => AttemptResult::Delivered,
+        Then::RetryAt(_) => AttemptResult::Failed,
+        Then::Dead => AttemptResult::DeadLettered,
     };
     queue.metrics.attempted(&event.route, result);
     tracing::info!(
@@ -328,29 +322,20 @@ async fn attempt(
         attempt = number,
         status = sent.status,
         error = sent.error.as_deref(),
-        result,
+        result = result.as_str(),
         duration_ms,
         "delivery attempt"
     );
-    Answered {
-        event,
-        settle: Settle {
-            attempt: Attempt {
-                at_ms,
-                status: sent.status,
-                error: sent.error,
-                duration_ms,
-                response: sent.response,
-            },
-            then,
+    let settle = Settle {
+        attempt: Attempt {
+            at_ms,
+            status: sent.status,
+            error: sent.error,
+            duration_ms,
+            response: sent.response,
         },
-    }
-}
-
-/// Stores an attempt's outcome. When the store cannot take it the event stays pending
-/// there and is attempted again (the app may see it twice; its Idempotency-Key says so).
-async fn settle(queue: Arc<Queue>, answered: Answered) {
-    let Answered { event, settle } = answered;
+        then,
+    };
     if let Err(e) = queue.store().settle(&event, settle).await {
         tracing::warn!(route = %event.route, error = %e, "queue: an attempt's outcome was not stored");
     }

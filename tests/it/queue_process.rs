@@ -225,6 +225,32 @@ async fn sigterm_lets_an_attempt_in_flight_end_and_keeps_the_rest_for_the_next_s
     );
 }
 
+/// Waits (at most 10 s) until the gateway on admin port `admin` lists `n` dead letters.
+async fn dead_letters(admin: u16, token: &str, n: usize) {
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], admin).into();
+    let bearer = format!("Bearer {token}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = crate::support::send(
+            addr,
+            "GET",
+            "/api/events?state=dead",
+            &[("authorization", bearer.as_str())],
+            "".into(),
+        )
+        .await;
+        let listed = answer.json()["events"].as_array().map_or(0, Vec::len);
+        if listed >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{listed} dead letters"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn events(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .arg("events")
@@ -262,9 +288,10 @@ async fn the_events_client_lists_shows_and_redelivers_and_says_what_went_wrong()
     for id in ["c1", "c2"] {
         assert_eq!(post(gw.addr, id).await, Some(200));
     }
-    // Both die at their first attempt (max_attempts = 1).
+    // Both die at their first attempt (max_attempts = 1), and that is stored.
     gw.wait_for("dead_lettered");
     gw.wait_for("dead_lettered");
+    dead_letters(admin, "cli-token", 2).await;
 
     let (code, out, err) = events(&["--config", &path, "list"]);
     assert_eq!(code, 0, "{err}");

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::super::error::QueueError;
@@ -13,14 +14,56 @@ use super::lanes::{Change, Lanes};
 use super::read::filter_sql;
 use super::schema::{code, DEAD, DELIVERED, PENDING};
 
+/// The SQL of the writes every event makes, written once (the state codes are in the
+/// text, where a partial index can match them).
+pub(super) struct Statements {
+    insert: String,
+    known: String,
+    settle: String,
+}
+
+impl Statements {
+    pub(super) fn new() -> Self {
+        Statements {
+            insert: format!(
+                "INSERT INTO events (route, id, shown_id, type, state, size, content_type,
+                                     received_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, {PENDING}, ?5, ?6, ?7, ?7)"
+            ),
+            known: format!(
+                "SELECT 1 FROM events
+                 WHERE route = ?1 AND id = ?2 AND (state = {PENDING} OR settled_at >= ?3) LIMIT 1"
+            ),
+            settle: format!(
+                "UPDATE events SET attempts = attempts + 1, state = ?2, next_attempt_at = ?3,
+                        last_status = ?4, last_error = ?5, settled_at = ?6,
+                        history = history || ?7
+                 WHERE seq = ?1 AND state = {PENDING}
+                 RETURNING size"
+            ),
+        }
+    }
+}
+
 /// One transaction's writes so far, and what they change once committed.
 pub(super) struct Tx<'t> {
     pub tx: Transaction<'t>,
+    sql: &'t Statements,
     pub changes: Vec<Change>,
     /// Change to the stored bytes (pending and dead bodies).
     pub bytes: i64,
     /// (route, id) stored in this transaction, so copies within it are stored once.
-    stored_ids: HashSet<(Arc<str>, Vec<u8>)>,
+    stored_ids: HashSet<(Arc<str>, Bytes)>,
+}
+
+/// One line of an event's `history` (read back by `read::detail`).
+#[derive(serde::Serialize)]
+struct HistoryLine<'a> {
+    at: i64,
+    status: Option<u16>,
+    error: Option<&'a str>,
+    duration_ms: i64,
+    response: Option<&'a str>,
 }
 
 /// What an enqueue decided, beyond what it stored.
@@ -35,9 +78,10 @@ pub(super) enum EnqueueVerdict {
 pub(super) type Verdict = Option<Result<(), std::time::Duration>>;
 
 impl<'t> Tx<'t> {
-    pub(super) fn new(tx: Transaction<'t>) -> Self {
+    pub(super) fn new(tx: Transaction<'t>, sql: &'t Statements) -> Self {
         Tx {
             tx,
+            sql,
             changes: Vec::new(),
             bytes: 0,
             stored_ids: HashSet::new(),
@@ -60,7 +104,7 @@ impl<'t> Tx<'t> {
                     let since = write.now_ms.saturating_sub(millis(ttl));
                     self.stored_ids
                         .contains(&(Arc::clone(&route), event.id.clone()))
-                        || !seen_here.insert(event.id.as_slice())
+                        || !seen_here.insert(&event.id[..])
                         || self.known(&route, &event.id, since)?
                 }
             };
@@ -83,22 +127,18 @@ impl<'t> Tx<'t> {
                 return Ok(EnqueueVerdict::Done(Enqueued::Refused(wait)));
             }
         }
-        let mut insert = self.tx.prepare_cached(&format!(
-            "INSERT INTO events (route, id, shown_id, type, state, size, content_type,
-                                 received_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, {PENDING}, ?5, ?6, ?7, ?7)"
-        ))?;
+        let mut insert = self.tx.prepare_cached(&self.sql.insert)?;
         let mut insert_body = self
             .tx
             .prepare_cached("INSERT INTO bodies (seq, body) VALUES (?1, ?2)")?;
         for (event, _) in write.events.iter().zip(&new).filter(|(_, &n)| n) {
             insert.execute(params![
                 &*route,
-                event.id,
-                event.shown_id,
-                event.kind,
+                &event.id[..],
+                &*event.shown_id,
+                &*event.kind,
                 event.body.len() as i64,
-                event.content_type,
+                event.content_type.as_deref(),
                 write.now_ms
             ])?;
             let seq = self.tx.last_insert_rowid();
@@ -125,10 +165,7 @@ impl<'t> Tx<'t> {
 
     /// Whether `id` is pending on `route`, or was settled at or after `since`.
     fn known(&self, route: &str, id: &[u8], since: i64) -> Result<bool, QueueError> {
-        let mut query = self.tx.prepare_cached(&format!(
-            "SELECT 1 FROM events
-             WHERE route = ?1 AND id = ?2 AND (state = {PENDING} OR settled_at >= ?3) LIMIT 1"
-        ))?;
+        let mut query = self.tx.prepare_cached(&self.sql.known)?;
         Ok(query.exists(params![route, id, since])?)
     }
 
@@ -139,32 +176,20 @@ impl<'t> Tx<'t> {
             Then::RetryAt(at) => (PENDING, at, None),
             Then::Dead => (DEAD, a.at_ms, Some(a.at_ms)),
         };
-        let line = serde_json::json!({
-            "at": a.at_ms,
-            "status": a.status,
-            "error": a.error,
-            "duration_ms": a.duration_ms,
-            "response": a.response,
-        });
+        let mut line = serde_json::to_string(&HistoryLine {
+            at: a.at_ms,
+            status: a.status,
+            error: a.error.as_deref(),
+            duration_ms: a.duration_ms,
+            response: a.response.as_deref(),
+        })
+        .unwrap_or_default();
+        line.push('\n');
         let size: Option<i64> = self
             .tx
-            .prepare_cached(&format!(
-                "UPDATE events SET attempts = attempts + 1, state = ?2, next_attempt_at = ?3,
-                        last_status = ?4, last_error = ?5, settled_at = ?6,
-                        history = history || ?7
-                 WHERE seq = ?1 AND state = {PENDING}
-                 RETURNING size"
-            ))?
+            .prepare_cached(&self.sql.settle)?
             .query_row(
-                params![
-                    event.seq,
-                    state,
-                    next_at,
-                    a.status,
-                    a.error,
-                    settled_at,
-                    format!("{line}\n")
-                ],
+                params![event.seq, state, next_at, a.status, a.error, settled_at, line],
                 |r| r.get(0),
             )
             .optional()?;

@@ -291,7 +291,12 @@ impl Lanes {
                             }
                         }
                     }
-                    wake(&route);
+                    // The worker learns of its free slots from the app's answers; an
+                    // outcome stored gives it work only when a retry has a new time, or
+                    // the route's last attempt ended (arrival order waits for that).
+                    if matches!(then, Then::RetryAt(_)) || lane.in_flight.is_empty() {
+                        wake(&route);
+                    }
                 }
                 Change::Unsettled { route, seq } => {
                     let lane = routes.entry(Arc::clone(&route)).or_default();

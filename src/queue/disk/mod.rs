@@ -63,6 +63,7 @@ struct Shared {
     max_bytes: u64,
     /// Writes and reads that failed (`hookwarden_queue_store_errors_total`).
     errors: IntCounter,
+    answers: writer::Answers,
     hooks: Hooks,
 }
 
@@ -101,6 +102,8 @@ pub(crate) struct DiskStore {
     shared: Arc<Shared>,
     /// Held until the store is closed: a second process cannot take the folder.
     lock: Mutex<Option<File>>,
+    /// The task that sends the writer's answers on the runtime; ends after the writer.
+    answering: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl DiskStore {
@@ -148,8 +151,12 @@ impl DiskStore {
             stored_bytes: AtomicU64::new(read::stored_bytes(&conn).map_err(read_error)?),
             max_bytes,
             errors,
+            answers: writer::Answers::default(),
             hooks: Hooks::default(),
         });
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| open_error(format!("needs the async runtime: {e}")))?;
+        let answering = runtime.spawn(writer::send_answers(Arc::clone(&shared)));
         let inbox = writer::start(conn, Arc::clone(&shared), signals)
             .map_err(|e| open_error(format!("cannot start its writer: {e}")))?;
         Ok(DiskStore {
@@ -158,6 +165,7 @@ impl DiskStore {
             inbox,
             shared,
             lock: Mutex::new(Some(lock)),
+            answering: Mutex::new(Some(answering)),
         })
     }
 
@@ -203,6 +211,12 @@ impl DiskStore {
     /// it every write fails as on a full disk. For tests of a failing store.
     pub(crate) async fn limit_pages(&self, pages: u64) -> Result<(), QueueError> {
         self.ask(|ask| Job::LimitPages { pages, ask }).await
+    }
+
+    /// Resolves once every write sent before is committed.
+    #[cfg(test)]
+    pub(in crate::queue) async fn barrier(&self) -> Result<(), QueueError> {
+        self.ask(|ask| Job::Barrier { ask }).await
     }
 
     /// The database file, for operators and tests.
@@ -262,11 +276,11 @@ impl Store for DiskStore {
     }
 
     fn settle<'a>(&'a self, event: &'a Pending, outcome: Settle) -> Answer<'a, ()> {
-        Box::pin(self.ask(move |ask| Job::Settle {
+        let job = Job::Settle {
             event: event.clone(),
             outcome,
-            ask,
-        }))
+        };
+        Box::pin(self.inbox.send(job))
     }
 
     fn redeliver<'a>(
@@ -401,6 +415,10 @@ impl Store for DiskStore {
             let (done, closed) = oneshot::channel();
             if self.inbox.send(Job::Close { done }).await.is_ok() {
                 let _ = closed.await;
+            }
+            let answering = lock(&self.answering).take();
+            if let Some(answering) = answering {
+                let _ = answering.await;
             }
             self.readers.close();
             // Only now that no connection is left: the next process may take the folder.

@@ -120,11 +120,11 @@ pub(super) fn next_pending(
         Ok(Pending {
             seq: r.get(0)?,
             route: Arc::clone(route),
-            id: r.get(1)?,
-            shown_id: r.get(2)?,
-            kind: r.get(3)?,
+            id: Bytes::from(r.get::<_, Vec<u8>>(1)?),
+            shown_id: Arc::from(r.get::<_, String>(2)?),
+            kind: Arc::from(r.get::<_, String>(3)?),
             body: Bytes::from(r.get::<_, Vec<u8>>(4)?),
-            content_type: r.get(5)?,
+            content_type: r.get::<_, Option<String>>(5)?.map(Arc::from),
             attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(u32::MAX),
             next_attempt_at: r.get(7)?,
         })

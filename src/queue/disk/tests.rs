@@ -24,7 +24,7 @@ fn open(dir: &Path, max_bytes: u64) -> DiskStore {
 
 pub(in crate::queue) fn event(id: &str) -> NewEvent {
     NewEvent {
-        id: id.as_bytes().to_vec(),
+        id: bytes::Bytes::copy_from_slice(id.as_bytes()),
         shown_id: id.into(),
         kind: "t".into(),
         body: format!(r#"{{"id":"{id}"}}"#).into_bytes().into(),
@@ -65,6 +65,12 @@ fn outcome(at: i64, status: u16, then: Then) -> Settle {
     }
 }
 
+/// Settles `event` and waits until its outcome is committed.
+async fn settled(store: &DiskStore, event: &Pending, outcome: Settle) {
+    store.settle(event, outcome).await.unwrap();
+    store.barrier().await.unwrap();
+}
+
 fn counts(store: &DiskStore, route: &str) -> Counts {
     store
         .shared
@@ -94,10 +100,7 @@ async fn an_id_is_stored_once_while_pending_and_for_the_ttl_after_it_settles() {
         "routes are apart"
     );
     let first = claim(&store, "r", 10).await.remove(0);
-    store
-        .settle(&first, outcome(100, 200, Then::Delivered))
-        .await
-        .unwrap();
+    settled(&store, &first, outcome(100, 200, Then::Delivered)).await;
     assert_eq!(
         stored(&store, "r", &["a"], 3_600_100).await,
         Enqueued::Stored(vec![false])
@@ -187,10 +190,7 @@ async fn past_max_bytes_nothing_is_stored_until_room_comes_back() {
     assert!(matches!(full, Err(QueueError::Full)), "{full:?}");
     assert_eq!(counts(&store, "r").pending, 2);
     let first = store.claim("r", 0, 1, true).await.unwrap().events.remove(0);
-    store
-        .settle(&first, outcome(1, 200, Then::Delivered))
-        .await
-        .unwrap();
+    settled(&store, &first, outcome(1, 200, Then::Delivered)).await;
     assert_eq!(
         store.stored_bytes(),
         body,
@@ -211,10 +211,7 @@ async fn a_claimed_event_is_not_claimed_again_until_its_outcome_is_stored() {
     assert_eq!(first.len(), 3);
     assert!(claim(&store, "r", 0).await.is_empty(), "all in flight");
     // A failure: back, due later, and only then.
-    store
-        .settle(&first[0], outcome(5, 503, Then::RetryAt(1000)))
-        .await
-        .unwrap();
+    settled(&store, &first[0], outcome(5, 503, Then::RetryAt(1000))).await;
     let early = store.claim("r", 999, 10, false).await.unwrap();
     assert!(early.events.is_empty());
     assert_eq!(early.next_due, Some(1000), "the worker sleeps until then");
@@ -236,15 +233,12 @@ async fn in_arrival_order_the_next_waits_for_the_last_outcome() {
         .unwrap()
         .events
         .is_empty());
-    store
-        .settle(&head[0], outcome(1, 500, Then::RetryAt(50)))
-        .await
-        .unwrap();
+    settled(&store, &head[0], outcome(1, 500, Then::RetryAt(50))).await;
     let held = store.claim("r", 10, 8, true).await.unwrap();
     assert!(held.events.is_empty(), "o2 never passes the failing o1");
     assert_eq!(held.next_due, Some(50));
     let head = store.claim("r", 50, 8, true).await.unwrap().events;
-    assert_eq!(head[0].id, b"o1");
+    assert_eq!(head[0].id, &b"o1"[..]);
 }
 
 #[tokio::test]
@@ -254,16 +248,13 @@ async fn attempts_are_recorded_and_events_redelivered_or_hurried() {
     stored(&store, "r", &["e1", "e2"], 0).await;
     let claimed = claim(&store, "r", 0).await;
     let (e1, e2) = (&claimed[0], &claimed[1]);
-    store
-        .settle(e1, outcome(10, 503, Then::RetryAt(20)))
-        .await
-        .unwrap();
+    settled(&store, e1, outcome(10, 503, Then::RetryAt(20))).await;
     let e1 = claim(&store, "r", 20).await.remove(0);
     let mut dead = outcome(20, 0, Then::Dead);
     dead.attempt.status = None;
     dead.attempt.error = Some("connection refused".into());
     dead.attempt.response = None;
-    store.settle(&e1, dead).await.unwrap();
+    settled(&store, &e1, dead).await;
     assert_eq!(
         counts(&store, "r"),
         Counts {
@@ -291,10 +282,7 @@ async fn attempts_are_recorded_and_events_redelivered_or_hurried() {
         Redelivered::InFlight,
         "e2 is being attempted"
     );
-    store
-        .settle(e2, outcome(30, 500, Then::RetryAt(600_000)))
-        .await
-        .unwrap();
+    settled(&store, e2, outcome(30, 500, Then::RetryAt(600_000))).await;
     assert_eq!(
         store.redeliver("r", b"e2", 31).await.unwrap(),
         Redelivered::Hurried,
@@ -311,7 +299,7 @@ async fn attempts_are_recorded_and_events_redelivered_or_hurried() {
         Redelivered::Requeued
     );
     let back = claim(&store, "r", 40).await;
-    assert_eq!((back[0].id.as_slice(), back[0].attempts), (&b"e1"[..], 0));
+    assert_eq!((&back[0].id[..], back[0].attempts), (&b"e1"[..], 0));
     assert_eq!(
         counts(&store, "r"),
         Counts {
@@ -332,16 +320,10 @@ async fn bulk_redelivery_and_retry_now_go_in_chunks_over_what_matches() {
     stored(&store, "a", &refs, 0).await;
     stored(&store, "b", &["b1"], 5_000).await;
     for event in claim(&store, "a", 0).await {
-        store
-            .settle(&event, outcome(1, 500, Then::Dead))
-            .await
-            .unwrap();
+        settled(&store, &event, outcome(1, 500, Then::Dead)).await;
     }
     for event in claim(&store, "b", 5_000).await {
-        store
-            .settle(&event, outcome(1, 500, Then::Dead))
-            .await
-            .unwrap();
+        settled(&store, &event, outcome(1, 500, Then::Dead)).await;
     }
     // A filter on the time received picks route b's only, in chunks of 10 looked at.
     let bulk = Bulk {
@@ -403,10 +385,7 @@ async fn bulk_redelivery_and_retry_now_go_in_chunks_over_what_matches() {
         }
     }
     for event in claim(&store, "a", 7_000).await {
-        store
-            .settle(&event, outcome(7_001, 503, Then::RetryAt(900_000)))
-            .await
-            .unwrap();
+        settled(&store, &event, outcome(7_001, 503, Then::RetryAt(900_000))).await;
     }
     assert_eq!(store.retry_now_chunk("a", 8_000, 10).await.unwrap(), 10);
     assert_eq!(store.retry_now_chunk("a", 8_000, 10).await.unwrap(), 10);
@@ -474,12 +453,12 @@ async fn the_sweep_deletes_what_settled_before_its_cutoff_in_chunks() {
     stored(&store, "r", &["new", "waiting"], 0).await;
     let claimed = claim(&store, "r", 0).await;
     for event in &claimed {
-        let then = match event.id.as_slice() {
+        let then = match &event.id[..] {
             b"new" => outcome(900, 200, Then::Delivered),
             b"waiting" => outcome(900, 503, Then::RetryAt(5_000)),
             _ => outcome(100, 500, Then::Dead),
         };
-        store.settle(event, then).await.unwrap();
+        settled(&store, event, then).await;
     }
     assert_eq!(counts(&store, "r").dead, 7);
     let cutoffs = Cutoffs {
@@ -617,10 +596,7 @@ INSERT INTO bodies VALUES (3, X'7B7D');
     assert_eq!(old.history[0].response, None, "older lines kept no answer");
     let pending = claim(&store, "r", 10).await;
     assert_eq!((pending.len(), pending[0].attempts), (1, 1));
-    store
-        .settle(&pending[0], outcome(30, 200, Then::Delivered))
-        .await
-        .unwrap();
+    settled(&store, &pending[0], outcome(30, 200, Then::Delivered)).await;
     assert_eq!(
         store.redeliver("r", b"d1", 40).await.unwrap(),
         Redelivered::Requeued
@@ -678,7 +654,7 @@ async fn a_stalled_writer_refuses_new_writes_at_once_and_skips_those_given_up() 
     let mut busy = 0;
     for i in 0..20 {
         let mut one = write("r", vec![big()], 0);
-        one.events[0].id = format!("big{i}").into_bytes();
+        one.events[0].id = format!("big{i}").into_bytes().into();
         let store = Arc::clone(&store);
         let (tx, rx) = tokio::sync::oneshot::channel();
         waiting.push(tokio::spawn(async move {

@@ -22,10 +22,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::super::error::QueueError;
 use super::super::model::{Enqueue, Enqueued, Pending, Redelivered, Settle};
 use super::super::store::{Bulk, Cutoffs, Signals};
-use super::apply::{EnqueueVerdict, Tx, Verdict};
+use super::apply::{EnqueueVerdict, Statements, Tx, Verdict};
 use super::lanes::Change;
 use super::read;
 use super::Shared;
+use crate::sync::lock;
 
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -63,11 +64,11 @@ pub(super) enum Job {
         bytes: u64,
         ask: Ask<Enqueued>,
     },
-    Settle {
-        event: Pending,
-        outcome: Settle,
-        ask: Ask<()>,
-    },
+    /// Not answered: the event stays in flight until the outcome is committed, and a
+    /// failed write releases it (see [`Store::settle`]).
+    ///
+    /// [`Store::settle`]: super::super::store::Store::settle
+    Settle { event: Pending, outcome: Settle },
     Redeliver {
         route: String,
         id: Vec<u8>,
@@ -108,6 +109,9 @@ pub(super) enum Job {
     /// Lets the database grow to `pages` pages at most: every write past it fails as on
     /// a full disk. For tests of a failing store.
     LimitPages { pages: u64, ask: Ask<()> },
+    /// Answered once every write sent before it is committed (and applied).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Barrier { ask: Ask<()> },
     /// Ends the writer once every job before it is done.
     Close { done: oneshot::Sender<()> },
 }
@@ -120,10 +124,11 @@ impl Job {
             Job::Redeliver { ask, .. } => ask.send(),
             Job::RedeliverChunk { ask, .. } => ask.send(),
             Job::RetryNowChunk { ask, .. } | Job::SweepChunk { ask, .. } => ask.send(),
-            Job::Settle { ask, .. }
-            | Job::SetPaused { ask, .. }
+            Job::SetPaused { ask, .. }
             | Job::Refill { ask, .. }
-            | Job::LimitPages { ask, .. } => ask.send(),
+            | Job::LimitPages { ask, .. }
+            | Job::Barrier { ask } => ask.send(),
+            Job::Settle { .. } => {}
             Job::Close { done } => {
                 let _ = done.send(());
             }
@@ -137,10 +142,11 @@ impl Job {
             Job::Redeliver { ask, .. } => ask.refuse(e),
             Job::RedeliverChunk { ask, .. } => ask.refuse(e),
             Job::RetryNowChunk { ask, .. } | Job::SweepChunk { ask, .. } => ask.refuse(e),
-            Job::Settle { ask, .. }
-            | Job::SetPaused { ask, .. }
+            Job::SetPaused { ask, .. }
             | Job::Refill { ask, .. }
-            | Job::LimitPages { ask, .. } => ask.refuse(e),
+            | Job::LimitPages { ask, .. }
+            | Job::Barrier { ask } => ask.refuse(e),
+            Job::Settle { .. } => {}
             Job::Close { done } => {
                 let _ = done.send(());
             }
@@ -154,12 +160,55 @@ impl Job {
             Job::Redeliver { ask, .. } => ask.answer = None,
             Job::RedeliverChunk { ask, .. } => ask.answer = None,
             Job::RetryNowChunk { ask, .. } | Job::SweepChunk { ask, .. } => ask.answer = None,
-            Job::Settle { ask, .. }
-            | Job::SetPaused { ask, .. }
+            Job::SetPaused { ask, .. }
             | Job::Refill { ask, .. }
-            | Job::LimitPages { ask, .. } => ask.answer = None,
-            Job::Close { .. } => {}
+            | Job::LimitPages { ask, .. }
+            | Job::Barrier { ask } => ask.answer = None,
+            Job::Settle { .. } | Job::Close { .. } => {}
         }
+    }
+}
+
+/// The writer's answers on their way to the runtime: published once per commit, sent by
+/// [`send_answers`] on the runtime. Waking a task from the writer's thread costs a
+/// syscall each time (the runtime's wake-up descriptor); from a task on the runtime it
+/// costs nothing, so one wake per commit replaces one per write.
+#[derive(Default)]
+pub(super) struct Answers {
+    ready: std::sync::Mutex<Vec<Job>>,
+    wake: tokio::sync::Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Answers {
+    fn publish(&self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        lock(&self.ready).extend(jobs);
+        self.wake.notify_one();
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// Sends the answers the writer publishes, until it closed and every one is sent.
+pub(super) async fn send_answers(shared: Arc<Shared>) {
+    let answers = &shared.answers;
+    loop {
+        let published = answers.wake.notified();
+        tokio::pin!(published);
+        published.as_mut().enable();
+        let closed = answers.closed.load(Ordering::SeqCst);
+        let jobs = std::mem::take(&mut *lock(&answers.ready));
+        jobs.into_iter().for_each(Job::answer);
+        if closed {
+            return;
+        }
+        published.await;
     }
 }
 
@@ -203,6 +252,7 @@ pub(super) fn start(
     let bytes = Arc::new(AtomicU64::new(0));
     let writer = Writer {
         conn,
+        sql: Statements::new(),
         shared,
         signals,
         inbox_bytes: Arc::clone(&bytes),
@@ -215,6 +265,7 @@ pub(super) fn start(
 
 struct Writer {
     conn: Connection,
+    sql: Statements,
     shared: Arc<Shared>,
     signals: Arc<Signals>,
     inbox_bytes: Arc<AtomicU64>,
@@ -253,12 +304,13 @@ impl Writer {
                     next = inbox.try_recv().ok();
                 }
             }
-            if !writes.is_empty() {
-                self.commit(writes);
-            }
-            for refill in refills {
-                self.refill(refill);
-            }
+            let mut answered = if writes.is_empty() {
+                Vec::new()
+            } else {
+                self.commit(writes)
+            };
+            answered.extend(refills.into_iter().map(|refill| self.refill(refill)));
+            self.shared.answers.publish(answered);
         }
         inbox.close();
         // What was sent after Close, or raced it, is refused.
@@ -266,25 +318,29 @@ impl Writer {
             job.refuse(QueueError::Closed);
         }
         drop(self.conn);
+        self.shared.answers.close();
         if let Some(done) = closing {
             let _ = done.send(());
         }
     }
 
-    /// Applies `jobs` in one transaction; after a failure, each in its own.
-    fn commit(&mut self, mut jobs: Vec<Job>) {
+    /// Applies `jobs` in one transaction (after a failure, each in its own); returns the
+    /// jobs to answer, their answers computed.
+    fn commit(&mut self, mut jobs: Vec<Job>) -> Vec<Job> {
         match self.apply_all(&mut jobs) {
             Ok(committed) => {
                 self.committed(committed);
-                jobs.into_iter().for_each(Job::answer);
+                jobs
             }
             Err(e) if jobs.len() == 1 => {
                 self.failed(&e);
                 if let Some(job) = jobs.pop() {
                     self.give_up(job, e);
                 }
+                Vec::new()
             }
             Err(_) => {
+                let mut answered = Vec::with_capacity(jobs.len());
                 for mut job in jobs {
                     job.forget();
                     let mut one = [job];
@@ -293,7 +349,7 @@ impl Writer {
                     match outcome {
                         Ok(committed) => {
                             self.committed(committed);
-                            job.answer();
+                            answered.push(job);
                         }
                         Err(e) => {
                             self.failed(&e);
@@ -301,6 +357,7 @@ impl Writer {
                         }
                     }
                 }
+                answered
             }
         }
     }
@@ -349,7 +406,7 @@ impl Writer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut tx = Tx::new(tx);
+        let mut tx = Tx::new(tx, &self.sql);
         for job in jobs.iter_mut() {
             match job {
                 // Its request gave up (timed out, hung up) before its turn: not written,
@@ -366,11 +423,7 @@ impl Writer {
                         EnqueueVerdict::Full => Err(QueueError::Full),
                     });
                 }
-                Job::Settle {
-                    event,
-                    outcome,
-                    ask,
-                } => ask.answer = Some(Ok(tx.settle(event, outcome)?)),
+                Job::Settle { event, outcome } => tx.settle(event, outcome)?,
                 Job::Redeliver {
                     route,
                     id,
@@ -410,6 +463,7 @@ impl Writer {
                     tx.tx.query_row(&sql, [], |_| Ok(()))?;
                     ask.answer = Some(Ok(()));
                 }
+                Job::Barrier { ask } => ask.answer = Some(Ok(())),
                 Job::Refill { .. } | Job::Close { .. } => {}
             }
         }
@@ -422,7 +476,7 @@ impl Writer {
 
     /// Reads `route`'s next pending events into its lane, between commits: what it reads
     /// is exactly what the lane reflects.
-    fn refill(&self, job: Job) {
+    fn refill(&self, job: Job) -> Job {
         let Job::Refill {
             route,
             in_order,
@@ -430,13 +484,13 @@ impl Writer {
             mut ask,
         } = job
         else {
-            return;
+            return job;
         };
-        let wanted = wanted + self.shared.lanes.in_flight(&route);
+        let reading = wanted + self.shared.lanes.in_flight(&route);
         ask.answer = Some(
-            match read::next_pending(&self.conn, &route, in_order, wanted) {
+            match read::next_pending(&self.conn, &route, in_order, reading) {
                 Ok(rows) => {
-                    self.shared.lanes.refilled(&route, rows, wanted, in_order);
+                    self.shared.lanes.refilled(&route, rows, reading, in_order);
                     Ok(())
                 }
                 Err(e) => {
@@ -446,6 +500,11 @@ impl Writer {
                 }
             },
         );
-        ask.send();
+        Job::Refill {
+            route,
+            in_order,
+            wanted,
+            ask,
+        }
     }
 }
