@@ -5,10 +5,14 @@
 //! the process's user + system time (/proc/self/stat), so the syscalls count.
 //!
 //!   taskset -c 0 target/release/hookwarden-store-cost sqlite /tmp/store-cost
+//!   BATCH=11 taskset -c 0 target/release/hookwarden-store-cost sqlite /tmp/store-cost
 use std::time::Instant;
 
 const N: usize = 200_000;
-const B: usize = 32;
+/// Events per commit: $BATCH, 32 when unset.
+fn per_commit() -> usize {
+    std::env::var("BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(32)
+}
 
 /// Seconds of CPU (user + system) this process has used, in clock ticks of 1/100 s.
 fn cpu() -> f64 {
@@ -38,11 +42,11 @@ CREATE INDEX events_due ON events (route, next_attempt_at, seq) WHERE state = 0;
     let mut conn = conn;
     let c0 = cpu(); let t0 = Instant::now();
     let mut seqs = Vec::new();
-    for batch in 0..N / B {
+    for batch in 0..N / per_commit() {
         let tx = conn.transaction().unwrap();
         seqs.clear();
-        for k in 0..B {
-            let i = batch * B + k;
+        for k in 0..per_commit() {
+            let i = batch * per_commit() + k;
             let id = format!("evt_{i}");
             let known: bool = tx.prepare_cached("SELECT EXISTS(SELECT 1 FROM events WHERE route = ?1 AND id = ?2)").unwrap()
                 .query_row(rusqlite::params!["smartcv", id.as_bytes()], |r| r.get(0)).unwrap();
@@ -71,11 +75,11 @@ fn fjall_run(dir: &str) {
     let ids = ks.open_partition("ids", Default::default()).unwrap();
     let c0 = cpu(); let t0 = Instant::now();
     let mut seqs = Vec::new();
-    for batch in 0..N / B {
+    for batch in 0..N / per_commit() {
         let mut b = ks.batch();
         seqs.clear();
-        for k in 0..B {
-            let i = batch * B + k;
+        for k in 0..per_commit() {
+            let i = batch * per_commit() + k;
             let id = format!("smartcv\0evt_{i}");
             assert!(ids.get(id.as_bytes()).unwrap().is_none());
             let seq = (i as u64).to_be_bytes();
@@ -108,15 +112,15 @@ fn redb_run(dir: &str) {
     let db = redb::Database::create(format!("{dir}/r.redb")).unwrap();
     let c0 = cpu(); let t0 = Instant::now();
     let mut seqs = Vec::new();
-    for batch in 0..N / B {
+    for batch in 0..N / per_commit() {
         let tx = db.begin_write().unwrap();
         seqs.clear();
         {
             let mut meta = tx.open_table(META).unwrap();
             let mut bodies = tx.open_table(BODIES).unwrap();
             let mut ids = tx.open_table(IDS).unwrap();
-            for k in 0..B {
-                let i = batch * B + k;
+            for k in 0..per_commit() {
+                let i = batch * per_commit() + k;
                 let id = format!("smartcv\0evt_{i}");
                 assert!(ids.get(id.as_bytes()).unwrap().is_none());
                 let seq = i as u64;
