@@ -286,6 +286,7 @@ impl Writer {
             };
             let mut writes = Vec::with_capacity(16);
             let mut refills = Vec::new();
+            let mut chunks = Vec::new();
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
@@ -294,13 +295,16 @@ impl Writer {
                         break;
                     }
                     Job::Refill { .. } => refills.push(job),
+                    Job::SweepChunk { .. }
+                    | Job::RedeliverChunk { .. }
+                    | Job::RetryNowChunk { .. } => chunks.push(job),
                     Job::Enqueue { bytes, .. } => {
                         self.inbox_bytes.fetch_sub(bytes, Ordering::SeqCst);
                         writes.push(job);
                     }
                     job => writes.push(job),
                 }
-                if writes.len() + refills.len() < MAX_BATCH {
+                if writes.len() + refills.len() + chunks.len() < MAX_BATCH {
                     next = inbox.try_recv().ok();
                 }
             }
@@ -311,6 +315,13 @@ impl Writer {
             };
             answered.extend(refills.into_iter().map(|refill| self.refill(refill)));
             self.shared.answers.publish(answered);
+            // A bulk change's chunk goes in a transaction of its own, after the writes
+            // taken with it are committed and answered: no accepted event waits for a
+            // chunk it arrived with, only (at worst) for one already running.
+            for chunk in chunks {
+                let answered = self.commit(vec![chunk]);
+                self.shared.answers.publish(answered);
+            }
         }
         inbox.close();
         // What was sent after Close, or raced it, is refused.
