@@ -1,4 +1,4 @@
-//! `server.max_buffered_bytes` (SPEC §3): the request bodies held in memory at once, all
+//! `server.max_buffered_bytes` (docs/request-handling.md): the request bodies held in memory at once, all
 //! connections together.
 //!
 //! Each request reserves room for its body before reading a byte of it (its declared

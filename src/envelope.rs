@@ -1,4 +1,4 @@
-//! The normalized envelope the app receives (SPEC §5).
+//! The normalized envelope the app receives (docs/upstream.md).
 
 use std::time::SystemTime;
 
@@ -12,7 +12,7 @@ pub(crate) fn timestamp(received: SystemTime) -> String {
     humantime::format_rfc3339_millis(received).to_string()
 }
 
-/// The JSON body of `forward = "normalized"`, its members in SPEC §5's order.
+/// The JSON body of `forward = "normalized"`, its members in docs/upstream.md's order.
 ///
 /// Written member by member: `occurred_at` and `data` are usually spans of the verified
 /// body, copied as they are, not values to serialize again.

@@ -1,4 +1,4 @@
-//! The one error a request can end in, its status, outcome and JSON body (SPEC §3), and
+//! The one error a request can end in, its status, outcome and JSON body (docs/request-handling.md), and
 //! [`Reply`], the answer every path renders into.
 
 use bytes::Bytes;
@@ -54,7 +54,7 @@ pub(crate) enum GatewayError {
 }
 
 impl GatewayError {
-    /// The status of SPEC §3. No catch-all arm: a new variant must choose its status.
+    /// The status of docs/request-handling.md. No catch-all arm: a new variant must choose its status.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             GatewayError::NotFound => StatusCode::NOT_FOUND,
@@ -88,7 +88,7 @@ impl GatewayError {
     }
 
     /// The metrics outcome; `None` for failures of the HTTP exchange itself, which are
-    /// not counted per route (SPEC §3).
+    /// not counted per route (docs/request-handling.md).
     pub(crate) fn outcome(&self) -> Option<Outcome> {
         Some(match self {
             GatewayError::NotFound => Outcome::NotFound,

@@ -3,7 +3,7 @@
 //! hyper follows RFC 9112 §6.3: with both Transfer-Encoding and Content-Length it drops
 //! the length and closes the connection afterwards, and it folds repeated identical
 //! Content-Lengths into one. Both are safe at this hop, but a proxy in front of us may
-//! have framed the same bytes the other way, so the gateway refuses them (SPEC §3:
+//! have framed the same bytes the other way, so the gateway refuses them (docs/request-handling.md:
 //! broken at the HTTP level). hyper keeps the original headers private, so an observer
 //! on the connection's read side follows the HTTP/1 framing itself and records one
 //! verdict per request head; the pipeline takes them in order.

@@ -44,7 +44,7 @@ pub fn json(data: &[u8]) {
     );
     let reference = serde_json::from_slice::<Value>(data);
     // serde_json's `Value` reads an object holding its private number key as a number;
-    // ours keeps it an object (SPEC §3: any key is a key). Elsewhere they agree exactly.
+    // ours keeps it an object (docs/request-handling.md: any key is a key). Elsewhere they agree exactly.
     let private_key = tree.as_ref().is_ok_and(has_private_key);
     if !private_key {
         assert_eq!(tree.is_ok(), reference.is_ok(), "serde_json disagrees");
@@ -110,7 +110,7 @@ fn pointers(tree: &Value, max: usize) -> Vec<String> {
 }
 
 /// HrFlow's form canonicaliser writes byte for byte what CPython's `parse_qs` and
-/// `json.dumps` write for the same body (SPEC §4.3), CPython itself being the reference.
+/// `json.dumps` write for the same body (docs/providers.md), CPython itself being the reference.
 pub fn form(data: &[u8]) {
     let ours = form::canonical_json(&form::fields(data));
     let theirs = python().canonical(data);

@@ -172,7 +172,7 @@ pub async fn run(
     Ok(())
 }
 
-/// From now on, each SIGHUP reloads `path` into `app` (SPEC §7). Call it before the
+/// From now on, each SIGHUP reloads `path` into `app` (docs/operations.md). Call it before the
 /// gateway says it is listening: a SIGHUP sent then must reload, not meet the default
 /// action (exit).
 pub(crate) fn reload_on_sighup(app: &Arc<App>, path: PathBuf) {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// mimalloc instead of the system allocator: a request allocates many small, short-lived
 /// buffers, and glibc's malloc/free cost about a sixth of the gateway's own instructions
-/// per request (bench/run.sh, README "Performance").
+/// per request (bench/run.sh, docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

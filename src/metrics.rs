@@ -1,4 +1,4 @@
-//! Prometheus metrics of SPEC §6 on a registry of our own (never the global default).
+//! Prometheus metrics of docs/operations.md on a registry of our own (never the global default).
 //! Per-route label handles are resolved once per route, not per request.
 
 use std::collections::HashMap;

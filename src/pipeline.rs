@@ -1,4 +1,4 @@
-//! One request, top to bottom, in the order of SPEC §3. `handle` counts, logs and renders
+//! One request, top to bottom, in the order of docs/request-handling.md. `handle` counts, logs and renders
 //! once; `handle_inner` is the pipeline and returns at the first failed check.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! Per-route limits on verified deliveries (SPEC §3 check 11), with governor's GCRA on
+//! Per-route limits on verified deliveries (docs/request-handling.md check 11), with governor's GCRA on
 //! the injectable clock so tests move time instead of sleeping.
 
 use std::num::NonZeroU32;

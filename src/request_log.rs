@@ -1,4 +1,4 @@
-//! The most recent requests the gateway answered (SPEC §9 `/api/requests`): a bounded
+//! The most recent requests the gateway answered (docs/admin-api.md `/api/requests`): a bounded
 //! ring of `admin.request_log` entries, every outcome, refusals included. Never a body,
 //! secret or signature: what a request was, not what it carried.
 //!

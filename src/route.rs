@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderName, Uri};
 use ipnet::IpNet;
 
-/// The schemes a route's `provider` names (SPEC §4). Data only: how each verifies is
+/// The schemes a route's `provider` names (docs/providers.md). Data only: how each verifies is
 /// `providers`' business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
@@ -94,7 +94,7 @@ impl Provider {
         !matches!(self, Provider::JobAffinity) && !self.uses_public_key()
     }
 
-    /// Whether its routes verify with `public_key` instead of `secrets` (SPEC §4.7).
+    /// Whether its routes verify with `public_key` instead of `secrets` (docs/providers.md).
     pub fn uses_public_key(self) -> bool {
         matches!(self, Provider::Discord | Provider::Sendgrid)
     }
@@ -128,7 +128,7 @@ impl Provider {
 pub(crate) enum DeliveryMode {
     /// The provider waits while the event is forwarded.
     Sync,
-    /// Stored durably, answered at once, delivered by the gateway (SPEC §8) with at most
+    /// Stored durably, answered at once, delivered by the gateway (docs/queue.md) with at most
     /// `concurrency` attempts in flight.
     Queue { concurrency: usize },
 }
@@ -136,7 +136,7 @@ pub(crate) enum DeliveryMode {
 /// What the upstream receives for a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ForwardMode {
-    /// The envelope of SPEC §5.
+    /// The envelope of docs/upstream.md.
     Normalized,
     /// The verified bytes with their original Content-Type.
     Raw,

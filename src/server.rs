@@ -1,5 +1,5 @@
 //! The public listener: HTTP/1.1 and HTTP/2 on one port, optionally over TLS, with the
-//! HTTP-level limits of SPEC §3 and a graceful drain.
+//! HTTP-level limits of docs/request-handling.md and a graceful drain.
 //!
 //! Every connection is bounded in time whatever it sends (see [`watch`]): hyper's own
 //! `header_read_timeout` starts only once hyper-util has seen enough bytes to choose a
@@ -33,7 +33,7 @@ use crate::pipeline;
 use crate::read_tap::ReadTap;
 use watch::Activity;
 
-/// Header sections larger than this get 431 (SPEC §3).
+/// Header sections larger than this get 431 (docs/request-handling.md).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
@@ -148,7 +148,7 @@ async fn http<S>(
         let busy = requests.begin();
         async move {
             // Its own task: a provider that hangs up drops this future, and the forward
-            // must still run to its end and settle the id (SPEC §3), and the request be
+            // must still run to its end and settle the id (docs/request-handling.md), and the request be
             // counted and logged.
             // Boxed first: the task then moves a pointer, not the whole request's future.
             let handled = tokio::spawn(Box::pin(pipeline::handle(app, req, peer, ambiguous))).await;

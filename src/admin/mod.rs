@@ -119,7 +119,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// The refusal of a request `/api` must not serve, if any (SPEC §9 "Access").
+/// The refusal of a request `/api` must not serve, if any (docs/admin-api.md "Access").
 fn guard<B>(app: &App, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
     let admin = &app.runtime().config.admin;
     if !admin.api_enabled() {

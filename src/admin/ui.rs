@@ -1,4 +1,4 @@
-//! The console (SPEC §9 `/ui`): one page, its script and its style, compiled into the
+//! The console (docs/admin-api.md `/ui`): one page, its script and its style, compiled into the
 //! binary, so it works without internet and needs no build step.
 //!
 //! Why a small static page over plain JavaScript rather than server-rendered HTML: a

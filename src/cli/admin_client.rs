@@ -1,4 +1,4 @@
-//! The admin API's client, for `hookwarden events` and `hookwarden requests` (SPEC §1):
+//! The admin API's client, for `hookwarden events` and `hookwarden requests` (docs/cli.md):
 //! where the gateway's admin port is, with which token, and errors an operator can act
 //! on (the gateway is not running there; the token is wrong).
 

@@ -1,4 +1,4 @@
-//! The `hookwarden` command line (SPEC §1): `run` and `check` ([`serve`]), `sign` and
+//! The `hookwarden` command line (docs/cli.md): `run` and `check` ([`serve`]), `sign` and
 //! `send` ([`sign`], [`send`]), `events` and `requests` ([`admin`], through
 //! [`admin_client`]). The binary's `main` only calls [`main`].
 

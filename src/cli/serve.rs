@@ -80,8 +80,8 @@ pub(super) fn run(path: &Path) -> ExitCode {
 
 /// No transparent huge pages for the gateway. mimalloc asks for them, and the dedup cache
 /// grows by 2 MB pages that the kernel zeroes inside whichever request touches them
-/// first: a 5–8 ms stall, a dozen times in 5 s at 20k req/s (`perf`, README
-/// "Performance"). A sidecar's tail matters more than the TLB reach they save. Failure
+/// first: a 5–8 ms stall, a dozen times in 5 s at 20k req/s (`perf`,
+/// docs/performance.md). A sidecar's tail matters more than the TLB reach they save. Failure
 /// only costs that tail, so it is logged, not fatal.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
@@ -92,7 +92,7 @@ fn no_huge_pages() {
 
 /// The tokio runtime. With one core to run on (a cgroup quota or CPU affinity of one,
 /// as for most sidecars) a single-threaded runtime costs less per request and has a
-/// shorter tail than worker threads taking turns on that core (README "Performance");
+/// shorter tail than worker threads taking turns on that core (docs/performance.md);
 /// with more, one worker per core. `HOOKWARDEN_RUNTIME=current_thread|multi_thread`
 /// overrides the choice, `TOKIO_WORKER_THREADS` the worker count.
 fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -1,4 +1,4 @@
-//! The configuration file as written: serde structs that mirror SPEC §2 key for key.
+//! The configuration file as written: serde structs that mirror docs/configuration.md key for key.
 //!
 //! Values whose meaning needs checking (durations, URLs, CIDRs, provider names) are kept
 //! as strings here so that one bad value does not stop serde before `validate` can report
@@ -174,7 +174,7 @@ impl std::fmt::Debug for DedupSection {
     }
 }
 
-/// `[queue]`: the spool of routes with `delivery = "queue"` (SPEC §8).
+/// `[queue]`: the spool of routes with `delivery = "queue"` (docs/queue.md).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct QueueSection {
@@ -266,7 +266,7 @@ pub(super) struct RouteSection {
     pub name: Option<String>,
     /// Exact path match, unique.
     pub path: Option<String>,
-    /// One of the schemes of SPEC §4.
+    /// One of the schemes of docs/providers.md.
     pub provider: Option<String>,
     /// Any one of them may produce the signature (rotation). Kept untyped here so that a
     /// wrong shape is reported without serde echoing the value, which is a secret.
@@ -362,7 +362,7 @@ pub(super) struct HeaderAuthSection {
     pub value: String,
 }
 
-/// `[routes.hmac]` (SPEC §4.6).
+/// `[routes.hmac]` (docs/providers.md).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct HmacSection {

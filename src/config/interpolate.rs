@@ -1,4 +1,4 @@
-//! `${NAME}` and `${file:PATH}` in string values (SPEC §2).
+//! `${NAME}` and `${file:PATH}` in string values (docs/configuration.md).
 //!
 //! The environment is passed in as a lookup function so tests never touch the process
 //! environment.

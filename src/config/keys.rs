@@ -1,4 +1,4 @@
-//! `public_key` and `public_url` of a route (SPEC §4.7): the public keys of Discord,
+//! `public_key` and `public_url` of a route (docs/providers.md): the public keys of Discord,
 //! SendGrid and Standard Webhooks' `whpk_` secrets, checked at load so that a pasted key
 //! of the wrong shape is a `check` error naming its key path, not a 401 in production.
 

@@ -89,13 +89,13 @@ pub struct AdminConfig {
 
 impl AdminConfig {
     /// Whether `/api` and `/ui` are served: with a token, or on a loopback address only
-    /// (SPEC §9); otherwise they answer 404.
+    /// (docs/admin-api.md); otherwise they answer 404.
     pub fn api_enabled(&self) -> bool {
         self.token.is_some() || self.listen.ip().is_loopback()
     }
 }
 
-/// `[queue]`, for routes with `delivery = "queue"` (SPEC §8).
+/// `[queue]`, for routes with `delivery = "queue"` (docs/queue.md).
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     /// The spool's folder, resolved against the config file's.

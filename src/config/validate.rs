@@ -261,7 +261,7 @@ fn all_routes(
     routes
 }
 
-/// `[admin]`: where, and who may use `/api` and `/ui` (SPEC §9).
+/// `[admin]`: where, and who may use `/api` and `/ui` (docs/admin-api.md).
 fn admin(c: &mut Checker<'_>, a: &AdminSection, warnings: &mut Vec<String>) -> Option<AdminConfig> {
     let listen = c.socket_addr("admin.listen", &a.listen);
     let token = match a.token.as_deref() {
@@ -293,7 +293,7 @@ fn admin(c: &mut Checker<'_>, a: &AdminSection, warnings: &mut Vec<String>) -> O
     Some(config)
 }
 
-/// `[queue]` (SPEC §8).
+/// `[queue]` (docs/queue.md).
 fn queue(
     c: &mut Checker<'_>,
     q: &QueueSection,

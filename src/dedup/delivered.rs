@@ -1,6 +1,6 @@
 //! The ids already delivered: a sharded LRU of 16-byte keys, each with its deadline.
 //!
-//! Not moka: moka spends 283–331 bytes on each entry (README "Performance"), so a
+//! Not moka: moka spends 283–331 bytes on each entry (docs/performance.md), so a
 //! million ids took over 300 MB, and its table growth and housekeeping stalled requests.
 //! Here an id costs one list node (key, deadline, two links: 48 bytes) and one hash slot
 //! (16 bytes at a load between 44% and 88%).

@@ -1,4 +1,4 @@
-//! Each event reaches the app once (SPEC §3 checks 12–13).
+//! Each event reaches the app once (docs/request-handling.md checks 12–13).
 //!
 //! A key (route + event id) moves from absent to in flight, claimed atomically by the
 //! first copy, to delivered, recorded only after the app answered 2xx and kept for the

@@ -1,4 +1,4 @@
-//! `sync` delivery (SPEC §3 checks 11–14): each event is forwarded while the provider
+//! `sync` delivery (docs/request-handling.md checks 11–14): each event is forwarded while the provider
 //! waits, and the app's answer is the provider's.
 //!
 //! Each event is claimed in `dedup` (and then in the shared store, when replicas share
@@ -132,7 +132,7 @@ impl Delivery<'_> {
                 ticket.delivered_for(remaining);
                 return duplicate(&event.id);
             }
-            // Waiting on another replica would mean polling the store; SPEC §3 check 13
+            // Waiting on another replica would mean polling the store; docs/request-handling.md check 13
             // lets the provider retry instead.
             Ok(Some(SharedClaim::Elsewhere)) => return refuse(ticket, GatewayError::InFlight),
             Err(e) => {

@@ -1,4 +1,4 @@
-//! Forwarding to the app (SPEC §5 and the forwarding rules of §3): the `X-Hookwarden-*`
+//! Forwarding to the app (docs/upstream.md and its forwarding rules): the `X-Hookwarden-*`
 //! headers, the exchange over a pooled connection ([`pool`]), and the mapping of what
 //! the app answered.
 
@@ -173,7 +173,7 @@ impl Forwarder {
                     retry_after,
                 })
             }
-            // The status line is the app's decision (SPEC §3): a body that stalls past
+            // The status line is the app's decision (docs/request-handling.md): a body that stalls past
             // the timeout, or breaks, does not undo it. A 2xx stays a delivery (else the
             // provider's retry would reach the app a second time) and a 4xx a refusal;
             // the unread rest is replaced by our own word, and the connection closed.

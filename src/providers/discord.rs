@@ -1,4 +1,4 @@
-//! Discord (SPEC §4.7): `X-Signature-Ed25519: <hex>` = Ed25519 over `<ts><body>` with
+//! Discord (docs/providers.md): `X-Signature-Ed25519: <hex>` = Ed25519 over `<ts><body>` with
 //! `X-Signature-Timestamp` in the replay window, checked against the application's
 //! public key. Two kinds of body share the endpoint: interactions, and webhook events
 //! (those with `/event`, or `/type` 0). Both PINGs are answered by the gateway.

@@ -1,4 +1,4 @@
-//! An event's id, byte-exact (SPEC §3).
+//! An event's id, byte-exact (docs/request-handling.md).
 //!
 //! Ids are text nearly always. A signed id header that is not UTF-8 (`webhook-id`, an
 //! `hmac` route's `id_header`) keeps its exact bytes, so that two ids differing in any
@@ -62,7 +62,7 @@ impl fmt::Debug for EventId {
 }
 
 /// `bytes` as they may stand in a header: `%` and every byte outside %x21–7E written
-/// `%XX` (SPEC §4, for ids and types).
+/// `%XX` (docs/providers.md, for ids and types).
 pub fn header_safe(bytes: &[u8]) -> String {
     let escape = |b: u8| !(0x21..=0x7e).contains(&b) || b == b'%';
     // Ids and types are nearly always safe already: one copy instead of a push a byte.

@@ -1,4 +1,4 @@
-//! The rules common to all providers (SPEC §4): where id, type, occurred_at and data come
+//! The rules common to all providers (docs/providers.md): where id, type, occurred_at and data come
 //! from, and how ids are written into headers.
 
 use serde_json::value::RawValue;
@@ -69,7 +69,7 @@ pub(super) fn one_from_json(
 }
 
 /// A JSON object is one event, forwarded as sent; an array is a batch of objects
-/// (SPEC §3), unless the route forwards raw bytes, which travel as they came: one event.
+/// (docs/request-handling.md), unless the route forwards raw bytes, which travel as they came: one event.
 pub(super) fn object_or_batch(
     route: &Route,
     defaults: &Pointers,

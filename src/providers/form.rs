@@ -1,4 +1,4 @@
-//! Form bodies the way HrFlow's Python reference reads them (SPEC §4.3):
+//! Form bodies the way HrFlow's Python reference reads them (docs/providers.md):
 //! `json.dumps({k: v[0] for k, v in urllib.parse.parse_qs(body).items()},
 //! separators=(',', ':'))`.
 //!

@@ -1,4 +1,4 @@
-//! The generic `hmac` scheme (SPEC §4.6): header, prefix, hex or base64, SHA-256 or
+//! The generic `hmac` scheme (docs/providers.md): header, prefix, hex or base64, SHA-256 or
 //! SHA-512, over a message template of `{body}`, `{timestamp}` and `{id}`. JobAffinity
 //! routes with `[routes.hmac]` use the same check.
 

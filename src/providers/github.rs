@@ -1,4 +1,4 @@
-//! GitHub (SPEC §4.7): `X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256 of the body.
+//! GitHub (docs/providers.md): `X-Hub-Signature-256: sha256=<hex>` = HMAC-SHA256 of the body.
 //! The older SHA-1 `X-Hub-Signature` alone is not enough. `X-GitHub-Event` is not
 //! signed: it names the type (with `.` + `/action`), never the id. A webhook set to
 //! `application/x-www-form-urlencoded` sends the event JSON in the `payload` field,

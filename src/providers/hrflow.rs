@@ -1,4 +1,4 @@
-//! HrFlow.ai (SPEC §4.3). `HTTP-HRFLOW-SIGNATURE` holds one of three forms:
+//! HrFlow.ai (docs/providers.md). `HTTP-HRFLOW-SIGNATURE` holds one of three forms:
 //! 1. hex HMAC of the raw body;
 //! 2. for form bodies, hex HMAC of the canonical JSON of the form (see [`super::form`]);
 //! 3. a signed request `<base64url A>.<base64url B>` whose B is the event itself, with A

@@ -1,4 +1,4 @@
-//! Intercom (SPEC §4.7): `X-Hub-Signature: sha1=<hex>` = HMAC-SHA1 of the body, keyed
+//! Intercom (docs/providers.md): `X-Hub-Signature: sha1=<hex>` = HMAC-SHA1 of the body, keyed
 //! with the app's client secret. SHA-1 because that is what Intercom sends.
 
 use http::HeaderName;

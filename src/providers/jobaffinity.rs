@@ -1,4 +1,4 @@
-//! JobAffinity (SPEC §4.4): the provider signs with whatever the integrator agrees with
+//! JobAffinity (docs/providers.md): the provider signs with whatever the integrator agrees with
 //! its support, so a route carries `[routes.auth]` and/or `[routes.hmac]`.
 
 use super::fields::{self, Kind, Pointers};

@@ -1,4 +1,4 @@
-//! Public-key signatures (SPEC §4.7): Ed25519 for Discord and Standard Webhooks `v1a`,
+//! Public-key signatures (docs/providers.md): Ed25519 for Discord and Standard Webhooks `v1a`,
 //! ECDSA P-256 with SHA-256 for SendGrid, by RustCrypto's `ed25519-dalek` and `p256`.
 //! The keys were parsed at load (`config::keys`), so only the signature can be bad here.
 

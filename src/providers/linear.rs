@@ -1,4 +1,4 @@
-//! Linear (SPEC §4.7): `Linear-Signature: <hex>` = HMAC-SHA256 of the body, and the
+//! Linear (docs/providers.md): `Linear-Signature: <hex>` = HMAC-SHA256 of the body, and the
 //! body's own `webhookTimestamp` (milliseconds) within the replay window, as Linear's
 //! SDK checks it. The timestamp is read only once the signature has verified: nothing
 //! unverified is interpreted.

@@ -1,4 +1,4 @@
-//! Mailgun (SPEC §4.7): the signature travels inside the JSON body, as
+//! Mailgun (docs/providers.md): the signature travels inside the JSON body, as
 //! `/signature/{timestamp,token,signature}`, the signature being hex HMAC-SHA256 of
 //! `<timestamp><token>` keyed with the webhook signing key. The event data is not
 //! signed, so one captured request would vouch for any event: the pipeline refuses a

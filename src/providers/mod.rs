@@ -1,4 +1,4 @@
-//! Signature schemes (SPEC §4): one file per provider, one enum matched in one place
+//! Signature schemes (docs/providers.md): one file per provider, one enum matched in one place
 //! ([`Provider::scheme`]).
 //!
 //! Verification is pure: it takes the route, the headers, the body and `now`, and is the
@@ -49,7 +49,7 @@ pub(crate) use json::Json;
 
 /// What a provider's scheme is made of. Each provider file exports one `SCHEME`.
 pub(crate) struct Scheme {
-    /// Checks 6–9 of SPEC §3.
+    /// Checks 6–9 of docs/request-handling.md.
     pub verify: fn(&Route, &Request<'_>) -> Result<Verified, VerifyError>,
     /// Check 10: turns the verified payload into the events to forward, or into the
     /// answer to a handshake.
@@ -203,7 +203,7 @@ pub(crate) fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, Verif
 /// What a verified request turns into.
 pub(crate) enum Normalized {
     Events(Events),
-    /// A provider checking the endpoint (SPEC §4.7): answered by the gateway, never
+    /// A provider checking the endpoint (docs/providers.md): answered by the gateway, never
     /// forwarded.
     Handshake(Handshake),
 }
@@ -237,7 +237,7 @@ impl Events {
     }
 }
 
-/// One event to forward, as SPEC §5 describes it.
+/// One event to forward, as docs/upstream.md describes it.
 pub(crate) struct Event {
     pub id: EventId,
     pub kind: String,

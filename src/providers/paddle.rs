@@ -1,4 +1,4 @@
-//! Paddle Billing (SPEC §4.7): `Paddle-Signature: ts=<ts>;h1=<hex>[;h1=…]` = HMAC-SHA256
+//! Paddle Billing (docs/providers.md): `Paddle-Signature: ts=<ts>;h1=<hex>[;h1=…]` = HMAC-SHA256
 //! of `<ts>:<body>`; several `h1` entries while a secret rotates.
 
 use http::HeaderName;

@@ -1,4 +1,4 @@
-//! Semantikmatch (SPEC §4.2): `x-semantikmatch-signature: <hex>` over the raw body, no
+//! Semantikmatch (docs/providers.md): `x-semantikmatch-signature: <hex>` over the raw body, no
 //! timestamp. Its sample code accepts a request without the header; we do not.
 //!
 //! Two payload shapes: an envelope (`type` string + `payload` object) and a flat

@@ -1,4 +1,4 @@
-//! SendGrid's Event Webhook (SPEC §4.7): `X-Twilio-Email-Event-Webhook-Signature` =
+//! SendGrid's Event Webhook (docs/providers.md): `X-Twilio-Email-Event-Webhook-Signature` =
 //! base64 DER ECDSA P-256/SHA-256 over `<ts><body>`, with
 //! `X-Twilio-Email-Event-Webhook-Timestamp` in the replay window, checked against the
 //! verification key. The body is an array of events: a batch.

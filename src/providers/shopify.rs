@@ -1,4 +1,4 @@
-//! Shopify (SPEC §4.7): `X-Shopify-Hmac-Sha256: <base64>` = HMAC-SHA256 of the body.
+//! Shopify (docs/providers.md): `X-Shopify-Hmac-Sha256: <base64>` = HMAC-SHA256 of the body.
 //! `X-Shopify-Topic` is not signed, so it may name the type, never the id. Shopify's
 //! newer event deliveries drop the `X-` prefix; each header is read without it when
 //! the prefixed form is absent.

@@ -1,4 +1,4 @@
-//! Slack (SPEC §4.7): `X-Slack-Signature: v0=<hex>` = HMAC-SHA256 of
+//! Slack (docs/providers.md): `X-Slack-Signature: v0=<hex>` = HMAC-SHA256 of
 //! `v0:<ts>:<body>` with `X-Slack-Request-Timestamp` in the replay window. Events API
 //! bodies are JSON; interactivity and slash commands are forms. The Events API's
 //! `url_verification` is answered here, after verification, and never forwarded.
@@ -70,7 +70,7 @@ fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedP
     Ok(Events::one(event).into())
 }
 
-/// The form's fields as HrFlow's are read (SPEC §4.3), with `payload` decoded when it
+/// The form's fields as HrFlow's are read (docs/providers.md), with `payload` decoded when it
 /// holds JSON (interactivity sends the whole interaction there).
 fn form_object(body: &[u8]) -> Value {
     let fields = form::fields(body);

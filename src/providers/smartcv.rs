@@ -1,4 +1,4 @@
-//! SmartCV (SPEC §4.1): `X-SmartCV-Signature: sha256=<hex>` over `<timestamp>.<body>`,
+//! SmartCV (docs/providers.md): `X-SmartCV-Signature: sha256=<hex>` over `<timestamp>.<body>`,
 //! with `X-SmartCV-Timestamp` in a replay window.
 
 use http::HeaderName;

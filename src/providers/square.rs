@@ -1,4 +1,4 @@
-//! Square (SPEC §4.7): `x-square-hmacsha256-signature: <base64>` = HMAC-SHA256 of the
+//! Square (docs/providers.md): `x-square-hmacsha256-signature: <base64>` = HMAC-SHA256 of the
 //! notification URL followed by the body. The URL is the route's `public_url`, exactly
 //! as configured at Square: behind a load balancer the gateway cannot rebuild it.
 

@@ -1,4 +1,4 @@
-//! Standard Webhooks (SPEC §4.5, §4.7; standardwebhooks.com, used by Svix and others):
+//! Standard Webhooks (docs/providers.md; standardwebhooks.com, used by Svix and others):
 //! `webhook-signature: v1,<base64> …` = HMAC(key, `<id>.<timestamp>.<body>`) with the
 //! key from `whsec_<base64>` (decoded at load), and `v1a,<base64>` entries = Ed25519 over
 //! the same message, checked only against `whpk_` public keys. Svix's older

@@ -1,4 +1,4 @@
-//! Stripe (SPEC §4.7): `Stripe-Signature: t=<ts>,v1=<hex>[,v1=…]` = HMAC-SHA256 of
+//! Stripe (docs/providers.md): `Stripe-Signature: t=<ts>,v1=<hex>[,v1=…]` = HMAC-SHA256 of
 //! `<ts>.<body>` keyed with the whole `whsec_…` string (Stripe does not decode it, unlike
 //! Standard Webhooks). Other schemes in the list (`v0`) are ignored.
 

@@ -1,4 +1,4 @@
-//! Twilio (SPEC §4.7): `X-Twilio-Signature: <base64>` = HMAC-SHA1 (HMAC-SHA256 when
+//! Twilio (docs/providers.md): `X-Twilio-Signature: <base64>` = HMAC-SHA1 (HMAC-SHA256 when
 //! `X-Twilio-Webhooks-Signature-Settings` says `algorithm=HMAC_SHA256`) keyed with the
 //! auth token, over the URL Twilio posted to, then for form bodies every field's decoded
 //! name and value, sorted. The URL is the route's `public_url` plus the request's raw

@@ -1,4 +1,4 @@
-//! Typeform (SPEC §4.7): `Typeform-Signature: sha256=<base64>` = HMAC-SHA256 of the body.
+//! Typeform (docs/providers.md): `Typeform-Signature: sha256=<base64>` = HMAC-SHA256 of the body.
 
 use http::HeaderName;
 

@@ -1,4 +1,4 @@
-//! Zoom (SPEC §4.7): `x-zm-signature: v0=<hex>` = HMAC-SHA256 of `v0:<ts>:<body>`
+//! Zoom (docs/providers.md): `x-zm-signature: v0=<hex>` = HMAC-SHA256 of `v0:<ts>:<body>`
 //! with `x-zm-request-timestamp` in the replay window. Zoom validates an endpoint with
 //! `endpoint.url_validation`, which the gateway answers with the secret that verified.
 

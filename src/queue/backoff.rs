@@ -1,4 +1,4 @@
-//! When a queued event is attempted again (SPEC §8): exponential, x2 from
+//! When a queued event is attempted again (docs/queue.md): exponential, x2 from
 //! `backoff.initial`, capped at `backoff.max`, with full jitter (a uniformly random delay
 //! between 0 and the cap), so that the events of an app that just came back do not all
 //! return at once; or the app's own `Retry-After` of a 429 or 503 when that is longer

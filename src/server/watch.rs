@@ -1,4 +1,4 @@
-//! The time limits of one connection, whatever protocol it speaks (SPEC §3).
+//! The time limits of one connection, whatever protocol it speaks (docs/request-handling.md).
 //!
 //! - From accept, the first request must have begun (its head complete) within
 //!   `header_read_timeout`: a connection that says nothing, or half a preface, or an

@@ -1,6 +1,6 @@
 //! Signing the way each provider does, so that `hookwarden sign` and `send` produce
 //! exactly what a route verifies, and re-signing what the app receives. The presets of
-//! SPEC §4.7 are in [`presets`].
+//! docs/providers.md are in [`presets`].
 
 mod presets;
 #[cfg(test)]

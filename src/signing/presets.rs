@@ -1,4 +1,4 @@
-//! How each preset of SPEC §4.7 signs, for `hookwarden sign` and `send`: written from
+//! How each preset of docs/providers.md signs, for `hookwarden sign` and `send`: written from
 //! the providers' documentation, apart from the verifiers, and checked against them by
 //! the round-trip tests and the vectors.
 

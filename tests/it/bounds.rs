@@ -1,4 +1,4 @@
-//! Every connection is bounded in time and memory, whatever it sends (SPEC §3): silent
+//! Every connection is bounded in time and memory, whatever it sends (docs/request-handling.md): silent
 //! connections, half prefaces, unfinished HTTP/2 header blocks and idle keep-alives are
 //! closed; past `max_connections` new ones wait; past `max_buffered_bytes` a request is
 //! refused before its body is read. And HTTP/1.1 needs exactly one Host.

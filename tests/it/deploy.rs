@@ -1,4 +1,4 @@
-//! The deploy files parse, say what the README says, hold configurations that pass
+//! The deploy files parse, say what the docs say, hold configurations that pass
 //! validation, and the dashboard asks only for metrics a live gateway exports.
 
 use std::collections::BTreeSet;
@@ -119,11 +119,11 @@ fn the_queue_statefulset_keeps_the_spool_on_a_claimed_volume() {
         .any(|m| m["name"] == claim["metadata"]["name"] && m["mountPath"] == "/var/lib/hookwarden");
     assert!(
         mounted,
-        "the claimed volume is where the README puts queue.dir"
+        "the claimed volume is where docs/queue.md puts queue.dir"
     );
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README");
-    assert!(readme.contains("dir = \"/var/lib/hookwarden\""));
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/queue.md");
+    let docs = std::fs::read_to_string(docs).expect("docs/queue.md");
+    assert!(docs.contains("dir = \"/var/lib/hookwarden\""));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! What the app answers, and what the provider gets back (SPEC §3 forwarding rules).
+//! What the app answers, and what the provider gets back (docs/request-handling.md forwarding rules).
 
 use crate::delivery::{config, SC_BODY, SECRET};
 use crate::support::{now, pairs, send, smartcv_headers, Gate, Gateway, Reply, Upstream};

@@ -120,7 +120,7 @@ async fn forged_requests_and_replayed_duplicates_never_spend_the_budget() {
         200
     );
     // A captured request replayed over and over is answered as a duplicate before the
-    // rate limit (SPEC §3 check 11), so it cannot keep the real provider at 429.
+    // rate limit (docs/request-handling.md check 11), so it cannot keep the real provider at 429.
     for _ in 0..10 {
         assert_eq!(
             env.gw.post("/limited", &pairs(&signed), body).await.json()["status"],

@@ -1,4 +1,4 @@
-//! The presets of SPEC §4.7 end to end: `hookwarden sign` and `send` for every preset
+//! The presets of docs/providers.md end to end: `hookwarden sign` and `send` for every preset
 //! against the real gateway, handshakes counted and never forwarded, and Mailgun's
 //! one-time tokens (the vectors themselves run in `vectors.rs`).
 

@@ -1,4 +1,4 @@
-//! Queue delivery (SPEC §8) over real HTTP, on a real spool in a temporary folder: the
+//! Queue delivery (docs/queue.md) over real HTTP, on a real spool in a temporary folder: the
 //! `queued` answer, delivery with `X-Hookwarden-Attempt`, an app down then up, the app's
 //! `Retry-After`, backoff and dead letters on an injected clock, arrival order, a full or
 //! failing store, restarts, reloads, and the admin API that lists and redelivers.

@@ -1,4 +1,4 @@
-//! Reading a verified JSON payload once, without building a tree (SPEC §3 check 10, §4).
+//! Reading a verified JSON payload once, without building a tree (docs/request-handling.md check 10, docs/providers.md).
 //!
 //! [`check`] walks the document with serde_json's own parser, so it refuses exactly what
 //! parsing into a `Value` refuses (bad syntax, `NaN`, lone surrogates, invalid UTF-8,
@@ -6,13 +6,13 @@
 //! envelope's `occurred_at` and `data` are the payload's own text, found where the walk
 //! noted each top-level value ([`Doc::lookup_all`], in [`lookup`]) and copied as sent: no tree, no
 //! re-serialization, every digit and escape kept. A document that repeats a key goes
-//! through a `Value` instead, so that the app sees the last value, as SPEC §3 reads it,
+//! through a `Value` instead, so that the app sees the last value, as docs/request-handling.md reads it,
 //! and never the copy its own parser might prefer.
 
 //!
 //! [`walk`] checks a document and notes its members, [`lookup`] finds a pointer's value
 //! in text or in a tree, [`tree`] builds a tree when one is needed, and [`Payload`] puts
-//! the two representations behind one lookup, so the rules of SPEC §4 are written once.
+//! the two representations behind one lookup, so the rules of docs/providers.md are written once.
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! A verified payload behind one lookup, read as text when it can be (the usual case:
 //! no tree, every digit and escape forwarded as sent) and as a tree when it must be (an
-//! object repeats a key, or the provider transformed it). The rules of SPEC §4 (what is
+//! object repeats a key, or the provider transformed it). The rules of docs/providers.md (what is
 //! an id, a type, the data) are written once, over what a lookup [`Found`].
 
 use bytes::Bytes;
@@ -27,7 +27,7 @@ pub(crate) enum Found<'p> {
 }
 
 impl<'a> Payload<'a> {
-    /// `bytes` checked strictly (SPEC §3 check 10); `object` refuses a top level that is
+    /// `bytes` checked strictly (docs/request-handling.md check 10); `object` refuses a top level that is
     /// not an object.
     pub(crate) fn read(bytes: &'a [u8], object: bool) -> Result<Self, MalformedPayload> {
         let checked = check(bytes)?;

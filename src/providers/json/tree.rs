@@ -7,7 +7,7 @@
 //! for a number: `{"$serde_json::private::Number":"42"}` became `42`, and with `"hi"` the
 //! payload was refused. Here a member counts as a number only when serde_json made the
 //! key itself, which a key from the payload never is: those are borrowed from the text,
-//! or, when escaped, copied into a buffer of the parser's (SPEC §3: any key is an ordinary
+//! or, when escaped, copied into a buffer of the parser's (docs/request-handling.md: any key is an ordinary
 //! key). The parser, and so every strictness rule, is serde_json's own.
 //!
 //! Numbers keep every digit; serde_json spells an exponent its own way (`1E5` is written

@@ -1,6 +1,6 @@
 //! What `sign` and `send` produce verifies on a route of the same provider, and one
 //! changed byte of the body, the timestamp or the signature never does, for every
-//! preset (SPEC §4.7).
+//! preset (docs/providers.md).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
@@ -227,7 +227,7 @@ proptest! {
             let mut changed = value.clone();
             let j = at.index(changed.len());
             changed[j] ^= flip;
-            // Hex is read in either case (SPEC §4), and base64 padding is optional: a case
+            // Hex is read in either case (docs/providers.md), and base64 padding is optional: a case
             // change, or a changed padding `=` at the end, is the same signature.
             let same_hex = flip == 0x20 && value[j].is_ascii_alphabetic();
             let padding = value[j..].iter().all(|&b| b == b'=');
