@@ -431,6 +431,11 @@ async fn when_run_returns_every_task_has_ended_and_the_folder_is_free() {
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
 
     let old = gw.stop_keeping_app().await;
+    // Closed cleanly: SQLite folded its log into the database and removed it.
+    for leftover in ["queue.db-wal", "queue.db-shm"] {
+        assert!(!dir.path().join(leftover).exists(), "{leftover} left behind");
+    }
+    assert!(dir.path().join("queue.db").exists());
     // The admin connection was let go, not left running beside a stopped gateway.
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), admin.read_to_end(&mut rest)).await;
