@@ -344,9 +344,11 @@ fn open_queue(
         .routes
         .iter()
         .any(|r| matches!(r.delivery, DeliveryMode::Queue { .. }));
-    if !queued && !Queue::exists(&config.queue.dir) {
+    if !queued && !Queue::exists(&config.queue) {
         return Ok(None);
     }
-    let queue = Queue::open(&config.queue, clock.clone(), metrics.queue.clone())?;
+    // An attempt ends within upstream.timeout; past it and a margin, its replica is gone.
+    let lease = config.upstream.timeout + std::time::Duration::from_secs(10);
+    let queue = Queue::open(&config.queue, lease, clock.clone(), metrics.queue.clone())?;
     Ok(Some(Arc::new(queue)))
 }

@@ -114,7 +114,11 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        "/readyz" => text(StatusCode::OK, "ready\n"),
+        "/readyz" => match app.queue.as_ref().and_then(|q| q.problem()) {
+            // Queue routes would answer 503: this replica should get no traffic.
+            Some(problem) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
+            None => text(StatusCode::OK, "ready\n"),
+        },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -140,8 +144,8 @@ fn guard<B>(app: &App, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

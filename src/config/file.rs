@@ -184,6 +184,8 @@ pub(super) struct QueueSection {
     pub backend: String,
     /// Default: `dedup.redis_url`.
     pub redis_url: Option<String>,
+    /// Every key of the queue in Redis starts with it.
+    pub redis_prefix: String,
     /// Stored bodies (pending and dead) at most; past it queue routes answer 503.
     pub max_bytes: u64,
     /// Delivery attempts before an event becomes a dead letter.
@@ -200,6 +202,7 @@ impl Default for QueueSection {
             dir: "./hookwarden-data".into(),
             backend: "disk".into(),
             redis_url: None,
+            redis_prefix: "hookwarden:".into(),
             max_bytes: 1 << 30,
             max_attempts: 20,
             backoff: BackoffSection::default(),

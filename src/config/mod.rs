@@ -98,13 +98,43 @@ impl AdminConfig {
 /// `[queue]`, for routes with `delivery = "queue"` (docs/queue.md).
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
-    /// The spool's folder, resolved against the config file's.
+    /// Where the events are kept.
+    pub backend: QueueBackend,
+    /// The disk store's folder, resolved against the config file's.
     pub dir: PathBuf,
     pub max_bytes: u64,
     pub max_attempts: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub retention: Duration,
+}
+
+/// `queue.backend`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// SQLite under `queue.dir`, one gateway process at a time.
+    Disk,
+    /// Redis, shared by every replica pointed at it.
+    Redis {
+        /// `queue.redis_url`, else `dedup.redis_url`. May hold a password: never logged.
+        url: String,
+        /// Every key of the queue starts with it.
+        prefix: String,
+    },
+}
+
+impl std::fmt::Debug for QueueBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueBackend::Disk => f.write_str("Disk"),
+            // The URL may carry a password.
+            QueueBackend::Redis { prefix, .. } => f
+                .debug_struct("Redis")
+                .field("url", &"[redacted]")
+                .field("prefix", prefix)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

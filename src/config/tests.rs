@@ -474,11 +474,22 @@ fn queue_settings_are_checked_with_their_key_paths() {
             "{expected:?} not in {found:#?}"
         );
     }
+    // Redis: the dedup store's URL by default, or its own; a prefix without braces.
     let redis =
         format!("[dedup]\nredis_url = \"redis://x\"\n[queue]\nbackend = \"redis\"\n{MINIMAL}");
-    assert!(problems(&redis)
+    let loaded = load(&redis).expect("valid");
+    assert_eq!(
+        loaded.config.queue.backend,
+        QueueBackend::Redis {
+            url: "redis://x".into(),
+            prefix: "hookwarden:".into()
+        }
+    );
+    assert!(!format!("{:?}", loaded.config.queue.backend).contains("redis://x"));
+    let braces = format!("[queue]\nbackend = \"redis\"\nredis_url = \"redis://y\"\nredis_prefix = \"a{{b}}\"\n{MINIMAL}");
+    assert!(problems(&braces)
         .iter()
-        .any(|p| p.contains("queue.backend: \"redis\" is not supported by this build yet")));
+        .any(|p| p.starts_with("queue.redis_prefix: \"a{b}\": must not be empty")));
     let sync_with_concurrency = format!("{MINIMAL}concurrency = 4\n");
     assert_eq!(
         problems(&sync_with_concurrency),

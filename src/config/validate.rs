@@ -16,8 +16,8 @@ use super::file::{
 };
 use super::{routes, secrets};
 use super::{
-    AdminConfig, Config, DedupBackend, DedupConfig, LogConfig, LogFormat, Problem, QueueConfig,
-    ServerConfig, TlsConfig, UpstreamConfig,
+    AdminConfig, Config, DedupBackend, DedupConfig, LogConfig, LogFormat, Problem, QueueBackend,
+    QueueConfig, ServerConfig, TlsConfig, UpstreamConfig,
 };
 use crate::route::{Route, Secret};
 
@@ -300,28 +300,31 @@ fn queue(
     base_dir: &Path,
     dedup_redis_url: Option<&str>,
 ) -> Option<QueueConfig> {
-    match q.backend.as_str() {
-        "disk" => {}
+    let backend = match q.backend.as_str() {
+        "disk" => Some(QueueBackend::Disk),
         "redis" => match q.redis_url.as_deref().or(dedup_redis_url) {
-            None => {
-                c.fail::<()>(
-                    "queue.redis_url",
-                    "required when queue.backend = \"redis\" (or set dedup.redis_url)",
-                );
-            }
-            Some(_) => {
-                c.fail::<()>(
-                    "queue.backend",
-                    "\"redis\" is not supported by this build yet (use \"disk\")",
-                );
-            }
+            None => c.fail(
+                "queue.redis_url",
+                "required when queue.backend = \"redis\" (or set dedup.redis_url)",
+            ),
+            Some(url) => Some(QueueBackend::Redis {
+                url: url.to_string(),
+                prefix: q.redis_prefix.clone(),
+            }),
         },
-        other => {
-            c.fail::<()>(
-                "queue.backend",
-                format!("unknown backend {other:?} (expected \"disk\" or \"redis\")"),
-            );
-        }
+        other => c.fail(
+            "queue.backend",
+            format!("unknown backend {other:?} (expected \"disk\" or \"redis\")"),
+        ),
+    };
+    if q.redis_prefix.is_empty() || q.redis_prefix.contains(['{', '}']) {
+        c.fail::<()>(
+            "queue.redis_prefix",
+            format!(
+                "{:?}: must not be empty nor hold braces (the route's hash tag follows it)",
+                q.redis_prefix
+            ),
+        );
     }
     if let Some(url) = q.redis_url.as_deref() {
         if let Some(problem) = redis_url_problem(url) {
@@ -363,6 +366,7 @@ fn queue(
     }
     let retention = c.duration("queue.retention", &q.retention);
     Some(QueueConfig {
+        backend: backend?,
         dir: base_dir.join(&q.dir),
         max_bytes: q.max_bytes,
         max_attempts: max_attempts?,

@@ -79,6 +79,7 @@ pub(super) async fn accept(
     });
     let write = queue.accept(Enqueue {
         route: route.name.clone(),
+        limited: state.limiter.is_some(),
         dedup_ttl: (!route.dedup_ttl.is_zero()).then_some(route.dedup_ttl),
         events: stored,
         now_ms: unix_millis(received),

@@ -25,6 +25,10 @@ pub enum QueueError {
     /// A read or write of SQLite failed (disk full, I/O error): nothing of it stored.
     #[error("the queue store failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A command to Redis failed or did not answer in time (the message is the
+    /// client's, never the URL).
+    #[error("the queue store (Redis) failed: {0}")]
+    Redis(String),
     /// The store was closed (the gateway is stopping).
     #[error("the queue store is closed")]
     Closed,

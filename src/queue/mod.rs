@@ -10,7 +10,8 @@
 //!
 //! - [`model`]: what is stored and answered; [`error`]: [`QueueError`].
 //! - [`store`]: the [`Store`] trait every backend implements, and the workers'
-//!   wake-ups; [`disk`]: the SQLite backend under `queue.dir`.
+//!   wake-ups; [`disk`]: SQLite under `queue.dir`, for one process; [`redis`]: Redis,
+//!   shared by replicas.
 //! - [`worker`]: the supervisor, one worker per route, the retention sweep, and the
 //!   [`Deliver`] interface through which the layer above sends an event to the app;
 //!   [`backoff`]: when a failed event is attempted again.
@@ -19,6 +20,7 @@ mod backoff;
 mod disk;
 mod error;
 mod model;
+mod redis;
 mod store;
 mod worker;
 
@@ -35,14 +37,14 @@ pub(crate) use store::{BoxFuture, Bulk};
 pub(crate) use worker::{Deliver, Plan, Policy, Sent};
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::config::QueueConfig;
+use crate::config::{QueueBackend, QueueConfig};
 use crate::metrics::QueueMetrics;
 use crate::sync::lock;
 use disk::DiskStore;
@@ -66,24 +68,41 @@ pub(crate) struct Queue {
 /// Where the events are kept.
 enum Backend {
     Disk(DiskStore),
+    Redis(Box<redis::RedisStore>),
 }
 
 impl Queue {
-    /// Opens the store of `[queue]` (for `disk`: creating and locking `queue.dir`).
+    /// Opens the store of `[queue]` (for `disk`: creating and locking `queue.dir`; for
+    /// `redis`: connecting on first use). `lease`: how long an attempt may stay in flight
+    /// before another replica takes it over.
     pub(crate) fn open(
         config: &QueueConfig,
+        lease: std::time::Duration,
         clock: Clock,
         metrics: QueueMetrics,
     ) -> Result<Queue, QueueError> {
         let signals = Arc::new(Signals::default());
-        let disk = DiskStore::open(
-            &config.dir,
-            config.max_bytes,
-            metrics.store_errors.clone(),
-            Arc::clone(&signals),
-        )?;
+        let errors = metrics.store_errors.clone();
+        let backend = match &config.backend {
+            QueueBackend::Disk => Backend::Disk(DiskStore::open(
+                &config.dir,
+                config.max_bytes,
+                errors,
+                Arc::clone(&signals),
+            )?),
+            QueueBackend::Redis { url, prefix } => {
+                Backend::Redis(Box::new(redis::RedisStore::open(
+                    url,
+                    prefix,
+                    config.max_bytes,
+                    lease,
+                    errors,
+                    Arc::clone(&signals),
+                )?))
+            }
+        };
         Ok(Queue {
-            backend: Backend::Disk(disk),
+            backend,
             signals,
             clock,
             metrics,
@@ -94,16 +113,26 @@ impl Queue {
         })
     }
 
-    /// Whether `dir` already holds a store: it is opened even with no queue route, since
-    /// its events are still to be delivered.
-    pub(crate) fn exists(dir: &Path) -> bool {
-        DiskStore::exists(dir)
+    /// Whether `[queue]` names a store that may hold events even with no queue route
+    /// configured (they are still to be delivered): a disk store already in `queue.dir`,
+    /// or any shared store (another replica may have stored them).
+    pub(crate) fn exists(config: &QueueConfig) -> bool {
+        match &config.backend {
+            QueueBackend::Disk => DiskStore::exists(&config.dir),
+            QueueBackend::Redis { .. } => true,
+        }
     }
 
     fn store(&self) -> &dyn Store {
         match &self.backend {
             Backend::Disk(disk) => disk,
+            Backend::Redis(redis) => redis.as_ref(),
         }
+    }
+
+    /// Why the queue cannot accept now (its Redis is unreachable), for readiness.
+    pub(crate) fn problem(&self) -> Option<String> {
+        self.store().problem()
     }
 
     // === Accepting ===
@@ -294,6 +323,7 @@ impl Queue {
     pub(crate) async fn limit_pages(&self, pages: u64) -> Result<(), QueueError> {
         match &self.backend {
             Backend::Disk(disk) => disk.limit_pages(pages).await,
+            Backend::Redis(_) => Ok(()),
         }
     }
 
@@ -301,6 +331,7 @@ impl Queue {
     pub(crate) fn database(&self) -> Option<PathBuf> {
         match &self.backend {
             Backend::Disk(disk) => Some(disk.path()),
+            Backend::Redis(_) => None,
         }
     }
 }

@@ -55,6 +55,9 @@ pub(crate) type Admit = Box<dyn FnOnce() -> Result<(), Duration> + Send>;
 /// One request's events, to store in one durable write.
 pub(crate) struct Enqueue {
     pub route: String,
+    /// Whether `admit` can refuse (the route has a rate limit); when it cannot, a store
+    /// that checks duplicates apart from storing need not ask first.
+    pub limited: bool,
     /// With a ttl, an id pending or settled less than the ttl ago is a duplicate.
     pub dedup_ttl: Option<Duration>,
     pub events: Vec<NewEvent>,
@@ -87,6 +90,9 @@ pub(crate) struct Pending {
     pub attempts: u32,
     /// When it is due (Unix ms).
     pub next_attempt_at: i64,
+    /// The claim that holds it in flight, where the store shares events between
+    /// replicas (its outcome is stored only while that claim holds).
+    pub claim: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -126,6 +132,47 @@ pub(crate) struct Attempt {
     pub duration_ms: i64,
     /// The start of the app's answer body, as text (docs/queue.md "History").
     pub response: Option<String>,
+}
+
+/// One line of an event's history, as the stores keep it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HistoryLine<'a> {
+    at: i64,
+    status: Option<u16>,
+    #[serde(borrow)]
+    error: Option<std::borrow::Cow<'a, str>>,
+    duration_ms: i64,
+    /// Since the second schema of the disk store; older lines have none.
+    #[serde(default, borrow)]
+    response: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Attempt {
+    /// The attempt as one line of its event's history (JSON, with its newline).
+    pub(crate) fn line(&self) -> String {
+        let mut line = serde_json::to_string(&HistoryLine {
+            at: self.at_ms,
+            status: self.status,
+            error: self.error.as_deref().map(Into::into),
+            duration_ms: self.duration_ms,
+            response: self.response.as_deref().map(Into::into),
+        })
+        .unwrap_or_default();
+        line.push('\n');
+        line
+    }
+
+    /// An attempt from a line of history; `None` for a line that is not one.
+    pub(crate) fn from_line(line: &str) -> Option<Attempt> {
+        let a: HistoryLine<'_> = serde_json::from_str(line).ok()?;
+        Some(Attempt {
+            at_ms: a.at,
+            status: a.status,
+            error: a.error.map(Into::into),
+            duration_ms: a.duration_ms,
+            response: a.response.map(Into::into),
+        })
+    }
 }
 
 /// How much of the app's answer an attempt keeps.
@@ -227,6 +274,26 @@ pub(crate) type AllCounts = HashMap<String, Counts>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_reads_back_from_its_history_line() {
+        let attempt = Attempt {
+            at_ms: 5,
+            status: Some(503),
+            error: None,
+            duration_ms: 4,
+            response: Some("line\nbreak \"quoted\"".into()),
+        };
+        let line = attempt.line();
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line}"
+        );
+        assert_eq!(Attempt::from_line(line.trim_end()), Some(attempt));
+        let old = r#"{"at":5,"status":503,"error":null,"duration_ms":4}"#;
+        assert_eq!(Attempt::from_line(old).map(|a| a.response), Some(None));
+        assert_eq!(Attempt::from_line("garbage"), None);
+    }
 
     #[test]
     fn a_kept_response_is_the_first_kilobyte_as_text() {

@@ -120,6 +120,17 @@ pub(crate) trait Store: Send + Sync {
     /// Finishes the writes already asked, refuses later ones, and releases what the
     /// store holds (a folder's lock).
     fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// How often workers look again by themselves, when other processes change the
+    /// store too (events they stored, leases that ended, levers they pulled).
+    fn poll_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Why the store cannot serve now, for readiness (an unreachable server).
+    fn problem(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What wakes the workers: per route, "look again" (new events, an outcome stored, a

@@ -138,6 +138,7 @@ impl App {
 
 fn open(dir: &std::path::Path) -> Arc<Queue> {
     let config = crate::config::QueueConfig {
+        backend: crate::config::QueueBackend::Disk,
         dir: dir.to_path_buf(),
         max_bytes: 1 << 30,
         max_attempts: 20,
@@ -146,18 +147,20 @@ fn open(dir: &std::path::Path) -> Arc<Queue> {
         retention: Duration::from_secs(3600),
     };
     let metrics = Metrics::new().queue.clone();
-    Arc::new(Queue::open(&config, Clock::system(), metrics).unwrap())
+    Arc::new(Queue::open(&config, Duration::from_secs(12), Clock::system(), metrics).unwrap())
 }
 
 fn hooks(queue: &Queue) -> &disk::Hooks {
     match &queue.backend {
         Backend::Disk(disk) => disk.hooks(),
+        Backend::Redis(_) => panic!("these tests run on the disk store"),
     }
 }
 
 async fn store(queue: &Queue, ids: &[&str]) {
     let write = Enqueue {
         route: ROUTE.into(),
+        limited: false,
         dedup_ttl: Some(Duration::from_secs(3600)),
         events: ids.iter().map(|id| event(id)).collect(),
         now_ms: queue.clock.unix_millis(),

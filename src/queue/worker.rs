@@ -135,6 +135,16 @@ pub(super) async fn supervise(queue: Arc<Queue>, deliver: Arc<dyn Deliver>) {
                 workers.spawn(worker);
             }
         }
+        // A shared store: other replicas store events and pull levers too.
+        let poll = async {
+            match queue.store().poll_every() {
+                Some(every) => {
+                    tokio::time::sleep(every * 8).await;
+                    let _ = queue.load_paused().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = &mut changed => {}
             Some(ended) = workers.join_next(), if !workers.is_empty() => {
@@ -142,6 +152,7 @@ pub(super) async fn supervise(queue: Arc<Queue>, deliver: Arc<dyn Deliver>) {
                     running.remove(&name);
                 }
             }
+            () = poll => {}
             () = stop.cancelled() => {}
         }
     }
@@ -270,11 +281,21 @@ async fn work(queue: Arc<Queue>, deliver: Arc<dyn Deliver>, route: String) -> St
             }
         }
         let clock = queue.clock.clone();
+        // A shared store changes under other replicas too: look again now and then.
+        let poll = queue.store().poll_every();
         let due = async move {
-            match (store_failed, next_due) {
-                (true, _) => tokio::time::sleep(STORE_PAUSE).await,
-                (false, Some(at)) => clock.sleep_until(from_unix_millis(at)).await,
-                (false, None) => std::future::pending().await,
+            let until_due = async {
+                match (store_failed, next_due) {
+                    (true, _) => tokio::time::sleep(STORE_PAUSE).await,
+                    (false, Some(at)) => clock.sleep_until(from_unix_millis(at)).await,
+                    (false, None) => std::future::pending().await,
+                }
+            };
+            match poll {
+                Some(every) => {
+                    let _ = tokio::time::timeout(every, until_due).await;
+                }
+                None => until_due.await,
             }
         };
         tokio::select! {

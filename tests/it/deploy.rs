@@ -242,3 +242,75 @@ async fn every_metric_the_dashboard_queries_is_exported() {
         "the dashboard queries metrics the gateway does not export: {missing:?}"
     );
 }
+
+#[test]
+fn the_replicas_overlay_shares_one_queue_in_a_redis_that_keeps_its_file() {
+    let kustomization = &yaml("kubernetes/replicas/kustomization.yaml")[0];
+    let resources: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("path"))
+        .collect();
+    assert_eq!(resources, ["../", "redis.yaml"], "the base, and Redis");
+    for patch in kustomization["patches"].as_array().expect("patches") {
+        let path = patch["path"].as_str().expect("path");
+        assert!(
+            deploy(&format!("kubernetes/replicas/{path}")).exists(),
+            "{path}"
+        );
+    }
+    let deployment = &yaml("kubernetes/replicas/deployment.yaml")[0];
+    assert!(deployment["spec"]["replicas"].as_u64().expect("replicas") >= 2);
+
+    let configmap = &yaml("kubernetes/replicas/configmap.yaml")[0];
+    let text = configmap["data"]["hookwarden.toml"].as_str().expect("toml");
+    valid_config(text);
+    let queue = text.split("[queue]").nth(1).expect("a [queue] section");
+    assert!(
+        queue.trim_start().starts_with("backend = \"redis\""),
+        "the queue is in Redis"
+    );
+    assert!(
+        text.contains("${REDIS_PASSWORD}"),
+        "the password comes from the Secret"
+    );
+
+    let redis = yaml("kubernetes/replicas/redis.yaml");
+    let set = redis
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .expect("StatefulSet");
+    let container = &set["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg"))
+        .collect();
+    let after = |flag: &str| args.iter().position(|a| *a == flag).map(|i| args[i + 1]);
+    assert_eq!(
+        after("--appendonly"),
+        Some("yes"),
+        "docs/queue.md: appendonly yes"
+    );
+    assert_eq!(after("--dir"), Some("/data"));
+    let claim = &set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"];
+    let mounted = container["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .any(|m| m["name"] == *claim && m["mountPath"] == "/data");
+    assert!(mounted, "the append-only file is on the claimed volume");
+    let service = redis
+        .iter()
+        .find(|d| d["kind"] == "Service")
+        .expect("Service");
+    assert_eq!(
+        service["metadata"]["name"], "redis",
+        "the host in redis_url"
+    );
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/queue.md"))
+        .expect("docs/queue.md");
+    assert!(docs.contains("deploy/kubernetes/replicas/"));
+}

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::queue::{clock, config, post, post_typed, wait_for};
+use crate::queue::{clock, config, post, post_typed, wait_for, TestStore};
 use crate::support::{Gate, Gateway, Reply, Upstream};
 
 /// A gateway whose queue route `q` waits an hour between attempts.
-async fn slow_backoff(upstream: &Upstream, dir: &std::path::Path) -> (Gateway, hookwarden::Clock) {
+async fn slow_backoff(upstream: &Upstream, store: &TestStore) -> (Gateway, hookwarden::Clock) {
     let clock = clock();
     let text = config(
         &upstream.url(),
-        dir,
+        store,
         "backoff = { initial = \"1h\", max = \"1h\" }",
         "",
     );
@@ -24,13 +24,13 @@ async fn slow_backoff(upstream: &Upstream, dir: &std::path::Path) -> (Gateway, h
     (Gateway::start_at(&text, clock.clone()).await, clock)
 }
 
-#[tokio::test]
-async fn a_waiting_event_is_attempted_now_on_redeliver_and_409_only_while_in_flight() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_waiting_event_is_attempted_now_on_redeliver_and_409_only_while_in_flight(
+    store: TestStore,
+) {
     let upstream = Upstream::start().await;
     let gate = Gate::new();
     upstream.script([Reply::status(503), Reply::status(200).held(&gate)]);
-    let (gw, clock) = slow_backoff(&upstream, dir.path()).await;
+    let (gw, clock) = slow_backoff(&upstream, &store).await;
     post(&gw, &clock, "/q", "w1").await;
     let waiting = wait_for(&gw, "w1", |e| e["attempts"] == 1).await;
     assert_eq!(waiting["state"], "pending");
@@ -52,11 +52,9 @@ async fn a_waiting_event_is_attempted_now_on_redeliver_and_409_only_while_in_fli
     wait_for(&gw, "w1", |e| e["state"] == "delivered").await;
 }
 
-#[tokio::test]
-async fn retry_now_sends_every_waiting_event_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn retry_now_sends_every_waiting_event_at_once(store: TestStore) {
     let upstream = Upstream::start_down().await;
-    let (gw, clock) = slow_backoff(&upstream, dir.path()).await;
+    let (gw, clock) = slow_backoff(&upstream, &store).await;
     for id in ["r1", "r2", "r3"] {
         post(&gw, &clock, "/q", id).await;
     }
@@ -83,12 +81,10 @@ async fn retry_now_sends_every_waiting_event_at_once() {
     assert_eq!(status, 405);
 }
 
-#[tokio::test]
-async fn a_paused_route_queues_without_delivering_until_resumed() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_paused_route_queues_without_delivering_until_resumed(store: TestStore) {
     let upstream = Upstream::start().await;
     let clock = clock();
-    let gw = Gateway::start_at(&config(&upstream.url(), dir.path(), "", ""), clock.clone()).await;
+    let gw = Gateway::start_at(&config(&upstream.url(), &store, "", ""), clock.clone()).await;
     let (status, body) = gw.api("POST", "/api/routes/q/pause", None).await;
     assert_eq!((status, body), (200, json!({"route": "q", "paused": true})));
     for id in ["z1", "z2"] {
@@ -123,13 +119,11 @@ async fn a_paused_route_queues_without_delivering_until_resumed() {
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 }
 
-#[tokio::test]
-async fn bulk_redelivery_takes_the_list_filters_and_a_required_state() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn bulk_redelivery_takes_the_list_filters_and_a_required_state(store: TestStore) {
     let upstream = Upstream::start().await;
     upstream.script((0..4).map(|_| Reply::status(500)));
     let clock = clock();
-    let text = config(&upstream.url(), dir.path(), "max_attempts = 1", "");
+    let text = config(&upstream.url(), &store, "max_attempts = 1", "");
     let gw = Gateway::start_at(&text, clock.clone()).await;
     for (id, kind) in [
         ("a1", "a.kind"),
@@ -193,16 +187,14 @@ async fn bulk_redelivery_takes_the_list_filters_and_a_required_state() {
     upstream.arrivals(8).await;
 }
 
-#[tokio::test]
-async fn the_history_keeps_the_start_of_what_the_app_answered() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn the_history_keeps_the_start_of_what_the_app_answered(store: TestStore) {
     let upstream = Upstream::start().await;
     upstream.script([
         Reply::status(500).with_body("text/plain", "database is down"),
         Reply::status(422).with_body("application/json", r#"{"error":"bad candidate"}"#),
     ]);
     let clock = clock();
-    let text = config(&upstream.url(), dir.path(), "", "");
+    let text = config(&upstream.url(), &store, "", "");
     let gw = Gateway::start_at(&text, clock.clone()).await;
     post(&gw, &clock, "/q", "h1").await;
     wait_for(&gw, "h1", |e| e["attempts"] == 1).await;
@@ -223,12 +215,10 @@ async fn the_history_keeps_the_start_of_what_the_app_answered() {
     );
 }
 
-#[tokio::test]
-async fn only_series_that_can_happen_are_exported() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn only_series_that_can_happen_are_exported(store: TestStore) {
     let upstream = Upstream::start().await;
     let clock = clock();
-    let gw = Gateway::start_at(&config(&upstream.url(), dir.path(), "", ""), clock).await;
+    let gw = Gateway::start_at(&config(&upstream.url(), &store, "", ""), clock).await;
     let m = gw.metrics().await;
     let unmatched: Vec<&String> = m
         .keys()
@@ -247,3 +237,12 @@ async fn only_series_that_can_happen_are_exported() {
         );
     }
 }
+
+crate::on_both_stores!(
+    a_waiting_event_is_attempted_now_on_redeliver_and_409_only_while_in_flight,
+    retry_now_sends_every_waiting_event_at_once,
+    a_paused_route_queues_without_delivering_until_resumed,
+    bulk_redelivery_takes_the_list_filters_and_a_required_state,
+    the_history_keeps_the_start_of_what_the_app_answered,
+    only_series_that_can_happen_are_exported,
+);

@@ -19,6 +19,7 @@ mod presets;
 mod providers;
 mod queue;
 mod queue_process;
+mod queue_replicas;
 mod replicas;
 mod store;
 mod support;

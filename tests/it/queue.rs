@@ -8,20 +8,21 @@ use std::time::{Duration, SystemTime};
 use hookwarden::Clock;
 use serde_json::{json, Value};
 
+use crate::store::RedisServer;
 use crate::support::{now, pairs, smartcv_headers, Gate, Gateway, Reply, Upstream};
 
 pub(crate) const SECRET: &str = "q_secret";
 
 /// A queue route `q` (and a sync route `s`) forwarding to `upstream`, its spool in
-/// `dir`; `extra` goes in `[queue]`, `route` in the queue route.
-pub(crate) fn config(upstream: &str, dir: &std::path::Path, queue: &str, route: &str) -> String {
+/// `store`; `queue` goes in `[queue]`, `route` in the queue route.
+pub(crate) fn config(upstream: &str, store: &TestStore, queue: &str, route: &str) -> String {
     format!(
         r#"
 [upstream]
 url = "{upstream}"
 timeout = "2s"
 [queue]
-dir = "{}"
+{}
 {queue}
 [[routes]]
 name = "q"
@@ -36,7 +37,7 @@ path = "/s"
 provider = "smartcv"
 secrets = ["{SECRET}"]
 "#,
-        dir.display()
+        store.lines()
     )
 }
 
@@ -68,6 +69,67 @@ pub(crate) async fn post_typed(
         .await
 }
 
+/// Where a test's queue lives: a folder of its own, and for Redis a server of its own
+/// (`redis-server` on a socket in that folder). Fields drop in order: the server first.
+pub(crate) struct TestStore {
+    redis: Option<RedisServer>,
+    dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub(crate) fn disk() -> Self {
+        TestStore {
+            redis: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub(crate) fn redis() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestStore {
+            redis: Some(RedisServer::start(dir.path())),
+            dir,
+        }
+    }
+
+    /// The `[queue]` keys that put the queue there.
+    pub(crate) fn lines(&self) -> String {
+        let dir = self.spool();
+        match &self.redis {
+            None => format!("dir = \"{}\"", dir.display()),
+            Some(redis) => format!(
+                "dir = \"{}\"\nbackend = \"redis\"\nredis_url = \"{}\"",
+                dir.display(),
+                redis.url()
+            ),
+        }
+    }
+
+    /// The disk store's folder.
+    pub(crate) fn spool(&self) -> std::path::PathBuf {
+        self.dir.path().join("spool")
+    }
+}
+
+/// Runs each named test on both stores: `disk::NAME` and `redis::NAME`, one suite.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod disk {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::queue::TestStore::disk()).await
+            })*
+        }
+        mod redis {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::queue::TestStore::redis()).await
+            })*
+        }
+    };
+}
+
 pub(crate) fn clock() -> Clock {
     Clock::manual(SystemTime::now())
 }
@@ -95,12 +157,12 @@ fn rfc3339_millis(text: &Value) -> i64 {
     hookwarden::unix_millis(t)
 }
 
-#[tokio::test]
-async fn a_queued_event_is_answered_once_stored_then_delivered_with_its_attempt_number() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_queued_event_is_answered_once_stored_then_delivered_with_its_attempt_number(
+    store: TestStore,
+) {
     let upstream = Upstream::start().await;
     let clock = clock();
-    let gw = Gateway::start_at(&config(&upstream.url(), dir.path(), "", ""), clock.clone()).await;
+    let gw = Gateway::start_at(&config(&upstream.url(), &store, "", ""), clock.clone()).await;
     let answer = post(&gw, &clock, "/q", "evt_1").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json(), json!({"status": "queued", "id": "evt_1"}));
@@ -138,12 +200,10 @@ async fn a_queued_event_is_answered_once_stored_then_delivered_with_its_attempt_
     assert_eq!(upstream.received().len(), 1);
 }
 
-#[tokio::test]
-async fn an_app_down_then_up_gets_every_event() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn an_app_down_then_up_gets_every_event(store: TestStore) {
     let upstream = Upstream::start_down().await;
     let clock = clock();
-    let text = config(&upstream.url(), dir.path(), "", "");
+    let text = config(&upstream.url(), &store, "", "");
     let gw = Gateway::start_at(&text, clock.clone()).await;
     for i in 0..20 {
         let answer = post(&gw, &clock, "/q", &format!("evt_{i}")).await;
@@ -185,9 +245,7 @@ async fn an_app_down_then_up_gets_every_event() {
     );
 }
 
-#[tokio::test]
-async fn a_429_with_retry_after_waits_that_long_and_backoff_doubles_on_the_clock() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_429_with_retry_after_waits_that_long_and_backoff_doubles_on_the_clock(store: TestStore) {
     let upstream = Upstream::start().await;
     upstream.script([
         Reply::status(429).with_header("retry-after", "120"),
@@ -197,7 +255,7 @@ async fn a_429_with_retry_after_waits_that_long_and_backoff_doubles_on_the_clock
     let clock = clock();
     let text = config(
         &upstream.url(),
-        dir.path(),
+        &store,
         "backoff = { initial = \"10s\", max = \"1h\" }",
         "",
     );
@@ -247,9 +305,9 @@ async fn a_429_with_retry_after_waits_that_long_and_backoff_doubles_on_the_clock
     );
 }
 
-#[tokio::test]
-async fn after_max_attempts_an_event_is_a_dead_letter_until_redelivered_through_the_api() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn after_max_attempts_an_event_is_a_dead_letter_until_redelivered_through_the_api(
+    store: TestStore,
+) {
     let upstream = Upstream::start().await;
     // Two events, two attempts each: four failures, then the app takes what comes.
     upstream.script([
@@ -259,7 +317,7 @@ async fn after_max_attempts_an_event_is_a_dead_letter_until_redelivered_through_
         Reply::status(500),
     ]);
     let clock = clock();
-    let text = config(&upstream.url(), dir.path(), "max_attempts = 2", "");
+    let text = config(&upstream.url(), &store, "max_attempts = 2", "");
     let gw = Gateway::start_at(&text, clock.clone()).await;
     post(&gw, &clock, "/q", "evt_dead").await;
     post(&gw, &clock, "/q", "evt_dead_2").await;
@@ -306,14 +364,12 @@ async fn after_max_attempts_an_event_is_a_dead_letter_until_redelivered_through_
     wait_for(&gw, "evt_dead_2", |e| e["state"] == "delivered").await;
 }
 
-#[tokio::test]
-async fn with_concurrency_1_events_go_in_arrival_order_behind_a_failing_head() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn with_concurrency_1_events_go_in_arrival_order_behind_a_failing_head(store: TestStore) {
     let upstream = Upstream::start().await;
     let gate = Gate::new();
     upstream.script([Reply::status(503).held(&gate)]);
     let clock = clock();
-    let text = config(&upstream.url(), dir.path(), "", "concurrency = 1");
+    let text = config(&upstream.url(), &store, "", "concurrency = 1");
     let gw = Gateway::start_at(&text, clock.clone()).await;
     for id in ["o1", "o2", "o3", "o4"] {
         post(&gw, &clock, "/q", id).await;
@@ -334,13 +390,11 @@ async fn with_concurrency_1_events_go_in_arrival_order_behind_a_failing_head() {
     assert_eq!(order, ["o1", "o1", "o2", "o3", "o4"]);
 }
 
-#[tokio::test]
-async fn a_full_queue_answers_503_and_stores_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_full_queue_answers_503_and_stores_nothing(store: TestStore) {
     let app = Upstream::start_down().await;
     let clock = clock();
     // Room for one envelope of these events (about 150 bytes), not two.
-    let text = config(&app.url(), dir.path(), "max_bytes = 200", "");
+    let text = config(&app.url(), &store, "max_bytes = 200", "");
     let gw = Gateway::start_at(&text, clock.clone()).await;
     assert_eq!(post(&gw, &clock, "/q", "f1").await.status, 200);
     let full = post(&gw, &clock, "/q", "f2").await;
@@ -358,10 +412,10 @@ async fn a_full_queue_answers_503_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_store_that_refuses_writes_answers_503_never_200() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TestStore::disk();
     let app = Upstream::start_down().await;
     let clock = clock();
-    let text = config(&app.url(), dir.path(), "", "");
+    let text = config(&app.url(), &store, "", "");
     let gw = Gateway::start_at(&text, clock.clone()).await;
     assert_eq!(post(&gw, &clock, "/q", "w1").await.status, 200);
     // SQLite refuses to grow the file, as a full disk does.
@@ -387,11 +441,9 @@ async fn a_store_that_refuses_writes_answers_503_never_200() {
     assert!(m["hookwarden_queue_store_errors_total"] >= 1.0);
 }
 
-#[tokio::test]
-async fn a_restarted_gateway_delivers_what_the_last_one_stored() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_restarted_gateway_delivers_what_the_last_one_stored(store: TestStore) {
     let upstream = Upstream::start_down().await;
-    let text = config(&upstream.url(), dir.path(), "", "");
+    let text = config(&upstream.url(), &store, "", "");
     let clock = clock();
     let first = Gateway::start_at(&text, clock.clone()).await;
     for id in ["r1", "r2", "r3"] {
@@ -412,9 +464,10 @@ async fn a_restarted_gateway_delivers_what_the_last_one_stored() {
 #[tokio::test]
 async fn when_run_returns_every_task_has_ended_and_the_folder_is_free() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TestStore::disk();
+    let dir = store.spool();
     let upstream = Upstream::start().await;
-    let text = config(&upstream.url(), dir.path(), "", "");
+    let text = config(&upstream.url(), &store, "", "");
     let clock = clock();
     let gw = Gateway::start_at(&text, clock.clone()).await;
     assert_eq!(post(&gw, &clock, "/q", "k1").await.status, 200);
@@ -433,9 +486,9 @@ async fn when_run_returns_every_task_has_ended_and_the_folder_is_free() {
     let old = gw.stop_keeping_app().await;
     // Closed cleanly: SQLite folded its log into the database and removed it.
     for leftover in ["queue.db-wal", "queue.db-shm"] {
-        assert!(!dir.path().join(leftover).exists(), "{leftover} left behind");
+        assert!(!dir.join(leftover).exists(), "{leftover} left behind");
     }
-    assert!(dir.path().join("queue.db").exists());
+    assert!(dir.join("queue.db").exists());
     // The admin connection was let go, not left running beside a stopped gateway.
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), admin.read_to_end(&mut rest)).await;
@@ -452,16 +505,14 @@ async fn when_run_returns_every_task_has_ended_and_the_folder_is_free() {
     drop(old);
 }
 
-#[tokio::test]
-async fn a_reload_sends_pending_events_to_the_new_upstream() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_reload_sends_pending_events_to_the_new_upstream(store: TestStore) {
     let old = Upstream::start_down().await;
     let clock = clock();
-    let gw = Gateway::start_at(&config(&old.url(), dir.path(), "", ""), clock.clone()).await;
+    let gw = Gateway::start_at(&config(&old.url(), &store, "", ""), clock.clone()).await;
     post(&gw, &clock, "/q", "moved").await;
     wait_for(&gw, "moved", |e| e["attempts"] == 1).await;
     let upstream = Upstream::start().await;
-    let text = config(&upstream.url(), dir.path(), "", "").replace(
+    let text = config(&upstream.url(), &store, "", "").replace(
         "[[routes]]\nname = \"q\"",
         "[[routes]]\nname = \"q\"\nforward_path = \"/new\"",
     );
@@ -474,11 +525,11 @@ async fn a_reload_sends_pending_events_to_the_new_upstream() {
 
 #[tokio::test]
 async fn the_api_needs_the_token_when_one_is_set_and_is_off_elsewhere_without_one() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TestStore::disk();
     let upstream = Upstream::start().await;
     let with_token = format!(
         "[admin]\ntoken = \"s3cret-token\"\n{}",
-        config(&upstream.url(), dir.path(), "", "")
+        config(&upstream.url(), &store, "", "")
     );
     let gw = Gateway::start(&with_token).await;
     for token in [None, Some("wrong"), Some("s3cret-token-"), Some("")] {
@@ -496,22 +547,20 @@ async fn the_api_needs_the_token_when_one_is_set_and_is_off_elsewhere_without_on
     drop(gw);
 
     // No token, an address others can reach: /api does not exist.
-    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TestStore::disk();
     let open = format!(
         "[admin]\nlisten = \"0.0.0.0:9090\"\n{}",
-        config(&upstream.url(), dir.path(), "", "")
+        config(&upstream.url(), &store, "", "")
     );
     let gw = Gateway::start(&open).await;
     let (status, _) = gw.api("GET", "/api/events", None).await;
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
-async fn the_api_refuses_bad_parameters_and_unknown_events() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn the_api_refuses_bad_parameters_and_unknown_events(store: TestStore) {
     let app = Upstream::start_down().await;
     let clock = clock();
-    let gw = Gateway::start_at(&config(&app.url(), dir.path(), "", ""), clock.clone()).await;
+    let gw = Gateway::start_at(&config(&app.url(), &store, "", ""), clock.clone()).await;
     for i in 0..5 {
         post(&gw, &clock, "/q", &format!("p{i}")).await;
     }
@@ -609,3 +658,15 @@ delivery = "queue"
     );
     let _ = now();
 }
+
+on_both_stores!(
+    a_queued_event_is_answered_once_stored_then_delivered_with_its_attempt_number,
+    an_app_down_then_up_gets_every_event,
+    a_429_with_retry_after_waits_that_long_and_backoff_doubles_on_the_clock,
+    after_max_attempts_an_event_is_a_dead_letter_until_redelivered_through_the_api,
+    with_concurrency_1_events_go_in_arrival_order_behind_a_failing_head,
+    a_full_queue_answers_503_and_stores_nothing,
+    a_restarted_gateway_delivers_what_the_last_one_stored,
+    a_reload_sends_pending_events_to_the_new_upstream,
+    the_api_refuses_bad_parameters_and_unknown_events,
+);

@@ -22,6 +22,24 @@ impl RedisServer {
         Self::start_with(socket, &[])
     }
 
+    /// A server that keeps an append-only file in `dir`, synced at every write
+    /// (`appendfsync always`), on a socket in `dir`: started again on the same `dir`, it
+    /// reads back what it had.
+    pub fn start_durable(dir: &Path) -> Self {
+        let args = [
+            ("--appendonly", OsStr::new("yes")),
+            ("--appendfsync", OsStr::new("always")),
+            ("--dir", dir.as_os_str()),
+        ];
+        Self::start_with(dir.join("redis.sock"), &args)
+    }
+
+    /// `kill -9`: gone at once, as a crashed server is.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// A server that also speaks TLS on `port` with `cert` and `key` (PEM files); its
     /// socket stays plain, for the test's own look.
     pub fn start_tls(dir: &Path, port: u16, cert: &Path, key: &Path) -> Self {
@@ -38,10 +56,11 @@ impl RedisServer {
 
     fn start_with(socket: PathBuf, args: &[(&str, &OsStr)]) -> Self {
         let mut command = Command::new("redis-server");
-        command
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(&socket);
+        command.args(["--port", "0", "--save", ""]);
+        if !args.iter().any(|(name, _)| *name == "--appendonly") {
+            command.args(["--appendonly", "no"]);
+        }
+        command.arg("--unixsocket").arg(&socket);
         for (name, value) in args {
             command.arg(name).arg(value);
         }

@@ -56,16 +56,6 @@ pub(super) struct Tx<'t> {
     stored_ids: HashSet<(Arc<str>, Bytes)>,
 }
 
-/// One line of an event's `history` (read back by `read::detail`).
-#[derive(serde::Serialize)]
-struct HistoryLine<'a> {
-    at: i64,
-    status: Option<u16>,
-    error: Option<&'a str>,
-    duration_ms: i64,
-    response: Option<&'a str>,
-}
-
 /// What an enqueue decided, beyond what it stored.
 pub(super) enum EnqueueVerdict {
     Done(Enqueued),
@@ -157,6 +147,7 @@ impl<'t> Tx<'t> {
                 content_type: event.content_type.clone(),
                 attempts: 0,
                 next_attempt_at: write.now_ms,
+                claim: None,
             }));
         }
         self.bytes += bytes;
@@ -176,15 +167,7 @@ impl<'t> Tx<'t> {
             Then::RetryAt(at) => (PENDING, at, None),
             Then::Dead => (DEAD, a.at_ms, Some(a.at_ms)),
         };
-        let mut line = serde_json::to_string(&HistoryLine {
-            at: a.at_ms,
-            status: a.status,
-            error: a.error.as_deref(),
-            duration_ms: a.duration_ms,
-            response: a.response.as_deref(),
-        })
-        .unwrap_or_default();
-        line.push('\n');
+        let line = a.line();
         let size: Option<i64> = self
             .tx
             .prepare_cached(&self.sql.settle)?

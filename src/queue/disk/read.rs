@@ -127,6 +127,7 @@ pub(super) fn next_pending(
             content_type: r.get::<_, Option<String>>(5)?.map(Arc::from),
             attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(u32::MAX),
             next_attempt_at: r.get(7)?,
+            claim: None,
         })
     })?;
     rows.collect()
@@ -222,18 +223,6 @@ pub(super) fn list(
     Ok(Page { events, next })
 }
 
-/// One line of an event's `history`, as the writer wrote it (`response` since the
-/// second schema; older lines have none).
-#[derive(serde::Deserialize)]
-struct AttemptLine {
-    at: i64,
-    status: Option<u16>,
-    error: Option<String>,
-    duration_ms: i64,
-    #[serde(default)]
-    response: Option<String>,
-}
-
 /// The newest stored event of `id` on `route`: the id byte for byte, or else as lists
 /// show it (an id that is not UTF-8 is shown with `%XX` escapes, and that is what a
 /// client has to ask for).
@@ -270,17 +259,7 @@ pub(super) fn detail(
     let Some((summary, body, content_type, id, history)) = found else {
         return Ok(None);
     };
-    let history = history
-        .lines()
-        .filter_map(|line| serde_json::from_str::<AttemptLine>(line).ok())
-        .map(|a| Attempt {
-            at_ms: a.at,
-            status: a.status,
-            error: a.error,
-            duration_ms: a.duration_ms,
-            response: a.response,
-        })
-        .collect();
+    let history = history.lines().filter_map(Attempt::from_line).collect();
     Ok(Some(Detail {
         summary,
         id,

@@ -35,6 +35,7 @@ pub(in crate::queue) fn event(id: &str) -> NewEvent {
 fn write(route: &str, events: Vec<NewEvent>, now: i64) -> Enqueue {
     Enqueue {
         route: route.into(),
+        limited: false,
         dedup_ttl: TTL,
         events,
         now_ms: now,
