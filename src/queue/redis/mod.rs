@@ -143,8 +143,11 @@ impl RedisStore {
         format!("{}{{{route}}}:", self.prefix)
     }
 
+    /// A key of the whole queue, not of one route (the arrival counter, the set of
+    /// routes). They share the `{_}` hash tag (no route's name starts with `_`), so one
+    /// pipeline reaches both on Redis Cluster.
     fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+        format!("{}{{_}}:{name}", self.prefix)
     }
 
     /// Runs `command`, bounded in time, counting and logging failures, and noting whether
@@ -790,32 +793,24 @@ impl Store for RedisStore {
 
     fn counts(&self) -> Answer<'_, AllCounts> {
         Box::pin(async move {
-            let routes = self.routes().await?;
-            if routes.is_empty() {
-                return Ok(AllCounts::default());
+            let mut counts = AllCounts::default();
+            // One pipeline per route: on Redis Cluster, routes live on different shards.
+            for route in self.routes().await? {
+                let base = self.base(&route);
+                let (pending, dead): (u64, u64) = self
+                    .run(|mut c| async move {
+                        redis::pipe()
+                            .cmd("ZCARD")
+                            .arg(format!("{base}st:0"))
+                            .cmd("ZCARD")
+                            .arg(format!("{base}st:2"))
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                counts.insert(route, Counts { pending, dead });
             }
-            let mut pipe = redis::pipe();
-            for route in &routes {
-                let base = self.base(route);
-                pipe.cmd("ZCARD").arg(format!("{base}st:0"));
-                pipe.cmd("ZCARD").arg(format!("{base}st:2"));
-            }
-            let n: Vec<u64> = self
-                .run(|mut c| async move { pipe.query_async(&mut c).await })
-                .await?;
-            Ok(routes
-                .into_iter()
-                .zip(n.chunks_exact(2))
-                .map(|(route, c)| {
-                    (
-                        route,
-                        Counts {
-                            pending: c[0],
-                            dead: c[1],
-                        },
-                    )
-                })
-                .collect())
+            Ok(counts)
         })
     }
 
