@@ -1,6 +1,7 @@
 //! The `hookwarden` command line (docs/cli.md): `run` and `check` ([`serve`]), `sign` and
 //! `send` ([`sign`], [`send`]), `events` and `requests` ([`admin`], through
-//! [`admin_client`]). The binary's `main` only calls [`main`].
+//! [`admin_client`]), and `completions` and `man`, which clap writes from these
+//! definitions. The binary's `main` only calls [`main`].
 
 mod admin;
 mod admin_client;
@@ -35,24 +36,37 @@ enum Command {
     Sign(SignArgs),
     /// Sign a body file the way a route verifies it and POST it to the gateway.
     Send(SendArgs),
-    /// The queued events of the running gateway (its admin API).
+    /// The queued events of the running gateway, and its queue's levers (its admin API).
     Events(EventsArgs),
     /// The most recent requests the running gateway answered, one JSON object per line.
     Requests(RequestsArgs),
+    /// Print a completion script for a shell on stdout (e.g. `hookwarden completions bash
+    /// > /etc/bash_completion.d/hookwarden`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout (e.g. `hookwarden man > hookwarden.1`).
+    Man,
 }
 
 #[derive(Args)]
 struct RequestsArgs {
-    #[command(flatten)]
-    admin: AdminArgs,
+    /// Only this route's requests (its name; `_unmatched` for unknown paths).
     #[arg(long)]
     route: Option<String>,
-    /// One of the outcomes of the metrics (invalid_signature, delivered, ...).
+    /// Only this outcome, as the metrics name them (invalid_signature, delivered, ...).
     #[arg(long)]
     outcome: Option<String>,
+    /// How many, newest first (at most 1000; default 100).
     #[arg(long)]
     limit: Option<u32>,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
+
+/// The help section of the flags that reach a running gateway.
+const GATEWAY: &str = "Reaching the gateway";
 
 #[derive(Args)]
 struct AdminArgs {
@@ -61,28 +75,30 @@ struct AdminArgs {
         long,
         env = "HOOKWARDEN_CONFIG",
         default_value = "hookwarden.toml",
-        global = true
+        global = true,
+        help_heading = GATEWAY
     )]
     config: PathBuf,
-    /// The admin API's URL (default: from admin.listen).
-    #[arg(long, global = true)]
+    /// The admin API's URL (default: from admin.listen); with --token, no file is read.
+    #[arg(long, global = true, help_heading = GATEWAY)]
     admin: Option<String>,
     /// The admin token (default: $HOOKWARDEN_ADMIN_TOKEN, else admin.token).
     #[arg(
         long,
         env = "HOOKWARDEN_ADMIN_TOKEN",
         hide_env_values = true,
-        global = true
+        global = true,
+        help_heading = GATEWAY
     )]
     token: Option<String>,
 }
 
 #[derive(Args)]
 struct EventsArgs {
-    #[command(flatten)]
-    admin: AdminArgs,
     #[command(subcommand)]
     command: EventsCommand,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 #[derive(Subcommand)]
@@ -256,6 +272,23 @@ pub fn main() -> ExitCode {
         Command::Send(args) => send::send_command(&args),
         Command::Events(args) => admin::events(args),
         Command::Requests(args) => admin::requests(&args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "hookwarden", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // Read only in part (`| head`): not a failure.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cannot write the manual page: {e}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
     }
 }
 
@@ -291,5 +324,36 @@ fn report(path: &Path, e: &ConfigError) {
     eprintln!("{}: invalid configuration:", path.display());
     for line in e.lines() {
         eprintln!("  {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and every argument says what it is in `--help` (and so in the
+    /// manual page and the completions).
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        Cli::command().debug_assert();
+        check(&Cli::command(), "hookwarden", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
     }
 }

@@ -277,3 +277,45 @@ fn run_refuses_a_bad_config_with_exit_2_and_a_busy_port_with_exit_1() {
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_for_every_shell_and_a_manual_page_come_from_the_command_itself() {
+    for (shell, mark) in [
+        ("bash", "complete -F _hookwarden"),
+        ("zsh", "#compdef hookwarden"),
+        ("fish", "complete -c hookwarden"),
+        ("elvish", "edit:completion:arg-completer[hookwarden]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = hookwarden(&["completions", shell]).output().expect("run");
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(mark), "{shell}: {mark} not in the script");
+        assert!(
+            script.contains("retry-now"),
+            "{shell}: the events levers are completed"
+        );
+    }
+    let bad = hookwarden(&["completions", "tcsh"]).output().expect("run");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+
+    let man = hookwarden(&["man"]).output().expect("run");
+    assert_eq!(man.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH hookwarden 1"), "a section-1 page");
+    for command in [
+        "run",
+        "check",
+        "sign",
+        "send",
+        "events",
+        "requests",
+        "completions",
+    ] {
+        assert!(page.contains(command), "{command} not in the page");
+    }
+}
