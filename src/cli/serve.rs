@@ -26,8 +26,14 @@ pub(super) fn check(path: &Path) -> ExitCode {
             (0, k) => count(k, "public key"),
             (s, k) => format!("{}, {}", count(s, "secret"), count(k, "public key")),
         };
+        let delivery = match r.delivery {
+            crate::route::DeliveryMode::Sync => "sync".to_string(),
+            crate::route::DeliveryMode::Queue { concurrency } => {
+                format!("queue, {concurrency} at once")
+            }
+        };
         println!(
-            "route {:<20} POST {:<32} {:<18} -> {} ({keys})",
+            "route {:<20} POST {:<32} {:<18} -> {} ({keys}; {delivery})",
             r.name,
             r.path,
             r.provider.name(),

@@ -73,6 +73,7 @@ pub(super) fn route(
     }
     let signs = provider.uses_secrets() || r.hmac.is_some();
     let secrets = secrets::secrets(c, at, provider, signs, r.secrets.as_ref());
+    warnings.extend(secrets::sample_secrets(at, r.secrets.as_ref()));
     let public_keys = keys::public_keys(c, at, provider, r.public_key.as_ref());
     let public_url = keys::public_url(c, at, provider, r.public_url.as_deref());
 

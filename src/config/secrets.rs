@@ -85,3 +85,72 @@ pub(super) fn whsec(c: &mut Checker<'_>, path: &str, raw: &str) -> Option<Secret
         _ => c.fail(path, "the part after \"whsec_\" is not valid base64"),
     }
 }
+
+/// Secrets of a sample or a placeholder, and secrets too short to resist guessing:
+/// warnings, so that they never reach production unnoticed. The value is never repeated.
+pub(super) fn sample_secrets(at: &str, raw: Option<&toml::Value>) -> Vec<String> {
+    let Some(toml::Value::Array(items)) = raw else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(j, item)| {
+            let secret = item.as_str()?;
+            let why = placeholder(secret)?;
+            Some(format!(
+                "{at}.secrets[{j}]: {why}; replace it before real use"
+            ))
+        })
+        .collect()
+}
+
+/// Why a secret looks like no real one, if it does.
+pub(super) fn placeholder(secret: &str) -> Option<&'static str> {
+    const SHORTEST: usize = 16;
+    let lower = secret.to_ascii_lowercase();
+    if lower.starts_with("sample-") || lower.starts_with("sample_") {
+        Some("a sample secret")
+    } else if [
+        "replace-me",
+        "replace_me",
+        "changeme",
+        "change-me",
+        "change_me",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
+    {
+        Some("a placeholder, not a secret")
+    } else if secret.is_empty() {
+        None
+    } else if secret.len() < SHORTEST {
+        Some("shorter than 16 bytes, easy to guess")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholder;
+
+    #[test]
+    fn samples_placeholders_and_short_secrets_are_flagged() {
+        for flagged in [
+            "sample-smartcv-secret",
+            "Sample_x",
+            "please-replace-me-now",
+            "CHANGEME",
+            "short",
+        ] {
+            assert!(placeholder(flagged).is_some(), "{flagged}");
+        }
+        for real in [
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "k8Jq2L0pX9vR4tYw1zA7",
+        ] {
+            assert_eq!(placeholder(real), None, "{real}");
+        }
+    }
+}

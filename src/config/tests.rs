@@ -8,7 +8,7 @@ use crate::route::{Auth, DeliveryMode, ForwardMode, RateLimit};
 
 fn vars(name: &str) -> Option<String> {
     match name {
-        "SMARTCV_SECRET" => Some("s3cret".into()),
+        "SMARTCV_SECRET" => Some("s3cret-of-the-test-env".into()),
         "APP_KEY" => Some("k-123".into()),
         _ => None,
     }
@@ -113,7 +113,7 @@ fn defaults_fill_what_the_file_leaves_out() {
     assert_eq!(c.dedup.max_entries, 1_000_000);
     assert_eq!(c.log.format, LogFormat::Json);
     let r = &c.routes[0];
-    assert_eq!(r.secrets, vec![Secret::new(&b"s3cret"[..])]);
+    assert_eq!(r.secrets, vec![Secret::new(&b"s3cret-of-the-test-env"[..])]);
     assert_eq!(r.tolerance, Duration::from_secs(300));
     assert_eq!(r.forward, ForwardMode::Normalized);
     assert_eq!(
@@ -300,7 +300,7 @@ fn a_short_dedup_ttl_on_a_timestamped_route_warns() {
 fn secrets_never_show_in_debug_output() {
     let c = load(MINIMAL).expect("valid").config;
     let debug = format!("{c:?}");
-    assert!(!debug.contains("s3cret"), "{debug}");
+    assert!(!debug.contains("s3cret-of-the-test-env"), "{debug}");
     assert!(debug.contains("[redacted]"));
 }
 

@@ -32,6 +32,17 @@ fn check_accepts_the_example_and_lists_its_routes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("route smartcv"), "{stdout}");
     assert!(stdout.contains("/webhooks/semantikmatch"), "{stdout}");
+    assert!(
+        stdout.contains("1 secret; sync)"),
+        "each route's delivery: {stdout}"
+    );
+    // The example's sample secrets are named, never shown.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("routes[0].secrets[0]: a sample secret; replace it before real use"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sample-smartcv-secret"), "{stderr}");
 }
 
 /// Runs `check` on `config`, which it must refuse with exit 2; returns what it printed.
