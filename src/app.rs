@@ -56,6 +56,13 @@ impl Runtime {
     pub(crate) fn route_named(&self, name: &str) -> Option<&Arc<RouteState>> {
         self.names.get(name)
     }
+
+    /// "no route named …" with the names that exist, in the file's order, so that a
+    /// typo is seen at once.
+    pub(crate) fn no_route_named(&self, name: &str) -> String {
+        let known: Vec<&str> = self.config.routes.iter().map(|r| r.name.as_str()).collect();
+        format!("no route named {name:?}; its routes: {}", known.join(", "))
+    }
 }
 
 /// Why the gateway cannot start.

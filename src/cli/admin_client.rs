@@ -118,7 +118,7 @@ impl AdminClient {
             StatusCode::UNAUTHORIZED => Err(ClientError::Unauthorized {
                 url: self.base.clone(),
             }),
-            // The API's own "no such event" or "no such route"; without the API at all
+            // The API's own "no such event" or "no route named …"; without the API at all
             // (no token on a public address) every path is "no such path".
             StatusCode::NOT_FOUND if json["message"] != "no such path" && json.is_object() => {
                 Err(ClientError::Refused {

@@ -229,6 +229,10 @@ struct SendArgs {
     /// PEM private key for routes that verify with public_key (discord, sendgrid).
     #[arg(long)]
     private_key: Option<PathBuf>,
+    /// PEM certificates to trust besides the web PKI's, for an https gateway whose
+    /// certificate a private CA signed.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
     /// The body to send.
     body: PathBuf,
 }

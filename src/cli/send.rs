@@ -1,11 +1,14 @@
 //! `hookwarden send`: sign a body the way a route verifies it and POST it to the
 //! gateway, so an integrator can test a route end to end from the command line.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 use super::{load, now, read_body, read_private_key, SendArgs, EXIT_CONFIG, EXIT_RUNTIME};
 use crate::config::Config;
@@ -14,12 +17,22 @@ use crate::{forward, signing};
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SendError {
-    #[error("no route named {0:?} in the configuration")]
-    NoRoute(String),
+    #[error("no route named {name:?} in the configuration; its routes: {known}")]
+    NoRoute { name: String, known: String },
     #[error("invalid --to URL {0:?}: use a full URL such as http://127.0.0.1:8080")]
     BadTarget(String),
     #[error(transparent)]
     Sign(#[from] signing::SignError),
+    #[error("cannot reach the gateway at {url}: {reason} ({hint})")]
+    Unreachable {
+        url: String,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error("cannot read the CA certificates in {path}: {reason}")]
+    CaCert { path: String, reason: String },
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
     #[error("request to {url} failed: {reason}")]
     Failed { url: String, reason: String },
 }
@@ -30,7 +43,15 @@ pub(super) fn route<'a>(config: &'a Config, name: &str) -> Result<&'a Route, Sen
         .iter()
         .find(|r| r.name == name)
         .map(|r| r.as_ref())
-        .ok_or_else(|| SendError::NoRoute(name.to_string()))
+        .ok_or_else(|| SendError::NoRoute {
+            name: name.to_string(),
+            known: config
+                .routes
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Where to send: `--to` (a URL without a path gets the route's path), else the
@@ -75,8 +96,36 @@ pub(super) fn target(config: &Config, route: &Route, to: Option<&str>) -> Result
     Uri::from_parts(parts).map_err(|_| SendError::BadTarget(base))
 }
 
+/// The client that reaches the gateway: the web PKI's roots, plus the certificates of
+/// `cacert` for a gateway whose certificate a private CA signed.
+pub(super) fn client(cacert: Option<&Path>) -> Result<forward::Pool, SendError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = cacert {
+        let failed = |reason: String| SendError::CaCert {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| failed(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(failed("no PEM certificate in it".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    Ok(forward::Pool::with_roots(
+        roots,
+        crate::clock::Clock::system(),
+    )?)
+}
+
 /// Signs `body` for `route` at `timestamp` and POSTs it; returns the gateway's answer.
 pub(super) async fn send(
+    pool: &forward::Pool,
     route: &Route,
     private_key: Option<&signing::Key>,
     target: Uri,
@@ -103,13 +152,22 @@ pub(super) async fn send(
         url: target.to_string(),
         reason,
     };
-    let pool =
-        forward::Pool::new(crate::clock::Clock::system()).map_err(|e| failed(e.to_string()))?;
-    let (response, _connection) = pool
-        .target(&target)
-        .send(request)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
+    let (response, _connection) =
+        pool.target(&target)
+            .send(request)
+            .await
+            .map_err(|e| match e {
+                forward::ForwardError::Unavailable(reason) => SendError::Unreachable {
+                    url: target.to_string(),
+                    hint: if reason.contains("certificate") {
+                        "for a gateway whose certificate a private CA signed, give --cacert FILE"
+                    } else {
+                        "is it running and listening there?"
+                    },
+                    reason,
+                },
+                other => failed(other.to_string()),
+            })?;
     let status = response.status();
     let body = response
         .into_body()
@@ -170,7 +228,15 @@ pub(super) fn send_command(args: &SendArgs) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    let pool = match client(args.cacert.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     match runtime.block_on(send(
+        &pool,
         route,
         private_key.as_ref(),
         target,

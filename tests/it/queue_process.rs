@@ -414,5 +414,8 @@ async fn the_events_client_filters_pages_and_pulls_the_levers() {
     upstream.arrivals(6).await;
     let (code, _, err) = events(&["pause", "nosuch", "--config", &path]);
     assert_eq!(code, 1);
-    assert!(err.contains("no such route"), "{err}");
+    assert!(
+        err.contains("no route named \"nosuch\"; its routes: "),
+        "the routes that exist are named: {err}"
+    );
 }

@@ -245,3 +245,53 @@ async fn a_reload_serves_the_new_certificate_to_new_connections() {
     );
     assert!(!handshake(trusts(&old)).await);
 }
+
+/// `hookwarden send` to a gateway whose certificate no public CA signed: refused with a
+/// hint, then accepted once `--cacert` names the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_trusts_a_private_ca_given_by_cacert_and_no_other() {
+    let certs = certs();
+    let upstream = Upstream::start().await;
+    let text = tls_config(&certs, &upstream.url());
+    let gw = Gateway::start(&text).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, body) = (dir.path().join("h.toml"), dir.path().join("body.json"));
+    std::fs::write(&config, &text).expect("write");
+    std::fs::write(&body, SC_BODY).expect("write");
+    let to = format!("https://localhost:{}", gw.addr.port());
+    let send = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+            .args(["send", "--config"])
+            .arg(&config)
+            .args(["--route", "smartcv", "--to", &to])
+            .args(extra)
+            .arg(&body)
+            .output()
+            .expect("send")
+    };
+
+    let untrusting = send(&[]);
+    assert_eq!(untrusting.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&untrusting.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the gateway at {to}/webhooks/smartcv"
+        )) && stderr.contains("--cacert FILE"),
+        "{stderr}"
+    );
+    assert!(upstream.received().is_empty());
+
+    let trusting = send(&["--cacert", &certs.cert_file]);
+    let stdout = String::from_utf8_lossy(&trusting.stdout);
+    assert_eq!(trusting.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("200 OK"), "{stdout}");
+    assert_eq!(upstream.received().len(), 1);
+
+    let not_pem = send(&["--cacert", config.to_str().expect("utf-8")]);
+    assert_eq!(not_pem.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&not_pem.stderr).contains("no PEM certificate in it"),
+        "{}",
+        String::from_utf8_lossy(&not_pem.stderr)
+    );
+}

@@ -240,6 +240,35 @@ async fn send_signs_like_each_route_and_reports_the_answer() {
         .output()
         .expect("send");
     assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "no route named \"nope\" in the configuration; its routes: smartcv, semantikmatch,"
+        ),
+        "the routes that exist are listed: {stderr}"
+    );
+
+    // Nothing listens on the port of a stopped gateway.
+    let stopped = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let out = Command::new(BIN)
+        .args(["send", "--config"])
+        .arg(&config)
+        .args(["--route", "smartcv", "--to", &stopped])
+        .arg(&body)
+        .output()
+        .expect("send");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "cannot reach the gateway at {stopped}/smartcv: tcp connect to"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("upstream"),
+        "the gateway is not an upstream: {stderr}"
+    );
 }
 
 #[tokio::test]

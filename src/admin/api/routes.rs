@@ -63,7 +63,7 @@ pub(super) async fn lever(app: &App, route: &[u8], lever: &[u8]) -> Answer {
     let rt = app.runtime();
     let name = std::str::from_utf8(route).unwrap_or_default();
     let Some(state) = rt.route_named(name) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such route");
+        return error(StatusCode::NOT_FOUND, "not_found", &rt.no_route_named(name));
     };
     let (DeliveryMode::Queue { .. }, Some(queue)) = (&state.route.delivery, &app.queue) else {
         return error(
