@@ -8,7 +8,8 @@
 //!   `Provider`); `config` builds it, everyone else reads it. [`clock`], [`sync`],
 //!   [`budget`], [`tls`], [`read_tap`]: the injectable clock, the one way to take a
 //!   mutex, the room for request bodies, the rustls configuration of `[server.tls]`, a
-//!   connection's reads shown to its watchers.
+//!   connection's reads shown to its watchers; [`reachability`]: whether a Redis in use
+//!   answers, for `/readyz`.
 //! - [`config`]: the TOML file (serde structs) validated section by section into
 //!   runtime types; `${…}` interpolation; every problem reported with its key path.
 //! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`replay_tokens`]: the
@@ -75,6 +76,7 @@ mod pipeline;
 mod providers;
 mod queue;
 mod ratelimit;
+mod reachability;
 mod read_tap;
 mod replay_tokens;
 mod request_log;

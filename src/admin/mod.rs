@@ -114,12 +114,25 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        "/readyz" => match app.queue.as_ref().and_then(|q| q.problem()) {
-            // Queue routes would answer 503: this replica should get no traffic.
+        "/readyz" => match unready(app).await {
             Some(problem) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
             None => text(StatusCode::OK, "ready\n"),
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Why this replica should get no traffic now: a Redis it needs cannot be reached, so
+/// its routes (queue routes for the queue's, every route for the dedup store's) would
+/// answer 503. The dedup store is asked here, so that readiness comes back by itself
+/// while no request reaches the replica; the queue's workers ask theirs on their own.
+async fn unready(app: &App) -> Option<String> {
+    if let Some(problem) = app.queue.as_ref().and_then(|q| q.problem()) {
+        return Some(problem);
+    }
+    match &app.shared {
+        Some(shared) => shared.probe().await,
+        None => None,
     }
 }
 

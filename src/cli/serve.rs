@@ -3,8 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{load, EXIT_RUNTIME};
+use crate::config::{DedupBackend, QueueBackend};
 use crate::forward::Pool;
 use crate::{App, Clock};
 
@@ -17,6 +19,15 @@ pub(super) fn check(path: &Path) -> ExitCode {
         eprintln!("warning: {w}");
     }
     let c = &loaded.config;
+    for (key, problem) in unreachable_stores(c) {
+        eprintln!(
+            "warning: {key}: Redis cannot be reached now ({problem}); {}",
+            match key {
+                "dedup.redis_url" => "every route answers 503 until it can",
+                _ => "queue routes answer 503 until it can",
+            }
+        );
+    }
     println!("{}: ok", path.display());
     println!("listen {}  admin {}", c.server.listen, c.admin.listen);
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
@@ -41,6 +52,37 @@ pub(super) fn check(path: &Path) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// The Redis servers the configuration uses that do not answer a `PING` now, each with
+/// the key that names it: a warning, since the gateway starts without them and serves
+/// once they are up.
+fn unreachable_stores(c: &crate::config::Config) -> Vec<(&'static str, String)> {
+    let mut stores = Vec::new();
+    if let (DedupBackend::Redis, Some(url)) = (c.dedup.backend, c.dedup.redis_url.as_deref()) {
+        stores.push(("dedup.redis_url", url));
+    }
+    if let QueueBackend::Redis { url, .. } = &c.queue.backend {
+        stores.push(("queue.redis_url", url.as_str()));
+    }
+    if stores.is_empty() {
+        return Vec::new();
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    runtime.block_on(async {
+        let mut problems = Vec::new();
+        for (key, url) in stores {
+            if let Err(problem) = crate::reachability::ping(url, Duration::from_secs(2)).await {
+                problems.push((key, problem));
+            }
+        }
+        problems
+    })
 }
 
 pub(super) fn run(path: &Path) -> ExitCode {

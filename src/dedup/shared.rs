@@ -25,6 +25,7 @@ use redis::Script;
 use tokio::time::Instant;
 
 use super::delivered::Key;
+use crate::reachability::Reachability;
 
 /// How long one command may take, connecting included. The request's own deadline
 /// bounds it too.
@@ -79,6 +80,8 @@ pub(crate) struct SharedIds {
     release: Script,
     /// Failed commands, whatever they were for (`hookwarden_dedup_store_errors_total`).
     errors: IntCounter,
+    /// Whether the last command reached the store (for `/readyz` and its logs).
+    reach: Reachability,
 }
 
 /// What the store says of an id.
@@ -109,6 +112,10 @@ impl SharedIds {
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
             errors,
+            reach: Reachability::new(
+                "the dedup store's Redis (dedup.redis_url)",
+                "requests answer 503 until it is back",
+            ),
         }))
     }
 
@@ -149,6 +156,18 @@ impl SharedIds {
         }
     }
 
+    /// Asks the store for a `PING`, so that readiness sees it come back while no
+    /// request reaches this replica (`/readyz` calls it); the problem, while it cannot be
+    /// reached.
+    pub(crate) async fn probe(&self) -> Option<String> {
+        let _ = self
+            .bounded(None, |mut conn| async move {
+                redis::cmd("PING").query_async::<()>(&mut conn).await
+            })
+            .await;
+        self.reach.problem()
+    }
+
     /// Runs one command within [`STORE_WAIT`] (and the request's `deadline`, when it
     /// must answer within it), counting failures. A
     /// command that met a lost connection goes once more, over the new connection its
@@ -174,9 +193,14 @@ impl SharedIds {
             }
         };
         let result = match tokio::time::timeout_at(until, attempts).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError::from(e)),
-            Err(_) => Err(StoreError("no answer in time".into())),
+            Ok(outcome) => {
+                self.reach.note(&outcome);
+                outcome.map_err(StoreError::from)
+            }
+            Err(_) => {
+                self.reach.missed("no answer in time");
+                Err(StoreError("no answer in time".into()))
+            }
         };
         if result.is_err() {
             self.errors.inc();

@@ -56,11 +56,22 @@ impl Gateway {
     /// Blocks until a log line contains `text`: the gateway's own signal that something
     /// happened. The bound only keeps a broken build from hanging the suite.
     pub fn wait_for(&self, text: &str) -> String {
+        self.lines_until(text).pop().unwrap_or_default()
+    }
+
+    /// Every log line up to the first that contains `text`, that one included.
+    pub fn lines_until(&self, text: &str) -> Vec<String> {
+        let mut seen = Vec::new();
         loop {
             match self.lines.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no log line with {text:?}: {e}"),
+                Ok(line) => {
+                    let found = line.contains(text);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(e) => panic!("no log line with {text:?} after {seen:?}: {e}"),
             }
         }
     }

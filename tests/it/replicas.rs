@@ -303,3 +303,88 @@ secrets = ["{SECRET}"]
     assert_eq!(refused.error(), "store_unavailable");
     assert_eq!(upstream.received().len(), 1);
 }
+
+/// `/readyz` answers 503 naming the dedup store while it is down and 200 again by
+/// itself once it is back, with no request in between (a replica out of the load
+/// balancer gets none); each change is logged once; `check` warns while it is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_the_dedup_store_while_it_is_down_and_comes_back_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = RedisServer::start(dir.path());
+    let socket = redis.socket();
+    let upstream = Upstream::start().await;
+    let (port, admin) = (free_port(), free_port());
+    let path = dir.path().join("h.toml");
+    let text = config(&upstream.url(), &redis.url())
+        .replace(
+            "[server]\n",
+            &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+        )
+        .replace("path = \"/a\"", "path = \"/webhooks/smartcv\"");
+    std::fs::write(
+        &path,
+        format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n{text}"),
+    )
+    .expect("write config");
+    let gw = binary::Gateway::start(&path, port, admin);
+    let ready = || async {
+        let answer = crate::support::send(gw.admin, "GET", "/readyz", &[], "".into()).await;
+        (
+            answer.status,
+            String::from_utf8_lossy(&answer.body).into_owned(),
+        )
+    };
+    let check = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .expect("check");
+        assert_eq!(out.status.code(), Some(0), "a warning, not a refusal");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert_eq!(ready().await, (200, "ready\n".to_string()));
+    assert!(!check().contains("cannot be reached"));
+
+    redis.kill();
+    drop(redis);
+    for _ in 0..3 {
+        assert_eq!(
+            ready().await,
+            (
+                503,
+                "the dedup store's Redis (dedup.redis_url) cannot be reached\n".to_string()
+            )
+        );
+    }
+    let down = gw.deliver(SECRET, "evt_down").await;
+    assert_eq!(down.error(), "store_unavailable");
+    let warned = check();
+    assert!(
+        warned.contains("warning: dedup.redis_url: Redis cannot be reached now (")
+            && warned.contains("every route answers 503 until it can"),
+        "{warned}"
+    );
+
+    let _back = RedisServer::start_on(socket.clone());
+    // Polled as a kubelet would: the probe itself is what brings readiness back.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ready().await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logged = gw.lines_until("answers again");
+    let warnings = logged
+        .iter()
+        .filter(|l| l.contains("cannot be reached"))
+        .count();
+    assert_eq!(
+        warnings, 1,
+        "logged once for 3 probes and a request: {logged:?}"
+    );
+    assert!(
+        !logged.iter().any(|l| l.contains("redis://")),
+        "no URL in the logs"
+    );
+    assert_eq!(gw.deliver(SECRET, "evt_after").await.status, 200);
+}

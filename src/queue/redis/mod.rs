@@ -32,7 +32,7 @@
 mod scripts;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,7 @@ use super::model::{
     Pending, Redelivered, Settle, State, Summary, Then,
 };
 use super::store::{Answer, BoxFuture, Bulk, Chunk, Cutoffs, Signals, Store};
+use crate::reachability::Reachability;
 use crate::sync::lock;
 
 /// How often a worker looks for events other replicas stored, or whose lease ended.
@@ -74,8 +75,8 @@ pub(crate) struct RedisStore {
     claims: AtomicU64,
     /// The stored bytes of every route, and when that was read.
     bytes: Mutex<Option<(Instant, u64)>>,
-    /// Whether the last command failed to reach Redis (for readiness and its logs).
-    unreachable: AtomicBool,
+    /// Whether the last command reached Redis (for readiness and its logs).
+    reach: Reachability,
     /// Whether each write waits for Redis's append-only file (`WAITAOF`), known after
     /// the first write.
     waitaof: Mutex<Option<bool>>,
@@ -132,7 +133,10 @@ impl RedisStore {
             replica: hex::encode(id),
             claims: AtomicU64::new(0),
             bytes: Mutex::default(),
-            unreachable: AtomicBool::new(false),
+            reach: Reachability::new(
+                "the queue's Redis (queue.redis_url)",
+                "queue routes answer 503 until it is back",
+            ),
             waitaof: Mutex::default(),
         })
     }
@@ -157,32 +161,20 @@ impl RedisStore {
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let answer = tokio::time::timeout(COMMAND_WAIT, command(self.conn.clone())).await;
-        // Whether Redis answered at all: an error it answered with is no sign of absence.
-        let (result, reached) = match answer {
-            Ok(Ok(value)) => (Ok(value), true),
-            Ok(Err(e)) => {
-                let unreachable = e.is_io_error()
-                    || e.is_connection_refusal()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || e.is_unrecoverable_error();
-                (Err(e.to_string()), !unreachable)
+        let result = match answer {
+            Ok(outcome) => {
+                self.reach.note(&outcome);
+                outcome.map_err(|e| e.to_string())
             }
-            Err(_) => (Err("no answer in time".to_string()), false),
+            Err(_) => {
+                self.reach.missed("no answer in time");
+                Err("no answer in time".to_string())
+            }
         };
         if let Err(e) = &result {
             self.errors.inc();
-            if reached {
+            if self.reach.problem().is_none() {
                 tracing::warn!(error = %e, "queue: a Redis command failed");
-            }
-        }
-        if reached {
-            if self.unreachable.swap(false, Ordering::SeqCst) {
-                tracing::info!("queue: Redis answers again");
-            }
-        } else if let Err(e) = &result {
-            if !self.unreachable.swap(true, Ordering::SeqCst) {
-                tracing::warn!(error = %e, "queue: Redis cannot be reached; queue routes answer 503 until it is back");
             }
         }
         result.map_err(QueueError::Redis)
@@ -848,9 +840,7 @@ impl Store for RedisStore {
     }
 
     fn problem(&self) -> Option<String> {
-        self.unreachable
-            .load(Ordering::SeqCst)
-            .then(|| "the queue's Redis (queue.redis_url) cannot be reached".to_string())
+        self.reach.problem()
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
