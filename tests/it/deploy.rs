@@ -1,5 +1,6 @@
 //! The deploy files parse, say what the docs say, hold configurations that pass
-//! validation, and the dashboard asks only for metrics a live gateway exports.
+//! validation; the dashboard and the alert rules ask only for metrics a live gateway
+//! exports, and the rules pass their promtool tests.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -145,7 +146,8 @@ fn the_compose_stack_and_its_prometheus_config_hold_together() {
         compose["services"]["hookwarden"]["build"]["dockerfile"],
         "deploy/Dockerfile"
     );
-    let prometheus = &yaml("prometheus.yml")[0];
+    let prometheus = &yaml("prometheus/prometheus.yml")[0];
+    assert_eq!(prometheus["rule_files"][0], "alerts.yml");
     assert_eq!(
         prometheus["scrape_configs"][0]["static_configs"][0]["targets"][0],
         "hookwarden:9090"
@@ -173,8 +175,23 @@ fn the_compose_stack_and_its_prometheus_config_hold_together() {
     }
 }
 
+/// The expressions of every alert rule in `deploy/prometheus/alerts.yml`, by name.
+fn alert_rules() -> Vec<(String, String)> {
+    let rules = &yaml("prometheus/alerts.yml")[0];
+    rules["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+        .map(|r| {
+            let name = r["alert"].as_str().expect("alert name").to_string();
+            (name, r["expr"].as_str().expect("expr").to_string())
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn every_metric_the_dashboard_queries_is_exported() {
+async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
     let text =
         std::fs::read_to_string(deploy("grafana/hookwarden-dashboard.json")).expect("dashboard");
     let dashboard: Value = serde_json::from_str(&text).expect("dashboard JSON");
@@ -191,6 +208,15 @@ async fn every_metric_the_dashboard_queries_is_exported() {
             .expect("variable")
             .to_string(),
     );
+    let reloads = &dashboard["annotations"]["list"][0];
+    assert_eq!(reloads["name"], "Config reloads");
+    exprs.push(
+        reloads["expr"]
+            .as_str()
+            .expect("annotation expr")
+            .to_string(),
+    );
+    exprs.extend(alert_rules().into_iter().map(|(_, expr)| expr));
     for expr in &exprs {
         let mut rest = expr.as_str();
         while let Some(at) = rest.find("hookwarden_") {
@@ -239,7 +265,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
         .collect();
     assert!(
         missing.is_empty(),
-        "the dashboard queries metrics the gateway does not export: {missing:?}"
+        "the dashboard or the alerts query metrics the gateway does not export: {missing:?}"
     );
 }
 
@@ -313,4 +339,58 @@ fn the_replicas_overlay_shares_one_queue_in_a_redis_that_keeps_its_file() {
     let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/queue.md"))
         .expect("docs/queue.md");
     assert!(docs.contains("deploy/kubernetes/replicas/"));
+}
+
+/// The alert rules pass their own unit tests (`alerts.test.yml`), with Prometheus's
+/// `promtool` (Debian's `prometheus` package; `.ci/run` installs it).
+#[test]
+fn the_alert_rules_pass_their_promtool_tests() {
+    let dir = deploy("prometheus");
+    let promtool = |args: &[&str]| {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("promtool: {e} (install Prometheus's promtool, e.g. apt-get install prometheus)")
+            });
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool {args:?}:\n{said}");
+    };
+    promtool(&["check", "config", "prometheus.yml"]);
+    promtool(&["test", "rules", "alerts.test.yml"]);
+
+    // Every alert has a test case that names it.
+    let tests = std::fs::read_to_string(dir.join("alerts.test.yml")).expect("alerts.test.yml");
+    for (name, _) in alert_rules() {
+        assert!(
+            tests.contains(&format!("alertname: {name}\n")),
+            "{name} has no promtool test"
+        );
+    }
+}
+
+/// The alert examples in the README and in docs/operations.md are rules of alerts.yml,
+/// word for word.
+#[test]
+fn the_documented_alerts_are_the_shipped_ones() {
+    let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).expect("alerts.yml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in ["README.md", "docs/operations.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).expect("doc");
+        let blocks: Vec<&str> = text
+            .split("```yaml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .filter(|b| b.contains("- alert: "))
+            .collect();
+        assert!(!blocks.is_empty(), "{doc} shows no alert rule");
+        for block in blocks {
+            assert!(rules.contains(block), "{doc}: not in alerts.yml:\n{block}");
+        }
+    }
 }
