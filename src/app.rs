@@ -258,6 +258,10 @@ impl App {
             ("log.format", old.config.log.format != new.log.format),
             ("queue.dir", old.config.queue.dir != new.queue.dir),
             (
+                "queue.backend (or its Redis URL or prefix)",
+                old.config.queue.backend != new.queue.backend,
+            ),
+            (
                 "queue.max_bytes",
                 old.config.queue.max_bytes != new.queue.max_bytes,
             ),

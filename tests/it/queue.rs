@@ -523,6 +523,30 @@ async fn a_reload_sends_pending_events_to_the_new_upstream(store: TestStore) {
     assert_eq!(upstream.received()[0].uri, "/new");
 }
 
+/// `[queue]`'s delivery settings apply from the next attempt after a reload: an event on
+/// its first of ten attempts becomes a dead letter at its second once ten is now two.
+async fn a_reload_applies_max_attempts_from_the_next_attempt(store: TestStore) {
+    let down = Upstream::start_down().await;
+    let clock = clock();
+    let ten = "max_attempts = 10\nbackoff = { initial = \"1h\", max = \"1h\" }";
+    let gw = Gateway::start_at(&config(&down.url(), &store, ten, ""), clock.clone()).await;
+    post(&gw, &clock, "/q", "shortened").await;
+    let first = wait_for(&gw, "shortened", |e| e["attempts"] == 1).await;
+    assert_eq!(first["state"], "pending");
+
+    let two = "max_attempts = 2\nbackoff = { initial = \"1h\", max = \"1h\" }";
+    let loaded = hookwarden::config::load_str(
+        &config(&down.url(), &store, two, ""),
+        std::path::Path::new("."),
+        &|_| None,
+    );
+    assert!(gw.app.reload(loaded));
+    // The second attempt is due in an hour, as scheduled before the reload.
+    clock.advance(Duration::from_secs(3601));
+    let dead = wait_for(&gw, "shortened", |e| e["state"] == "dead").await;
+    assert_eq!(dead["attempts"], 2, "{dead}");
+}
+
 #[tokio::test]
 async fn the_api_needs_the_token_when_one_is_set_and_is_off_elsewhere_without_one() {
     let store = TestStore::disk();
@@ -668,5 +692,6 @@ on_both_stores!(
     a_full_queue_answers_503_and_stores_nothing,
     a_restarted_gateway_delivers_what_the_last_one_stored,
     a_reload_sends_pending_events_to_the_new_upstream,
+    a_reload_applies_max_attempts_from_the_next_attempt,
     the_api_refuses_bad_parameters_and_unknown_events,
 );
