@@ -43,6 +43,21 @@ fn check_accepts_the_example_and_lists_its_routes() {
         "{stderr}"
     );
     assert!(!stderr.contains("sample-smartcv-secret"), "{stderr}");
+
+    // Its comment on `provider` names every provider there is.
+    let example = std::fs::read_to_string(EXAMPLE).expect("example");
+    let comment: String = example
+        .lines()
+        .skip_while(|l| !l.starts_with("provider = "))
+        .take_while(|l| l.starts_with("provider = ") || l.trim_start().starts_with("# |"))
+        .collect();
+    for provider in hookwarden::Provider::ALL {
+        assert!(
+            comment.contains(&format!(" {} ", provider.name())),
+            "config.example.toml does not list {}: {comment}",
+            provider.name()
+        );
+    }
 }
 
 /// Runs `check` on `config`, which it must refuse with exit 2; returns what it printed.
