@@ -24,11 +24,45 @@ fn yaml(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Where the manifests mount the Secret's files.
+const SECRETS: &str = "/run/secrets/hookwarden/";
+
+/// Loads `text` as the gateway would, with each file under [`SECRETS`] it names written
+/// in a temporary folder that stands for the mount.
 fn valid_config(text: &str) {
+    let mount = tempfile::tempdir().expect("tempdir");
+    for reference in text.split("${file:").skip(1) {
+        let path = reference.split('}').next().expect("a closing brace");
+        let name = path
+            .strip_prefix(SECRETS)
+            .unwrap_or_else(|| panic!("{path}: secrets are read from {SECRETS}"));
+        std::fs::write(mount.path().join(name), format!("{name}-test-value\n")).expect("write");
+    }
+    let text = text.replace(&format!("${{file:{SECRETS}"), "${file:");
     let vars = |name: &str| Some(format!("{name}-test-value"));
-    if let Err(e) = hookwarden::config::load_str(text, Path::new("."), &vars) {
+    if let Err(e) = hookwarden::config::load_str(&text, mount.path(), &vars) {
         panic!("invalid configuration:\n{e}");
     }
+}
+
+/// The container mounts the Secret where the configuration reads its files.
+fn mounts_the_secrets(pod: &Value, container: &Value) {
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "hookwarden-secrets")
+        .expect("a volume of the Secret");
+    let mounted = container["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .any(|m| m["name"] == volume["name"] && m["mountPath"] == SECRETS.trim_end_matches('/'));
+    assert!(mounted, "the Secret is mounted at {SECRETS}");
+    assert!(
+        container.get("envFrom").is_none(),
+        "secrets come from files, which a SIGHUP reads again, not from the environment"
+    );
 }
 
 #[test]
@@ -58,10 +92,7 @@ fn the_kubernetes_sidecar_probes_the_admin_port_and_exposes_only_the_public_one(
             ("admin".into(), 9090.into())
         ]
     );
-    assert_eq!(
-        sidecar["envFrom"][0]["secretRef"]["name"],
-        "hookwarden-secrets"
-    );
+    mounts_the_secrets(&deployment["spec"]["template"]["spec"], sidecar);
     let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
     assert_eq!(
         (
@@ -91,11 +122,24 @@ fn the_kubernetes_sidecar_probes_the_admin_port_and_exposes_only_the_public_one(
         .expect("hookwarden.toml");
     for key in secret["stringData"].as_object().expect("stringData").keys() {
         assert!(
-            toml.contains(&format!("${{{key}}}")),
-            "{key} is injected but not used"
+            toml.contains(&format!("${{file:{SECRETS}{key}}}")),
+            "{key} is mounted but not used"
         );
     }
     valid_config(toml);
+    // On SIGTERM the pod keeps serving while it leaves the endpoints, then drains; both
+    // within the time Kubernetes gives it before SIGKILL.
+    let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds");
+    let file: toml::Table = toml.parse().expect("TOML");
+    let seconds = |key: &str| {
+        let text = file["server"][key].as_str().expect("a duration");
+        humantime::parse_duration(text).expect("duration").as_secs()
+    };
+    let (delay, drain) = (seconds("shutdown_delay"), seconds("shutdown_grace"));
+    assert!(delay >= 5, "no preStop sleep in a distroless image");
+    assert!(delay + drain < grace, "{delay}s + {drain}s within {grace}s");
     let resources = &yaml("kubernetes/kustomization.yaml")[0]["resources"];
     assert_eq!(resources.as_array().map(Vec::len), Some(4));
 }
@@ -113,6 +157,7 @@ fn the_queue_statefulset_keeps_the_spool_on_a_claimed_volume() {
         .find(|c| c["name"] == "hookwarden")
         .expect("hookwarden container")
         .clone();
+    mounts_the_secrets(&set["spec"]["template"]["spec"], &sidecar);
     let mounted = sidecar["volumeMounts"]
         .as_array()
         .expect("mounts")
@@ -173,6 +218,13 @@ fn the_compose_stack_and_its_prometheus_config_hold_together() {
     ] {
         assert!(dockerfile.contains(needed), "Dockerfile lacks {needed:?}");
     }
+    // The dependencies are built in a layer before the sources are copied in.
+    let deps = dockerfile.find("&& cargo build").expect("a build");
+    let sources = dockerfile.find("COPY src").expect("the sources copied");
+    assert!(
+        dockerfile.find("COPY Cargo.toml Cargo.lock") < Some(deps) && deps < sources,
+        "dependencies in their own layer"
+    );
 }
 
 /// The expressions of every alert rule in `deploy/prometheus/alerts.yml`, by name.
@@ -298,7 +350,7 @@ fn the_replicas_overlay_shares_one_queue_in_a_redis_that_keeps_its_file() {
         "the queue is in Redis"
     );
     assert!(
-        text.contains("${REDIS_PASSWORD}"),
+        text.contains("${file:/run/secrets/hookwarden/REDIS_PASSWORD}"),
         "the password comes from the Secret"
     );
 

@@ -142,3 +142,45 @@ async fn json_logs_have_one_line_per_request_with_escaped_ids_and_no_secrets() {
         assert!(!l.contains("json-secret") && !l.contains("sha256="), "{l}");
     }
 }
+
+/// A secret in a file laid out as Kubernetes mounts a Secret (each key a symlink through
+/// `..data` to a timestamped folder, swapped in one rename on rotation), read through
+/// `${file:…}`: after the swap, a SIGHUP takes the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reads_a_secret_file_that_kubernetes_rotated() {
+    use std::os::unix::fs::symlink;
+
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mounted = dir.path().join("secrets");
+    let version = |name: &str, value: &str| {
+        let folder = mounted.join(name);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::write(folder.join("SMARTCV_SECRET"), value).expect("write");
+        let next = mounted.join("..data_tmp");
+        symlink(name, &next).expect("symlink");
+        std::fs::rename(&next, mounted.join("..data")).expect("swap");
+    };
+    version("..2026_12_07_01", "first-secret-value\n");
+    symlink("..data/SMARTCV_SECRET", mounted.join("SMARTCV_SECRET")).expect("symlink");
+
+    let path = dir.path().join("hookwarden.toml");
+    let (port, admin) = (free_port(), free_port());
+    let text = config(
+        port,
+        admin,
+        &upstream.url(),
+        "${file:secrets/SMARTCV_SECRET}",
+    );
+    std::fs::write(&path, text).expect("write");
+    let gw = Gateway::start(&path, port, admin);
+    assert_eq!(gw.deliver("first-secret-value", "k1").await.status, 200);
+
+    version("..2026_12_07_02", "second-secret-value\n");
+    gw.signal("HUP");
+    gw.wait_for("configuration reloaded");
+    assert_eq!(gw.deliver("second-secret-value", "k2").await.status, 200);
+    let old = gw.deliver("first-secret-value", "k3").await;
+    assert_eq!(old.error(), "invalid_signature");
+    assert_eq!(upstream.received().len(), 2);
+}
