@@ -237,6 +237,14 @@ impl QueueMetrics {
         }
     }
 
+    /// This replica's attempts of `route` since it started, by result (delivered,
+    /// failed, dead lettered), for the console.
+    pub(crate) fn attempt_counts(&self, route: &str) -> [u64; 3] {
+        lock(&self.attempt_handles)
+            .get(route)
+            .map_or([0; 3], |counters| counters.each_ref().map(IntCounter::get))
+    }
+
     /// What `route`'s part of the queue holds now.
     pub(crate) fn route(
         &self,

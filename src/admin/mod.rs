@@ -112,6 +112,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             );
             response
         }
+        "/" => ui::index(app.runtime().config.admin.api_enabled()),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.is_draining() => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/readyz" => match unready(app).await {

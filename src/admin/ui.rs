@@ -49,6 +49,34 @@ pub(super) fn serve(path: &str, method: &Method, signed_in: bool) -> Response<Fu
     }
 }
 
+/// `/` on the admin port: what it serves, with links, so that whoever opens the
+/// address in a browser finds the console.
+pub(super) fn index(console: bool) -> Response<Full<Bytes>> {
+    let page = if console { INDEX } else { INDEX_NO_CONSOLE };
+    file(StatusCode::OK, "text/html; charset=utf-8", page)
+}
+
+/// The page of `/`, with `$items` at the top of its list.
+macro_rules! index_page {
+    ($items:literal) => {
+        concat!(
+            "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">",
+            "<title>hookwarden admin</title></head>\n<body>\n<h1>hookwarden admin</h1>\n<ul>\n",
+            $items,
+            "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n",
+            "<li><a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a>: the probes</li>\n",
+            "</ul>\n</body>\n</html>\n"
+        )
+    };
+}
+
+const INDEX: &str = index_page!(
+    "<li><a href=\"/ui\">/ui</a>: the console</li>\n<li><a href=\"/api/routes\">/api</a>: the admin API</li>\n"
+);
+const INDEX_NO_CONSOLE: &str = index_page!(
+    "<li>/ui and /api are off: this address is not loopback and admin.token is not set</li>\n"
+);
+
 fn file(
     status: StatusCode,
     content_type: &'static str,

@@ -244,6 +244,20 @@ async fn the_console_is_guarded_like_the_api_and_holds_no_data() {
         "text only"
     );
     assert_eq!(get("/ui/app.css", None).await.status, 200);
+    // The admin port's root links to the console and the rest, without the token.
+    let index = get("/", None).await;
+    assert_eq!(index.status, 200);
+    assert!(index.headers["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/html"));
+    let index = String::from_utf8_lossy(&index.body).into_owned();
+    for link in ["/ui", "/metrics", "/healthz", "/readyz"] {
+        assert!(
+            index.contains(&format!("href=\"{link}\"")),
+            "{link}: {index}"
+        );
+    }
     assert_eq!(get("/ui/nosuch", None).await.status, 404);
     drop(gw);
 
@@ -259,6 +273,12 @@ async fn the_console_is_guarded_like_the_api_and_holds_no_data() {
         let answer = send(admin, "GET", path, &[], "".into()).await;
         assert_eq!(answer.status, 404, "{path} without a token off loopback");
     }
+    // `/` says why there is no console rather than linking to a 404.
+    let index = send(admin, "GET", "/", &[], "".into()).await;
+    let index = String::from_utf8_lossy(&index.body).into_owned();
+    assert!(!index.contains("href=\"/ui\""), "{index}");
+    assert!(index.contains("/ui and /api are off"), "{index}");
+    assert!(index.contains("href=\"/metrics\""), "{index}");
 }
 
 #[tokio::test]
@@ -364,6 +384,9 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
             401
         );
     }
+    // Provider ids can be long and unbroken; the page must still fit a narrow window.
+    let long_id = format!("msg_{}", "2KWPBgLlAfxdpx2AI54pPJ85f4W".repeat(3));
+    assert_eq!(post(&gw, "/webhooks/smartcv", &long_id, SECRET).await, 502);
 
     let profile = tempfile::tempdir().expect("profile");
     let driver = Driver::start();
@@ -398,10 +421,12 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
         }
     };
 
+    // The admin port's address, as someone would type it, links to the console.
     browser
-        .goto(&format!("http://{}/ui", gw.admin))
+        .goto(&format!("http://{}/", gw.admin))
         .await
-        .expect("open the console");
+        .expect("open the admin port");
+    wait("a[href='/ui']").await.click().await.expect("follow");
     // Signed out: the page asks for the token and shows nothing else.
     wait("#sign-in:not([hidden]) #token")
         .await
@@ -419,6 +444,48 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
     wait("#routes tr[data-route='queued'] td[data-queue]").await;
     let refused = wait("#requests tr[data-outcome='invalid_signature']").await;
     assert!(refused.text().await.expect("text").contains("401"));
+    // Its time: a date and a time, in UTC as the heading says, on one line.
+    let (when, wraps, heading) = {
+        let cell = refused
+            .find(Locator::Css("td.time"))
+            .await
+            .expect("a time cell");
+        let style = browser
+            .execute(
+                "return getComputedStyle(arguments[0]).whiteSpace;",
+                vec![serde_json::to_value(&cell).expect("element")],
+            )
+            .await
+            .expect("style");
+        let heading = browser
+            .find(Locator::Css("#requests th"))
+            .await
+            .expect("heading")
+            .text()
+            .await
+            .expect("text");
+        (cell.text().await.expect("text"), style, heading)
+    };
+    let today = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    assert_eq!(when.len(), 19, "{when}");
+    assert_eq!(&when[..10], &today[..10], "{when}");
+    assert_eq!(wraps, "nowrap");
+    assert_eq!(heading, "Time (UTC)");
+    // The bars' colours are explained once, under the routes.
+    let legend = wait("#legend").await.text().await.expect("legend");
+    assert!(
+        legend.contains("refused") && legend.contains("retries"),
+        "{legend}"
+    );
+    // The queued route answers providers "queued", but its app is down: said so, and
+    // its deliveries bar is not green.
+    wait("#routes tr[data-route='queued'] [data-app-failing]").await;
+    let deliveries = wait("#routes tr[data-route='queued'] .deliveries .bars")
+        .await
+        .attr("title")
+        .await
+        .expect("title");
+    assert_eq!(deliveries.as_deref(), Some("1 failed"));
 
     let status_says = |needle: &'static str| {
         let browser = browser.clone();
@@ -485,6 +552,19 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
     })
     .await;
     assert_eq!(upstream.received().len(), sent + 1);
+    // The app delivered again: no longer said to be failing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !browser
+        .find_all(Locator::Css(
+            "#routes tr[data-route='queued'] [data-app-failing]",
+        ))
+        .await
+        .expect("find")
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "still failing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A bulk action asks first; cancelled, nothing changes.
     wait("#routes tr[data-route='queued'] button[data-lever='redeliver-dead']")
@@ -512,6 +592,21 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
     // The page refreshes itself: the event shows delivered.
     wait("#detail[data-state='delivered']").await;
     wait("#events tr[data-state='delivered']").await;
+
+    // In a window 760 px wide nothing scrolls sideways.
+    browser.set_window_size(760, 1000).await.expect("resize");
+    let fits = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+            vec![],
+        )
+        .await
+        .expect("widths");
+    assert!(
+        fits[0].as_u64() <= fits[1].as_u64(),
+        "page and window widths: {fits}"
+    );
+    browser.set_window_size(1400, 1450).await.expect("resize");
 
     // The whole page for the README, from its top.
     browser

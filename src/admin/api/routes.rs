@@ -46,11 +46,17 @@ pub(super) async fn list(app: &App) -> Answer {
                     .await
                     .unwrap_or(0.0),
             };
+            let [delivered, failed, dead_lettered] = app.metrics.queue.attempt_counts(&route.name);
             entry["queue"] = json!({
                 "pending": counts.pending,
                 "dead": counts.dead,
                 "oldest_pending_seconds": oldest,
                 "paused": queue.is_paused(&route.name),
+                "attempts": {
+                    "delivered": delivered,
+                    "failed": failed,
+                    "dead_lettered": dead_lettered,
+                },
             });
         }
         out.push(entry);

@@ -77,10 +77,12 @@ function badge(outcome) {
   return el("span", { class: "outcome " + kind(outcome), "data-outcome": outcome, text: outcome });
 }
 
+// Every time on the page is a date and a time in UTC, the zone of the API and the logs,
+// so that a row reads the same to everyone and beside a log line.
 function time(text) {
   if (!text) return "—";
   const at = new Date(text);
-  return isNaN(at) ? text : at.toLocaleTimeString();
+  return isNaN(at) ? text : at.toISOString().slice(0, 19).replace("T", " ");
 }
 
 function ago(text) {
@@ -117,11 +119,12 @@ function fillSelect(select, values) {
   select.value = values.includes(current) ? current : "";
 }
 
-function bars(requests) {
-  const total = Object.values(requests).reduce((a, b) => a + b, 0);
+// A bar of `counts` coloured by `kindOf` (good, warn, bad), with the counts in words.
+function bars(counts, kindOf = kind, none = "no requests") {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const bar = el("div", { class: "bars", role: "img" });
   const parts = { good: 0, warn: 0, bad: 0 };
-  for (const [outcome, n] of Object.entries(requests)) parts[kind(outcome)] += n;
+  for (const [outcome, n] of Object.entries(counts)) parts[kindOf(outcome)] += n;
   for (const k of ["good", "warn", "bad"]) {
     if (!parts[k]) continue;
     const part = el("span", { class: k });
@@ -129,13 +132,24 @@ function bars(requests) {
     part.style.width = `${(100 * parts[k]) / total}%`;
     bar.append(part);
   }
-  const named = Object.entries(requests)
+  const named = Object.entries(counts)
     .filter(([, n]) => n > 0)
     .sort((a, b) => b[1] - a[1])
     .map(([o, n]) => `${n} ${o}`);
-  bar.setAttribute("aria-label", named.join(", ") || "no requests");
-  bar.title = named.join(", ") || "no requests";
-  return el("div", {}, bar, el("div", { class: "counts", text: named.join(" · ") || "no requests yet" }));
+  bar.setAttribute("aria-label", named.join(", ") || none);
+  bar.title = named.join(", ") || none;
+  return el("div", {}, bar, el("div", { class: "counts", text: named.join(" · ") || none }));
+}
+
+const ATTEMPT_KIND = { delivered: "good", failed: "warn", dead_lettered: "bad" };
+
+// The app fails now: the route's last failure is the app's, and came after its last
+// delivery. A queue route answers providers "queued" while its app is down, so its
+// requests alone would look healthy.
+function appFailing(r) {
+  const f = r.last_failure;
+  if (!f || !f.outcome.startsWith("upstream_")) return false;
+  return !r.last_delivered_at || new Date(f.at) > new Date(r.last_delivered_at);
 }
 
 // Runs a change through the API, then says what it did and refreshes.
@@ -207,11 +221,14 @@ function renderRoutes(routes) {
     }
     return el("tr", { "data-route": r.name },
       el("td", {}, el("code", { text: r.name }), el("div", { class: "counts", text: r.path })),
-      el("td", { text: r.provider }),
+      el("td", { class: "wide", text: r.provider }),
       el("td", { text: r.delivery }),
-      el("td", {}, bars(r.requests)),
+      el("td", {}, bars(r.requests),
+        q ? el("div", { class: "deliveries" }, el("div", { class: "counts", text: "deliveries to the app:" }),
+          bars(q.attempts, (result) => ATTEMPT_KIND[result] || "bad", "no attempts yet")) : null,
+        appFailing(r) ? el("span", { class: "outcome warn", "data-app-failing": "", text: "the app is failing" }) : null),
       el("td", { "data-queue": "" }, queue, paused ? " " : null, paused),
-      el("td", { text: ago(r.last_delivered_at) }),
+      el("td", { class: "wide", text: ago(r.last_delivered_at) }),
       el("td", {}, failure),
       el("td", {}, actions));
   });
@@ -238,14 +255,14 @@ function renderRequests(requests) {
   $("requests-page").textContent = requests.length
     ? `requests ${start + 1}–${start + requests.length}` : "";
   const rows = requests.map((r) => el("tr", { "data-outcome": r.outcome },
-    el("td", { text: time(r.at) }),
+    el("td", { class: "time", text: time(r.at) }),
     el("td", {}, el("code", { text: r.route })),
     el("td", {}, badge(r.outcome)),
     el("td", { class: "num", text: r.status }),
-    el("td", { class: "mono", text: r.event_id ?? (r.event_ids ? r.event_ids.join(", ") : "—") }),
-    el("td", { text: r.type ?? "—" }),
-    el("td", { class: "num", text: r.duration_ms.toFixed(1) }),
-    el("td", { class: "mono", text: r.peer })));
+    el("td", { class: "mono id", text: r.event_id ?? (r.event_ids ? r.event_ids.join(", ") : "—") }),
+    el("td", { class: "wide", text: r.type ?? "—" }),
+    el("td", { class: "num wide", text: r.duration_ms.toFixed(1) }),
+    el("td", { class: "mono wide", text: r.peer })));
   fill($("requests").tBodies[0], rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, text: "No requests match." }))]);
 }
 
@@ -258,13 +275,13 @@ function renderEvents(events, next) {
   const rows = events.map((e) => {
     const key = e.route + "/" + e.id;
     return el("tr", { "data-id": e.id, "data-state": e.state },
-      el("td", { text: time(e.received_at) }),
+      el("td", { class: "time", text: time(e.received_at) }),
       el("td", {}, el("code", { text: e.route })),
-      el("td", { class: "mono", text: e.id }),
-      el("td", { text: e.type }),
+      el("td", { class: "mono id", text: e.id }),
+      el("td", { class: "wide", text: e.type }),
       el("td", {}, el("span", { class: "outcome " + (e.state === "dead" ? "bad" : e.state === "pending" ? "warn" : "good"), text: e.state })),
       el("td", { class: "num", text: e.attempts }),
-      el("td", { text: e.next_attempt_at ? time(e.next_attempt_at) : "—" }),
+      el("td", { class: "time wide", text: e.next_attempt_at ? time(e.next_attempt_at) : "—" }),
       el("td", { text: e.last_status ?? e.last_error ?? "—" }),
       el("td", {}, el("button", { type: "button", "data-key": "open:" + key, onclick: () => open(e.route, e.id), text: "Open" })));
   });
@@ -284,7 +301,7 @@ async function renderDetail() {
   const e = await api("GET", `/api/events/${encodeURIComponent(route)}/${encodeURIComponent(id)}`);
   $("detail-title").textContent = `Event ${e.id}`;
   const facts = [["Route", e.route], ["Type", e.type], ["State", e.state], ["Attempts", e.attempts],
-    ["Received", e.received_at], ["Next attempt", e.next_attempt_at ?? "—"],
+    ["Received (UTC)", time(e.received_at)], ["Next attempt (UTC)", time(e.next_attempt_at)],
     ["Last answer", e.last_status ?? e.last_error ?? "—"]];
   $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-fact": k, text: v })]));
   $("detail").dataset.state = e.state;
@@ -294,7 +311,7 @@ async function renderDetail() {
   redeliver.textContent = e.state === "pending" ? "Attempt now" : "Redeliver";
   redeliver.title = e.state === "pending" ? "Attempt it now instead of at its next attempt time" : "";
   fill($("history").tBodies[0], e.history.map((a) => el("tr", {},
-    el("td", { text: a.at }), el("td", { text: a.status ?? "—" }),
+    el("td", { class: "time", text: time(a.at) }), el("td", { text: a.status ?? "—" }),
     el("td", { text: a.error ?? "" }), el("td", { class: "num", text: a.duration_ms }),
     el("td", { class: "answer mono", text: a.response ?? "—" }))));
   $("detail-body").textContent = typeof e.body === "string" ? e.body : JSON.stringify(e.body, null, 2);
@@ -352,7 +369,7 @@ async function refresh() {
     $("sign-in").hidden = true;
     $("console").hidden = false;
     $("sign-out").hidden = !token();
-    const updated = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s`;
+    const updated = `Updated ${time(new Date().toISOString()).slice(11)} UTC; refreshes every ${REFRESH_MS / 1000} s`;
     const notice = state.notice && Date.now() < state.notice.until ? state.notice.text : null;
     status(notice ? `${notice}. ${updated}` : updated);
     start();
