@@ -36,6 +36,14 @@ pub const TARGETS: [(&str, Property); 5] = [
 /// pointer looked up in the text finds what the tree holds there.
 pub fn json(data: &[u8]) {
     let checked = json::check(data);
+    // The scan and serde_json's own walk: the same verdict, repeats and members.
+    let walked = json::check_by_walk(data);
+    assert_eq!(
+        checked.as_ref().ok(),
+        walked.as_ref().ok(),
+        "the scan and the walk disagree"
+    );
+    assert_eq!(checked.is_ok(), walked.is_ok(), "the scan and the walk disagree");
     let tree = json::parse_tree(data);
     assert_eq!(
         checked.is_ok(),

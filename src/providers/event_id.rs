@@ -67,8 +67,10 @@ pub fn header_safe(bytes: &[u8]) -> String {
     let escape = |b: u8| !(0x21..=0x7e).contains(&b) || b == b'%';
     // Ids and types are nearly always safe already: one copy instead of a push a byte.
     if !bytes.iter().any(|&b| escape(b)) {
-        // Only %x21–7E: ASCII.
-        return bytes.iter().map(|&b| b as char).collect();
+        // Only %x21–7E: ASCII, so valid UTF-8, copied whole.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return text.to_owned();
+        }
     }
     let mut out = String::with_capacity(bytes.len() + 8);
     for &b in bytes {

@@ -1,16 +1,17 @@
 //! Finding the value an RFC 6901 pointer names: in a checked document's text (read only
 //! as far as the value, answered from the walk's notes where it can) and in a tree.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{
-    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    Deserialize,     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::pointer::{index, split_first, tokens};
-use super::walk::{Doc, Key};
+use super::scan::Doc;
 use super::{first_byte, trim};
 
 impl<'a> Doc<'a> {
@@ -150,6 +151,31 @@ impl<'de> Visitor<'de> for Member<'_, '_, 'de> {
 
 /// The "error" that ends a lookup once its member is found.
 const STOP: &str = "found";
+
+/// An object key, borrowed from the document unless it holds escapes.
+pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
 
 #[cfg(test)]
 mod tests {

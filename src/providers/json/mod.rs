@@ -1,8 +1,8 @@
 //! Reading a verified JSON payload once, without building a tree (docs/request-handling.md check 10, docs/providers.md).
 //!
-//! [`check`] walks the document with serde_json's own parser, so it refuses exactly what
-//! parsing into a `Value` refuses (bad syntax, `NaN`, lone surrogates, invalid UTF-8,
-//! nesting past 128), and notes whether any object repeats a key. When none does, the
+//! [`check`] scans the document once, refusing exactly what parsing into a `Value`
+//! refuses (bad syntax, `NaN`, lone surrogates, invalid UTF-8, nesting past 127), and
+//! notes whether any object repeats a key. When none does, the
 //! envelope's `occurred_at` and `data` are the payload's own text, found where the walk
 //! noted each top-level value ([`Doc::lookup_all`], in [`lookup`]) and copied as sent: no tree, no
 //! re-serialization, every digit and escape kept. A document that repeats a key goes
@@ -10,7 +10,8 @@
 //! and never the copy its own parser might prefer.
 
 //!
-//! [`walk`] checks a document and notes its members, [`lookup`] finds a pointer's value
+//! [`scan`] checks a document and notes its members (`walk`, serde_json's own reading,
+//! is the oracle it is tested against), [`lookup`] finds a pointer's value
 //! in text or in a tree, [`tree`] builds a tree when one is needed, and [`Payload`] puts
 //! the two representations behind one lookup, so the rules of docs/providers.md are written once.
 
@@ -22,7 +23,9 @@ use serde_json::Value;
 mod lookup;
 mod payload;
 mod pointer;
+mod scan;
 mod tree;
+#[cfg(any(test, fuzzing))]
 mod walk;
 
 #[cfg(any(test, fuzzing))]
@@ -30,7 +33,7 @@ pub(crate) use lookup::lookup;
 pub(crate) use payload::{Found, Payload};
 pub(crate) use tree::parse as parse_tree;
 #[cfg(any(test, fuzzing))]
-pub(crate) use walk::check;
+pub(crate) use {scan::check, walk::check as check_by_walk};
 
 /// A JSON value for the envelope: a span of the verified body, or a tree built when the
 /// payload had to be transformed or re-read.

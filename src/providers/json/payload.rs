@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::lookup::{in_tree, in_tree_mut};
-use super::walk::{check, Doc};
+use super::scan::{check, Doc};
 use super::{parse_tree, span, trim, Json};
 use crate::providers::MalformedPayload;
 

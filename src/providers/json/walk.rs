@@ -1,38 +1,20 @@
-//! The validating walk: serde_json's own parser visits every value, so exactly what a
+//! The reference walk: serde_json's own parser visits every value, so exactly what a
 //! `Value` parse refuses is refused, while nothing is built; on the way it notes repeated
-//! keys and where the top-level members' values lie.
+//! keys and where the top-level members' values lie. The gateway reads payloads with
+//! the faster [`super::scan`]; this walk is the oracle the tests and the `json` fuzz
+//! target hold it to. [`Key`] is also how pointer lookups read keys.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 
+use super::lookup::Key;
+use super::scan::{Checked, Doc};
 use super::{first_byte, is_ws};
 use crate::providers::MalformedPayload;
 
-/// What [`check`] learned of a valid document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Checked<'a> {
-    /// The top level is an object.
-    pub object: bool,
-    /// Some object, at any depth, repeats a key.
-    pub repeats_a_key: bool,
-    pub doc: Doc<'a>,
-}
-
-/// A checked document's text, with where its top-level members' values lie when the
-/// walk could tell, so that looking them up reads nothing again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Doc<'a> {
-    pub text: &'a str,
-    /// (key, value text) of each top-level member in order; `None` when the top level
-    /// is not an object or a key holds escapes (it is then not where the text has it).
-    pub(super) members: Option<Vec<(&'a str, &'a str)>>,
-}
-
-/// Strict RFC 8259 check of `bytes` (the rules of [`super::parse_json`]), without
-/// building anything.
+/// Strict RFC 8259 check of `bytes`, the way serde_json reads it.
 pub(crate) fn check(bytes: &[u8]) -> Result<Checked<'_>, MalformedPayload> {
     // UTF-8 first, in one pass over the whole body, so the walk need not check each string.
     let text = std::str::from_utf8(bytes)
@@ -197,31 +179,6 @@ fn repeats(keys: &[Cow<'_, str>]) -> bool {
     let mut sorted: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
     sorted.sort_unstable();
     sorted.windows(2).any(|w| w[0] == w[1])
-}
-
-/// An object key, borrowed from the document unless it holds escapes.
-pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-
-            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(key)))
-            }
-
-            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(key.to_owned())))
-            }
-        }
-        de.deserialize_str(KeyVisitor)
-    }
 }
 
 #[cfg(test)]
