@@ -43,7 +43,11 @@ pub fn json(data: &[u8]) {
         walked.as_ref().ok(),
         "the scan and the walk disagree"
     );
-    assert_eq!(checked.is_ok(), walked.is_ok(), "the scan and the walk disagree");
+    assert_eq!(
+        checked.is_ok(),
+        walked.is_ok(),
+        "the scan and the walk disagree"
+    );
     let tree = json::parse_tree(data);
     assert_eq!(
         checked.is_ok(),

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::HOST;
 use http::{Method, Request, Response, Version};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
 
@@ -240,11 +240,45 @@ async fn read_body(body: Incoming, limit: u64, deadline: Instant) -> Result<Byte
     if body.size_hint().lower() > limit {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
-    match tokio::time::timeout_at(deadline, Limited::new(body, cap).collect()).await {
+    match tokio::time::timeout_at(deadline, gather(body, limit)).await {
         Err(_) => Err(GatewayError::RequestTimeout),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(GatewayError::PayloadTooLarge { limit }),
-        Ok(Err(_)) => Err(GatewayError::BadBody),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(gathered) => gathered,
     }
+}
+
+/// The body's data frames in one buffer, refused past `limit` bytes. A body that came
+/// in one frame (the usual small webhook) is kept as it is, without a copy; more frames
+/// are gathered into one buffer sized from the declared length.
+async fn gather(mut body: Incoming, limit: u64) -> Result<Bytes, GatewayError> {
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| GatewayError::BadBody)?.into_data() else {
+            // Trailers carry nothing the gateway reads.
+            continue;
+        };
+        total += data.len() as u64;
+        if total > limit {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
+        match (&mut first, &mut more) {
+            (None, _) => first = Some(data),
+            (Some(head), None) => {
+                // What is still to come, as declared, bounded by the limit.
+                let rest = body.size_hint().lower().min(limit - total);
+                let size = total + rest;
+                let mut buffer = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+                buffer.extend_from_slice(head);
+                buffer.extend_from_slice(&data);
+                more = Some(buffer);
+            }
+            (Some(_), Some(buffer)) => buffer.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, more) {
+        (_, Some(buffer)) => buffer.freeze(),
+        (Some(only), None) => only,
+        (None, None) => Bytes::new(),
+    })
 }

@@ -143,10 +143,10 @@ impl SignatureList {
     ) -> Result<(), VerifyError> {
         let (ts_text, ts) = list_timestamp(header, self.separator, self.timestamp_key)?;
         within_window(ts, now, tolerance)?;
-        let candidates: Vec<Vec<u8>> = list_values(header, self.separator, self.signature_key)
+        let candidates: Vec<Tag> = list_values(header, self.separator, self.signature_key)
             .filter_map(|hex| decode_hex(hex, b"").ok())
             .collect();
-        let candidates: Vec<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
+        let candidates: Vec<&[u8]> = candidates.iter().map(|tag| &tag[..]).collect();
         let message: [&[u8]; 3] = [ts_text, self.joiner, body];
         if any_secret_signs(HmacAlgorithm::Sha256, secrets, &message, &candidates) {
             Ok(())
@@ -227,16 +227,64 @@ fn judge_skew(skew: i128, limit: i128) -> Result<(), VerifyError> {
 
 /// Hex in either case after an optional prefix; anything else (empty included) cannot be
 /// a signature.
-pub(crate) fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Vec<u8>, VerifyError> {
+pub(crate) fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Tag, VerifyError> {
     let text = raw.strip_prefix(prefix).unwrap_or(raw);
-    if text.is_empty() || !text.len().is_multiple_of(2) {
+    if text.is_empty() || !text.len().is_multiple_of(2) || text.len() / 2 > Tag::MAX {
+        // Longer than any tag or signature checked here: it cannot match.
         return Err(VerifyError::InvalidSignature);
     }
     // Into a slice of the known length: `hex::decode` collects through an iterator of
     // results, which cost more than the HMAC it is checked against.
-    let mut bytes = vec![0; text.len() / 2];
-    hex::decode_to_slice(text, &mut bytes).map_err(|_| VerifyError::InvalidSignature)?;
-    Ok(bytes)
+    let mut tag = Tag::zeroed(text.len() / 2);
+    hex::decode_to_slice(text, &mut tag.bytes[..text.len() / 2])
+        .map_err(|_| VerifyError::InvalidSignature)?;
+    Ok(tag)
+}
+
+/// Up to 64 bytes, kept on the stack: an HMAC tag (SHA-512's is the longest) or a
+/// signature decoded from a header, one of each per request.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Tag {
+    bytes: [u8; Tag::MAX],
+    len: usize,
+}
+
+impl Tag {
+    const MAX: usize = 64;
+
+    fn zeroed(len: usize) -> Tag {
+        Tag {
+            bytes: [0; Tag::MAX],
+            len,
+        }
+    }
+
+    fn of(bytes: &[u8]) -> Tag {
+        let mut tag = Tag::zeroed(bytes.len().min(Tag::MAX));
+        tag.bytes[..tag.len].copy_from_slice(&bytes[..tag.len]);
+        tag
+    }
+}
+
+impl std::ops::Deref for Tag {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl AsRef<[u8]> for Tag {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Tag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Signatures stay out of Debug output.
+        write!(f, "Tag({} bytes)", self.len)
+    }
 }
 
 /// Base64 signatures, standard alphabet, padding optional (senders differ).
@@ -287,7 +335,7 @@ pub(crate) fn which_secret_signs<'s>(
 }
 
 /// The HMAC of the concatenated `message` parts, for verifying and for signing.
-pub(crate) fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Tag {
     match algorithm {
         HmacAlgorithm::Sha1 => mac::<Hmac<Sha1>>(key, message),
         HmacAlgorithm::Sha256 => mac::<Hmac<Sha256>>(key, message),
@@ -298,18 +346,18 @@ pub(crate) fn tag(algorithm: HmacAlgorithm, key: &[u8], message: &[&[u8]]) -> Ve
 /// HMAC-SHA256 of the concatenated parts.
 #[cfg(test)]
 pub(crate) fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
-    tag(HmacAlgorithm::Sha256, key, message)
+    tag(HmacAlgorithm::Sha256, key, message).to_vec()
 }
 
-fn mac<M: Mac + KeyInit>(key: &[u8], message: &[&[u8]]) -> Vec<u8> {
+fn mac<M: Mac + KeyInit>(key: &[u8], message: &[&[u8]]) -> Tag {
     // HMAC takes keys of any length (long ones are hashed), so this cannot fail.
     let Ok(mut mac) = <M as KeyInit>::new_from_slice(key) else {
-        return Vec::new();
+        return Tag::zeroed(0);
     };
     for part in message {
         mac.update(part);
     }
-    mac.finalize().into_bytes().to_vec()
+    Tag::of(&mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -395,8 +443,19 @@ mod tests {
 
     #[test]
     fn hex_signatures_take_either_case_and_an_optional_prefix() {
-        assert_eq!(decode_hex(b"sha256=ABcd", b"sha256="), Ok(vec![0xab, 0xcd]));
-        assert_eq!(decode_hex(b"abcd", b"sha256="), Ok(vec![0xab, 0xcd]));
+        assert_eq!(
+            decode_hex(b"sha256=ABcd", b"sha256=").as_deref(),
+            Ok(&[0xab, 0xcd][..])
+        );
+        assert_eq!(
+            decode_hex(b"abcd", b"sha256=").as_deref(),
+            Ok(&[0xab, 0xcd][..])
+        );
+        assert_eq!(
+            decode_hex(&[b'a'; 130], b""),
+            Err(VerifyError::InvalidSignature)
+        );
+        assert_eq!(decode_hex(&[b'a'; 128], b"").map(|t| t.len()), Ok(64));
         assert_eq!(
             decode_hex(b"", b"sha256="),
             Err(VerifyError::InvalidSignature)

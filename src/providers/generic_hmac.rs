@@ -47,7 +47,7 @@ pub(super) fn check(
     let raw = signature.single()?;
     let prefix = scheme.prefix.as_deref().unwrap_or_default().as_bytes();
     let expected = match scheme.encoding {
-        SigEncoding::Hex => checks::decode_hex(raw, prefix)?,
+        SigEncoding::Hex => checks::decode_hex(raw, prefix)?.to_vec(),
         SigEncoding::Base64 => checks::decode_base64(raw.strip_prefix(prefix).unwrap_or(raw))
             .ok_or(VerifyError::InvalidSignature)?,
     };

@@ -167,7 +167,7 @@ fn mailgun_body(key: &Key, body: &[u8], ts: &str) -> Result<Vec<u8>, SignError> 
 impl Key {
     fn hmac(&self, algorithm: HmacAlgorithm, message: &[&[u8]]) -> Result<Vec<u8>, SignError> {
         match self {
-            Key::Secret(secret) => Ok(hmac_tag(algorithm, secret.expose(), message)),
+            Key::Secret(secret) => Ok(hmac_tag(algorithm, secret.expose(), message).to_vec()),
             _ => Err(SignError::WrongKey("a shared secret (--secret)")),
         }
     }

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{
-    Deserialize,     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    Deserialize, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess,
+    Visitor,
 };
 use serde_json::value::RawValue;
 use serde_json::Value;

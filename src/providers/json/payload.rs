@@ -92,6 +92,11 @@ impl Found<'_> {
     /// A string's value.
     pub(crate) fn string(self) -> Option<String> {
         match self {
+            // A string without escapes is its own text (the scan refused control
+            // characters); only escapes need decoding.
+            Found::Text(text) if text.starts_with('"') && !text.contains('\\') => {
+                text.get(1..text.len().saturating_sub(1)).map(str::to_owned)
+            }
             Found::Text(text) if text.starts_with('"') => serde_json::from_str(text).ok(),
             Found::Tree(Value::String(s)) => Some(s.clone()),
             _ => None,

@@ -147,7 +147,11 @@ impl<'a> Scan<'a> {
         self.nest()?;
         self.at += 1;
         let first_key = self.keys.len();
-        let mut spans = if top { Vec::with_capacity(16) } else { Vec::new() };
+        let mut spans = if top {
+            Vec::with_capacity(16)
+        } else {
+            Vec::new()
+        };
         let mut escaped = false;
         self.skip_ws();
         if self.peek() == Some(b'}') {
@@ -441,7 +445,9 @@ mod tests {
             r#"{"k\"ey":1,"n":{"x":1,"x":2}}"#.into(),
         ];
         for case in cases {
-            agree(case.as_bytes()).map_err(|e| format!("{case:?}: {e}")).unwrap();
+            agree(case.as_bytes())
+                .map_err(|e| format!("{case:?}: {e}"))
+                .unwrap();
         }
         assert!(check(deep(127).as_bytes()).is_ok());
         assert!(check(deep(128).as_bytes()).is_err());
@@ -451,9 +457,9 @@ mod tests {
     /// of the grammar is reached, valid and broken.
     fn near_json() -> impl Strategy<Value = Vec<u8>> {
         let token = prop::sample::select(vec![
-            "{", "}", "[", "]", ",", ":", "\"", "\"k\"", "\"a\"", "\"a\":", "\\", "\\u",
-            "\\ud83d", "\\ude00", "\\n", "0", "1", "-", ".", "e", "E", "+", "12.5e-3", "true",
-            "false", "null", " ", "\n", "\t", "\u{1}", "é", "x", "\"v\"",
+            "{", "}", "[", "]", ",", ":", "\"", "\"k\"", "\"a\"", "\"a\":", "\\", "\\u", "\\ud83d",
+            "\\ude00", "\\n", "0", "1", "-", ".", "e", "E", "+", "12.5e-3", "true", "false",
+            "null", " ", "\n", "\t", "\u{1}", "é", "x", "\"v\"",
         ]);
         prop::collection::vec(token, 0..40).prop_map(|t| t.concat().into_bytes())
     }
@@ -464,15 +470,20 @@ mod tests {
             Just("null".to_string()),
             any::<bool>().prop_map(|b| b.to_string()),
             any::<i64>().prop_map(|n| n.to_string()),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
             "[a-z\\\\\"é\n\u{1}]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
         ];
         leaf.prop_recursive(4, 32, 6, |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
                 prop::collection::vec(("[a-c]{1,2}", inner), 0..6).prop_map(|m| {
-                    let members: Vec<String> =
-                        m.into_iter().map(|(k, v)| format!("\"{k}\" : {v}")).collect();
+                    let members: Vec<String> = m
+                        .into_iter()
+                        .map(|(k, v)| format!("\"{k}\" : {v}"))
+                        .collect();
                     format!("{{ {} }}", members.join(" ,\n"))
                 }),
             ]
