@@ -300,7 +300,7 @@ impl<'a> Scan<'a> {
         let digits = self
             .bytes
             .get(self.at..self.at + 4)
-            .ok_or_else(|| Fault("EOF while parsing a string", self.bytes.len()))?;
+            .ok_or(Fault("EOF while parsing a string", self.bytes.len()))?;
         let mut unit = 0u16;
         for &d in digits {
             let v = (d as char)
