@@ -233,13 +233,37 @@ pub(crate) fn decode_hex(raw: &[u8], prefix: &[u8]) -> Result<Tag, VerifyError> 
         // Longer than any tag or signature checked here: it cannot match.
         return Err(VerifyError::InvalidSignature);
     }
-    // Into a slice of the known length: `hex::decode` collects through an iterator of
-    // results, which cost more than the HMAC it is checked against.
+    // By table, a pair of digits at a time: `hex::decode_to_slice` took 30 instructions
+    // a byte, more than the rest of the check.
     let mut tag = Tag::zeroed(text.len() / 2);
-    hex::decode_to_slice(text, &mut tag.bytes[..text.len() / 2])
-        .map_err(|_| VerifyError::InvalidSignature)?;
+    for (out, pair) in tag.bytes.iter_mut().zip(text.chunks_exact(2)) {
+        let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        if (high | low) == NOT_HEX {
+            return Err(VerifyError::InvalidSignature);
+        }
+        *out = high << 4 | low;
+    }
     Ok(tag)
 }
+
+/// Marks a byte that is not a hex digit: or'd with any digit (0–15) it stays itself.
+const NOT_HEX: u8 = 0xff;
+/// Each byte's value as a hex digit (either case), or [`NOT_HEX`].
+const HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Up to 64 bytes, kept on the stack: an HMAC tag (SHA-512's is the longest) or a
 /// signature decoded from a header, one of each per request.
@@ -514,5 +538,14 @@ mod tests {
         assert!(!signs(HmacAlgorithm::Sha256, b"a.b", &[&sig[..16]]));
         assert!(!signs(HmacAlgorithm::Sha256, b"a.b", &[]));
         assert!(!signs(HmacAlgorithm::Sha512, b"a.b", &[&sig]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hex_reads_as_the_hex_crate_reads_it(text in "[0-9a-fA-FgG ]{0,130}") {
+            let ours = decode_hex(text.as_bytes(), b"").ok().map(|t| t.to_vec());
+            let theirs = hex::decode(&text).ok().filter(|b| !b.is_empty() && b.len() <= 64);
+            proptest::prop_assert_eq!(ours, theirs);
+        }
     }
 }
