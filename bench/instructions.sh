@@ -3,7 +3,8 @@
 # measure that stays put on a noisy machine, where CPU seconds swing from hour to hour.
 #
 #   apt-get install -y valgrind        # once
-#   bash bench/instructions.sh         # ~2 minutes; BODY_SIZES="1024 20480" for more
+#   bash bench/instructions.sh         # ~2 minutes; BODY_SIZES="1024 20480" for more,
+#                                      # SCHEME=standard-webhooks for the other route
 #
 # The same traffic as bench/run.sh (unique signed SmartCV events, 10% duplicates) at the
 # pace the proxy keeps under valgrind; counting starts after a warm-up. Only the proxy's
@@ -23,6 +24,7 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-4}
 OUT=${OUT:-bench/results}
 QUEUE=${QUEUE:-0}
+SCHEME=${SCHEME:-smartcv}
 
 for tool in valgrind callgrind_annotate callgrind_control python3; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -49,9 +51,16 @@ PIDS+=($!)
 source bench/common.sh
 wait_port 3000
 
+# SCHEME=standard-webhooks signs for the svix route instead (both in bench/hookwarden.toml).
+case $SCHEME in
+  smartcv) ROUTE_PATH=/webhooks/smartcv SECRET=bench-secret ;;
+  standard-webhooks) ROUTE_PATH=/webhooks/svix SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw ;;
+  *) echo "SCHEME is smartcv or standard-webhooks" >&2; exit 1 ;;
+esac
+
 load() { # PORT SIZE DURATION: prints the loadgen's JSON line
-  "$BIN/examples/loadgen" --target "127.0.0.1:$1" --path /webhooks/smartcv --scheme smartcv \
-    --secret bench-secret --connections "$CONNECTIONS" --duration "$3" --body-size "$2" --duplicates 0.1
+  "$BIN/examples/loadgen" --target "127.0.0.1:$1" --path "$ROUTE_PATH" --scheme "$SCHEME" \
+    --secret "$SECRET" --connections "$CONNECTIONS" --duration "$3" --body-size "$2" --duplicates 0.1
 }
 
 # The queue gateway's pending events (its admin port is 9094).

@@ -4,6 +4,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::forward::Pieces;
+use crate::providers::json::Json;
 use crate::providers::Event;
 use crate::route::Route;
 
@@ -17,8 +19,15 @@ pub(crate) fn timestamp(received: SystemTime) -> String {
 /// Written member by member: `occurred_at` and `data` are usually spans of the verified
 /// body, copied as they are, not values to serialize again.
 pub(crate) fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
-    // Sized from the verified body, which the data is (a part of), so it never regrows.
-    let mut out = Vec::with_capacity(event.raw_body().len() + 256);
+    pieces(route, event, received_at).to_bytes()
+}
+
+/// [`render`] in pieces: the members before `data`, `data` (a span of the verified
+/// body, not copied, when the payload was read as text and is large), and the closing
+/// brace; a small envelope is one piece.
+pub(crate) fn pieces(route: &Route, event: &Event, received_at: &str) -> Pieces {
+    // Sized for the members and a small payload's data, so that it never regrows.
+    let mut out = Vec::with_capacity(256 + event.raw_body().len().min(SEND_IN_PIECES));
     out.extend_from_slice(b"{\"id\":");
     string(&mut out, event.id.as_str());
     out.extend_from_slice(b",\"provider\":");
@@ -32,10 +41,22 @@ pub(crate) fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
     out.extend_from_slice(b",\"received_at\":");
     string(&mut out, received_at);
     out.extend_from_slice(b",\"data\":");
-    event.data.write(&mut out);
-    out.push(b'}');
-    Bytes::from(out)
+    match &event.data {
+        Json::Text(text) if text.len() >= SEND_IN_PIECES => {
+            Pieces::new(Bytes::from(out), text.clone(), Bytes::from_static(b"}"))
+        }
+        data => {
+            data.write(&mut out);
+            out.push(b'}');
+            Pieces::whole(Bytes::from(out))
+        }
+    }
 }
+
+/// From this size on, `data` is sent as its own piece rather than copied: each extra
+/// piece costs the client connection about 1.5k instructions (measured), a copy about
+/// one a byte under valgrind and far less natively.
+const SEND_IN_PIECES: usize = 4096;
 
 fn string(out: &mut Vec<u8>, text: &str) {
     // Escaping a `str` into a Vec cannot fail.

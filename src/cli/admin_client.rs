@@ -2,10 +2,9 @@
 //! where the gateway's admin port is, with which token, and errors an operator can act
 //! on (the gateway is not running there; the token is wrong).
 
-use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION};
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
@@ -88,7 +87,7 @@ impl AdminClient {
             None => None,
         };
         let request = || {
-            let mut request = Request::new(Full::new(Bytes::new()));
+            let mut request = Request::new(forward::Pieces::default());
             *request.method_mut() = method.clone();
             if let Some(bearer) = &bearer {
                 request.headers_mut().insert(AUTHORIZATION, bearer.clone());

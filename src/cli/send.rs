@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+
+use crate::forward::Pieces;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -141,7 +143,7 @@ pub(super) async fn send(
         None => target,
     };
     let request = || {
-        let mut request = Request::new(Full::new(body.clone()));
+        let mut request = Request::new(Pieces::whole(body.clone()));
         *request.method_mut() = Method::POST;
         for (name, value) in &headers {
             request.headers_mut().append(name, value.clone());

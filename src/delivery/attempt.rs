@@ -11,7 +11,7 @@ use http::header::HeaderValue;
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::forward::{ForwardError, Message};
+use crate::forward::{ForwardError, Message, Pieces};
 use crate::metrics::{Failure, Outcome};
 use crate::queue::{kept_response, Backoff, BoxFuture, Deliver, Pending, Plan, Policy, Sent};
 use crate::route::{DeliveryMode, Route};
@@ -94,7 +94,7 @@ async fn send(app: &App, event: &Pending, attempt: u32) -> Sent {
         id: &event.id,
         shown_id: &event.shown_id,
         kind: &event.kind,
-        body: event.body.clone(),
+        body: Pieces::whole(event.body.clone()),
         content_type: event.content_type.as_deref().and_then(|ct| match ct {
             // What every normalized envelope carries: no need to check it again.
             "application/json" => Some(HeaderValue::from_static("application/json")),

@@ -18,7 +18,7 @@ use crate::app::{App, Failure, RouteState, Runtime};
 use crate::dedup::{Claim, Settled, SharedClaim, Ticket};
 use crate::envelope;
 use crate::error::{GatewayError, Reply};
-use crate::forward::{Answer, Message};
+use crate::forward::{Answer, Message, Pieces};
 use crate::metrics::Outcome;
 use crate::providers::{Event, EventId};
 use crate::route::ForwardMode;
@@ -191,10 +191,13 @@ impl Delivery<'_> {
         let route = &self.state.route;
         let (body, content_type) = match route.forward {
             ForwardMode::Normalized => (
-                envelope::render(route, event, &self.received_at),
+                envelope::pieces(route, event, &self.received_at),
                 Some(HeaderValue::from_static("application/json")),
             ),
-            ForwardMode::Raw => (event.raw_body().clone(), event.raw_content_type().cloned()),
+            ForwardMode::Raw => (
+                Pieces::whole(event.raw_body().clone()),
+                event.raw_content_type().cloned(),
+            ),
         };
         let started = StdInstant::now();
         let message = Message::of(event, body, content_type);

@@ -2,8 +2,10 @@
 //! headers, the exchange over a pooled connection ([`pool`]), and the mapping of what
 //! the app answered.
 
+mod pieces;
 mod pool;
 
+pub(crate) use pieces::Pieces;
 pub use pool::Pool;
 pub(crate) use pool::Target;
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
 use crate::config::UpstreamConfig;
@@ -41,7 +43,7 @@ const ATTEMPT: HeaderName = HeaderName::from_static("x-hookwarden-attempt");
 /// Why an event was not handed to the app. The event is not recorded as delivered, so
 /// the provider's retry goes through again.
 #[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
+pub(crate) enum ForwardError {
     /// Refused connection or a broken exchange. The text is for logs only.
     #[error("upstream unavailable: {0}")]
     Unavailable(String),
@@ -76,7 +78,7 @@ pub(crate) struct Message<'a> {
     /// The id as answers show it.
     pub shown_id: &'a str,
     pub kind: &'a str,
-    pub body: Bytes,
+    pub body: Pieces,
     pub content_type: Option<HeaderValue>,
     /// Queue delivery's attempt number (`X-Hookwarden-Attempt`), from 1.
     pub attempt: Option<u32>,
@@ -84,7 +86,7 @@ pub(crate) struct Message<'a> {
 
 impl<'a> Message<'a> {
     /// `event` with `body` (its envelope or its raw bytes).
-    pub(crate) fn of(event: &'a Event, body: Bytes, content_type: Option<HeaderValue>) -> Self {
+    pub(crate) fn of(event: &'a Event, body: Pieces, content_type: Option<HeaderValue>) -> Self {
         Message {
             id: event.id.as_bytes(),
             shown_id: event.id.as_str(),
@@ -204,7 +206,7 @@ impl Forwarder {
         &self,
         route_headers: &HeaderMap,
         message: &Message<'_>,
-    ) -> Result<Request<Full<Bytes>>, ForwardError> {
+    ) -> Result<Request<Pieces>, ForwardError> {
         let id = header_value(message.id)?;
         let body = message.body.clone();
         // Sized once for the route's headers and the ones added here: a clone keeps only
@@ -227,7 +229,8 @@ impl Forwarder {
             // The id is signed as it stands in its header, so the app verifies what it got.
             let id = id.to_str().unwrap_or_default();
             let now = crate::clock::unix_seconds(std::time::SystemTime::now());
-            for (name, value) in signing::standard_webhooks(key, id, now, &body) {
+            let parts: Vec<&[u8]> = body.parts().collect();
+            for (name, value) in signing::standard_webhooks(key, id, now, &parts) {
                 // Already header-safe: the escaped id, digits, and base64.
                 let value = HeaderValue::try_from(value).map_err(|_| {
                     ForwardError::Unavailable("unencodable signature header".into())
@@ -235,7 +238,7 @@ impl Forwarder {
                 headers.insert(HeaderName::from_static(name), value);
             }
         }
-        let mut request = Request::new(Full::new(body));
+        let mut request = Request::new(body);
         *request.method_mut() = Method::POST;
         *request.headers_mut() = headers;
         Ok(request)

@@ -20,12 +20,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
-use http_body_util::Full;
 use hyper::body::Incoming;
+
+use super::Pieces;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
@@ -43,7 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle connection older than this is closed instead of reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Sender = SendRequest<Full<Bytes>>;
+type Sender = SendRequest<Pieces>;
 
 /// Where connections go.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -178,9 +178,9 @@ impl Target {
     /// and sent on another, as Go's net/http does for requests that carry an
     /// `Idempotency-Key` (every forward does). Each retry uses up one idle connection,
     /// and a fresh connection that fails is not retried.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
-        build: impl Fn() -> Result<Request<Full<Bytes>>, ForwardError>,
+        build: impl Fn() -> Result<Request<Pieces>, ForwardError>,
     ) -> Result<(Response<Incoming>, Lease), ForwardError> {
         let build = || {
             let mut request = build()?;
@@ -222,7 +222,7 @@ impl Target {
 }
 
 /// The connection one exchange is using.
-pub struct Lease {
+pub(crate) struct Lease {
     sender: Sender,
     stack: Arc<IdleConnections>,
 }
@@ -230,7 +230,7 @@ pub struct Lease {
 impl Lease {
     /// Hands the connection back for the next event. Only once the answer's body was read
     /// to its end: a lease dropped instead closes its connection.
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         self.stack.push(self.sender);
     }
 }
@@ -470,10 +470,8 @@ mod tests {
         (pool.target(&format!("{base}{path}").parse().unwrap()), app)
     }
 
-    fn get() -> Result<Request<Full<Bytes>>, ForwardError> {
-        Ok(Request::get("/ignored")
-            .body(Full::new(Bytes::new()))
-            .unwrap())
+    fn get() -> Result<Request<Pieces>, ForwardError> {
+        Ok(Request::get("/ignored").body(Pieces::default()).unwrap())
     }
 
     /// The race an idle connection runs: the app closes it after it was checked out as

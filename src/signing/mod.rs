@@ -198,7 +198,7 @@ fn route_headers(
         }
         Provider::Hrflow => add("http-hrflow-signature", hex_sha256(secret()?, &[body]))?,
         Provider::StandardWebhooks => {
-            for (name, value) in standard_webhooks(secret()?, id, timestamp, body) {
+            for (name, value) in standard_webhooks(secret()?, id, timestamp, &[body]) {
                 add(name, value)?;
             }
         }
@@ -239,14 +239,12 @@ pub(crate) fn standard_webhooks(
     key: &Secret,
     id: &str,
     timestamp: i64,
-    body: &[u8],
+    body: &[&[u8]],
 ) -> [(&'static str, String); 3] {
     let ts = timestamp.to_string();
-    let tag = hmac_tag(
-        HmacAlgorithm::Sha256,
-        key.expose(),
-        &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
-    );
+    let mut message: Vec<&[u8]> = vec![id.as_bytes(), b".", ts.as_bytes(), b"."];
+    message.extend_from_slice(body);
+    let tag = hmac_tag(HmacAlgorithm::Sha256, key.expose(), &message);
     [
         ("webhook-id", id.to_string()),
         ("webhook-timestamp", ts),

@@ -43,6 +43,33 @@ async fn events_one_after_another_share_one_connection_to_the_app() {
     assert_eq!(upstream.connections(), 1);
 }
 
+#[tokio::test]
+async fn a_large_payload_reaches_the_app_whole_inside_its_envelope() {
+    // Large enough that the envelope is sent in pieces, the data uncopied.
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&config(&upstream.url(), "")).await;
+    let data = format!(
+        r#"{{"text":"{}","n":[1.50,2e3]}}"#,
+        "ab\\u00e9".repeat(4000)
+    );
+    let body = format!(r#"{{"id":"evt_large","type":"resume.created","data":{data}}}"#);
+    assert_eq!(deliver(&gw, &body).await.0, 200);
+    let received = upstream.received();
+    assert_eq!(received.len(), 1);
+    let envelope = &received[0].body;
+    let length = received[0]
+        .headers
+        .get("content-length")
+        .map(|v| v.as_bytes().to_vec());
+    assert_eq!(length, Some(envelope.len().to_string().into_bytes()));
+    let text = String::from_utf8_lossy(envelope);
+    assert!(text.starts_with(r#"{"id":"evt_large","#), "{}", &text[..80]);
+    assert!(
+        text.ends_with(&format!(r#","data":{data}}}"#)),
+        "the data as sent, then the brace"
+    );
+}
+
 /// Reads one request from `stream`: the head, then as much body as its Content-Length
 /// says. False when the connection ended first.
 async fn read_request(stream: &mut TcpStream) -> bool {
