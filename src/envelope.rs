@@ -53,9 +53,9 @@ pub(crate) fn pieces(route: &Route, event: &Event, received_at: &str) -> Pieces 
     }
 }
 
-/// From this size on, `data` is sent as its own piece rather than copied: each extra
-/// piece costs the client connection about 1.5k instructions (measured), a copy about
-/// one a byte under valgrind and far less natively.
+/// From this size on, `data` is sent as its own piece rather than copied. Measured at
+/// 1 KiB, one copied piece cost 0.3k instructions less than three pieces (each frame is
+/// a turn of the client connection's loop); at 20 KiB the copy cost 18k under valgrind.
 const SEND_IN_PIECES: usize = 4096;
 
 fn string(out: &mut Vec<u8>, text: &str) {
