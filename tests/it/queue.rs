@@ -105,6 +105,11 @@ impl TestStore {
         }
     }
 
+    /// The Redis server, for a test on the Redis store.
+    pub(crate) fn redis_server(&self) -> Option<&RedisServer> {
+        self.redis.as_ref()
+    }
+
     /// The disk store's folder.
     pub(crate) fn spool(&self) -> std::path::PathBuf {
         self.dir.path().join("spool")
@@ -410,6 +415,37 @@ async fn a_full_queue_answers_503_and_stores_nothing(store: TestStore) {
     );
 }
 
+async fn a_rate_limited_queue_route_spends_its_budget_on_new_events_only(store: TestStore) {
+    let app = Upstream::start().await;
+    let clock = clock();
+    let route = "rate_limit = { per_second = 0.001, burst = 2 }";
+    let gw = Gateway::start_at(&config(&app.url(), &store, "", route), clock.clone()).await;
+    assert_eq!(post(&gw, &clock, "/q", "r1").await.status, 200);
+    let again = post(&gw, &clock, "/q", "r1").await;
+    assert_eq!(
+        (again.status, again.json()["status"].clone()),
+        (200, json!("duplicate"))
+    );
+    if let Some(redis) = store.redis_server() {
+        // A Redis that restarted has forgotten the gateway's scripts: it loads them again.
+        let mut c = redis.client().await;
+        let flushed: String = ::redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut c)
+            .await
+            .expect("flush");
+        assert_eq!(flushed, "OK");
+    }
+    assert_eq!(post(&gw, &clock, "/q", "r2").await.status, 200);
+    let limited = post(&gw, &clock, "/q", "r3").await;
+    assert_eq!(
+        (limited.status, limited.error().as_str()),
+        (429, "rate_limited")
+    );
+    let m = gw.metrics().await;
+    assert_eq!(m["hookwarden_queue_store_errors_total"], 0.0);
+}
+
 #[tokio::test]
 async fn a_store_that_refuses_writes_answers_503_never_200() {
     let store = TestStore::disk();
@@ -690,6 +726,7 @@ on_both_stores!(
     after_max_attempts_an_event_is_a_dead_letter_until_redelivered_through_the_api,
     with_concurrency_1_events_go_in_arrival_order_behind_a_failing_head,
     a_full_queue_answers_503_and_stores_nothing,
+    a_rate_limited_queue_route_spends_its_budget_on_new_events_only,
     a_restarted_gateway_delivers_what_the_last_one_stored,
     a_reload_sends_pending_events_to_the_new_upstream,
     a_reload_applies_max_attempts_from_the_next_attempt,

@@ -160,24 +160,44 @@ impl RedisStore {
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let answer = tokio::time::timeout(COMMAND_WAIT, command(self.conn.clone())).await;
-        let result = match answer {
-            Ok(outcome) => {
-                self.reach.note(&outcome);
-                outcome.map_err(|e| e.to_string())
-            }
+        let outcome = self.run_raw(command).await?;
+        self.judge(outcome)
+    }
+
+    /// Runs `command`, bounded in time; a command that got no answer in time is counted
+    /// and logged here, an answer is left to [`Self::judge`].
+    async fn run_raw<T, F>(
+        &self,
+        command: impl FnOnce(ConnectionManager) -> F,
+    ) -> Result<redis::RedisResult<T>, QueueError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(COMMAND_WAIT, command(self.conn.clone())).await {
+            Ok(outcome) => Ok(outcome),
             Err(_) => {
                 self.reach.missed("no answer in time");
-                Err("no answer in time".to_string())
-            }
-        };
-        if let Err(e) = &result {
-            self.errors.inc();
-            if self.reach.problem().is_none() {
-                tracing::warn!(error = %e, "queue: a Redis command failed");
+                self.failed("no answer in time");
+                Err(QueueError::Redis("no answer in time".into()))
             }
         }
-        result.map_err(QueueError::Redis)
+    }
+
+    /// An answer: notes whether Redis could be reached, and counts and logs a failure.
+    fn judge<T>(&self, outcome: redis::RedisResult<T>) -> Result<T, QueueError> {
+        self.reach.note(&outcome);
+        outcome.map_err(|e| {
+            let e = e.to_string();
+            self.failed(&e);
+            QueueError::Redis(e)
+        })
+    }
+
+    fn failed(&self, error: &str) {
+        self.errors.inc();
+        if self.reach.problem().is_none() {
+            tracing::warn!(error = %error, "queue: a Redis command failed");
+        }
     }
 
     /// Every route that has (or had) events in the store, from any replica.
@@ -348,6 +368,48 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// One round trip: takes `n` arrival numbers (returning the last), notes the route,
+    /// and runs `check` (which ids are new) when given, whose answer is empty otherwise.
+    /// A Redis that lost its scripts (restarted) gets them again, and the trip is redone.
+    async fn sequence(
+        &self,
+        seq_key: &str,
+        routes_key: &str,
+        route: &str,
+        n: i64,
+        check: Option<&redis::ScriptInvocation<'_>>,
+    ) -> Result<(i64, Vec<i64>), QueueError> {
+        for first_try in [true, false] {
+            let outcome: redis::RedisResult<(i64, Vec<i64>)> = self
+                .run_raw(|mut c| async move {
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("INCRBY").arg(seq_key).arg(n);
+                    pipe.cmd("SADD").arg(routes_key).arg(route).ignore();
+                    match check {
+                        Some(check) => {
+                            pipe.invoke_script(check);
+                            pipe.query_async(&mut c).await
+                        }
+                        None => {
+                            let (last,): (i64,) = pipe.query_async(&mut c).await?;
+                            Ok((last, Vec::new()))
+                        }
+                    }
+                })
+                .await?;
+            match (outcome, check) {
+                (Err(e), Some(check)) if first_try && is_noscript(&e) => {
+                    self.run(|mut c| async move { check.load_async(&mut c).await })
+                        .await?;
+                }
+                (outcome, _) => return self.judge(outcome),
+            }
+        }
+        Err(QueueError::Redis(
+            "the new-id script could not be loaded".into(),
+        ))
+    }
+
     async fn wake_after(&self, route: &str) {
         self.signals.wake(route);
     }
@@ -362,43 +424,30 @@ impl Store for RedisStore {
             if self.stored_bytes().await?.saturating_add(bytes) > self.max_bytes {
                 return Err(QueueError::Full);
             }
-            if write.limited {
-                // The limit is asked only when something new is to be stored.
+            // Arrival order across routes (the lists' newest first), the route among those
+            // with events, and, for a rate-limited route, which ids are new, in one round
+            // trip. The first two are not the route's keys (Redis Cluster keeps them on
+            // another shard), so they stay outside the store script.
+            let n = write.events.len() as i64;
+            let (seq_key, routes_key) = (self.key("seq"), self.key("routes"));
+            let route = write.route.as_str();
+            let check = write.limited.then(|| {
                 let mut check = self.scripts.new_ids.key(&base);
                 check.arg(write.now_ms).arg(ttl);
                 for event in &write.events {
                     check.arg(&event.id[..]);
                 }
-                let check = &check;
-                let new: Vec<i64> = self
-                    .run(|mut c| async move { check.invoke_async(&mut c).await })
-                    .await?;
-                if new.contains(&1) {
-                    if let Err(wait) = (write.admit)() {
-                        return Ok(Enqueued::Refused(wait));
-                    }
+                check
+            });
+            let (last, new) = self
+                .sequence(&seq_key, &routes_key, route, n, check.as_ref())
+                .await?;
+            if new.contains(&1) {
+                // The limit is asked only when something new is to be stored.
+                if let Err(wait) = (write.admit)() {
+                    return Ok(Enqueued::Refused(wait));
                 }
             }
-            // Arrival order across routes (the lists' newest first), and the route among
-            // those with events, in one round trip. Outside the script: these keys are
-            // not the route's (Redis Cluster keeps them on another shard).
-            let n = write.events.len() as i64;
-            let (seq_key, routes_key) = (self.key("seq"), self.key("routes"));
-            let route = write.route.as_str();
-            let (last,): (i64,) = self
-                .run(|mut c| async move {
-                    redis::pipe()
-                        .cmd("INCRBY")
-                        .arg(&seq_key)
-                        .arg(n)
-                        .cmd("SADD")
-                        .arg(&routes_key)
-                        .arg(route)
-                        .ignore()
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
             let mut store = self.scripts.enqueue.key(&base);
             store.arg(write.now_ms).arg(ttl).arg(last - n + 1).arg(n);
             for e in &write.events {
@@ -906,6 +955,11 @@ fn bytes(v: &Value) -> Vec<u8> {
 
 fn text(v: &Value) -> String {
     String::from_utf8_lossy(&bytes(v)).into_owned()
+}
+
+/// Redis answered NOSCRIPT: it no longer holds a script (restarted, or flushed).
+fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
 fn millis(d: Duration) -> i64 {
