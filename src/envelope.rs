@@ -11,7 +11,11 @@ use crate::route::Route;
 
 /// `received_at` as RFC 3339 UTC with milliseconds, computed once per request.
 pub(crate) fn timestamp(received: SystemTime) -> String {
-    humantime::format_rfc3339_millis(received).to_string()
+    use std::fmt::Write;
+    // Sized for `2025-11-24T16:00:00.123Z`: `to_string` would grow it as it writes.
+    let mut text = String::with_capacity(24);
+    let _ = write!(text, "{}", humantime::format_rfc3339_millis(received));
+    text
 }
 
 /// The JSON body of `forward = "normalized"`, its members in docs/upstream.md's order.

@@ -35,8 +35,9 @@ pub(crate) struct Delivered {
 
 impl Delivered {
     /// `reply` and `outcomes` for `events`, whose ids and type it keeps.
-    fn of(reply: Reply, outcomes: Vec<Outcome>, events: Vec<Event>) -> Self {
-        let kind = events.last().map(|e| e.kind.clone());
+    fn of(reply: Reply, outcomes: Vec<Outcome>, mut events: Vec<Event>) -> Self {
+        // Taken, not copied: the events end here.
+        let kind = events.last_mut().map(|e| std::mem::take(&mut e.kind));
         Delivered {
             reply,
             outcomes,
