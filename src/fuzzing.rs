@@ -31,9 +31,10 @@ pub const TARGETS: [(&str, Property); 5] = [
     ("config", self::config),
 ];
 
-/// The strict JSON walk refuses exactly what serde_json refuses, the tree it stands
-/// beside is serde_json's own (where serde_json's `Value` can hold it), and every
-/// pointer looked up in the text finds what the tree holds there.
+/// The strict JSON scan refuses exactly what serde_json refuses and agrees with
+/// serde_json's own walk on repeated keys and members, the tree it stands beside is
+/// serde_json's own (where serde_json's `Value` can hold it), and every pointer looked
+/// up in the text finds what the tree holds there.
 pub fn json(data: &[u8]) {
     let checked = json::check(data);
     // The scan and serde_json's own walk: the same verdict, repeats and members.

@@ -1,5 +1,5 @@
 //! Finding the value an RFC 6901 pointer names: in a checked document's text (read only
-//! as far as the value, answered from the walk's notes where it can) and in a tree.
+//! as far as the value, answered from the scan's notes where it can) and in a tree.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,7 +16,7 @@ use super::scan::Doc;
 use super::{first_byte, trim};
 
 impl<'a> Doc<'a> {
-    /// Several [`lookup`]s, answered from the members' spans where the walk noted them,
+    /// Several [`lookup`]s, answered from the members' spans where the scan noted them,
     /// so the payload is not read again. Only for a document that repeats no key: the
     /// first member of a name is the only one.
     pub(crate) fn lookup_all<const N: usize>(

@@ -3,7 +3,7 @@
 //! [`check`] scans the document once, refusing exactly what parsing into a `Value`
 //! refuses (bad syntax, `NaN`, lone surrogates, invalid UTF-8, nesting past 127), and
 //! notes whether any object repeats a key. When none does, the
-//! envelope's `occurred_at` and `data` are the payload's own text, found where the walk
+//! envelope's `occurred_at` and `data` are the payload's own text, found where the scan
 //! noted each top-level value ([`Doc::lookup_all`], in [`lookup`]) and copied as sent: no tree, no
 //! re-serialization, every digit and escape kept. A document that repeats a key goes
 //! through a `Value` instead, so that the app sees the last value, as docs/request-handling.md reads it,
