@@ -442,8 +442,6 @@ async fn a_rate_limited_queue_route_spends_its_budget_on_new_events_only(store: 
         (limited.status, limited.error().as_str()),
         (429, "rate_limited")
     );
-    let m = gw.metrics().await;
-    assert_eq!(m["hookwarden_queue_store_errors_total"], 0.0);
 }
 
 #[tokio::test]

@@ -15,7 +15,8 @@ pub(super) fn tokens(pointer: &str) -> Option<impl Iterator<Item = Cow<'_, str>>
 
 /// One reference token as written (`~1` for `/`, `~0` for `~`), copied only when escaped.
 pub(super) fn unescape(token: &str) -> Cow<'_, str> {
-    if token.contains('~') {
+    // Bytes, not chars: `str::contains` builds a searcher, dearer than these few bytes.
+    if token.as_bytes().contains(&b'~') {
         Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
     } else {
         Cow::Borrowed(token)
@@ -33,6 +34,7 @@ pub(super) fn index(token: &str) -> Option<usize> {
 /// A pointer's first reference token, unescaped, and the pointer after it.
 pub(super) fn split_first(pointer: &str) -> Option<(Cow<'_, str>, &str)> {
     let rest = pointer.strip_prefix('/')?;
-    let (token, after) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let slash = rest.as_bytes().iter().position(|&b| b == b'/');
+    let (token, after) = slash.map_or((rest, ""), |i| rest.split_at(i));
     Some((unescape(token), after))
 }
