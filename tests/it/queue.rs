@@ -442,6 +442,10 @@ async fn a_rate_limited_queue_route_spends_its_budget_on_new_events_only(store: 
         (limited.status, limited.error().as_str()),
         (429, "rate_limited")
     );
+    // Not one failure counted, even when the flush fell between a script's load and
+    // its run (a settle under load did, before scripts were run a second time).
+    let m = gw.metrics().await;
+    assert_eq!(m["hookwarden_queue_store_errors_total"], 0.0);
 }
 
 #[tokio::test]

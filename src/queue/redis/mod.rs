@@ -164,6 +164,25 @@ impl RedisStore {
         self.judge(outcome)
     }
 
+    /// Runs a script. Redis forgets its scripts when it restarts or is flushed; the
+    /// client then loads the script and runs it again, and should Redis forget it once
+    /// more in between, this runs it a last time rather than count a failure.
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, QueueError> {
+        for last in [false, true] {
+            let outcome = self
+                .run_raw(|mut c| async move { invocation.invoke_async(&mut c).await })
+                .await?;
+            match outcome {
+                Err(e) if !last && is_noscript(&e) => continue,
+                outcome => return self.judge(outcome),
+            }
+        }
+        Err(QueueError::Redis("a script could not be run".into()))
+    }
+
     /// Runs `command`, bounded in time; a command that got no answer in time is counted
     /// and logged here, an answer is left to [`Self::judge`].
     async fn run_raw<T, F>(
@@ -459,9 +478,7 @@ impl Store for RedisStore {
                     .arg(&e.body[..]);
             }
             let store = &store;
-            let seqs: Vec<i64> = self
-                .run(|mut c| async move { store.invoke_async(&mut c).await })
-                .await?;
+            let seqs: Vec<i64> = self.script(store).await?;
             self.durable().await?;
             if let Some((_, total)) = lock(&self.bytes).as_mut() {
                 *total += bytes;
@@ -492,9 +509,7 @@ impl Store for RedisStore {
                 .arg(&*token)
                 .arg(if in_order { "1" } else { "0" });
             let claim = &claim;
-            let answer: Vec<Value> = self
-                .run(|mut c| async move { claim.invoke_async(&mut c).await })
-                .await?;
+            let answer: Vec<Value> = self.script(claim).await?;
             let route: Arc<str> = Arc::from(route);
             let mut fields = answer.into_iter();
             let next_due = fields.next().and_then(|v| int(&v)).filter(|&n| n >= 0);
@@ -540,9 +555,7 @@ impl Store for RedisStore {
                 .arg(a.error.as_deref().unwrap_or(""))
                 .arg(next);
             let settle = &settle;
-            let stored: i64 = self
-                .run(|mut c| async move { settle.invoke_async(&mut c).await })
-                .await?;
+            let stored: i64 = self.script(settle).await?;
             if stored == 0 {
                 tracing::warn!(route = %event.route, event_id = %event.shown_id.escape_debug(), "queue: an attempt outlived its lease and another replica took the event over; its outcome is not stored");
             }
@@ -566,9 +579,7 @@ impl Store for RedisStore {
             let mut redeliver = self.scripts.redeliver.key(self.base(route));
             redeliver.arg(id).arg(now_ms);
             let redeliver = &redeliver;
-            let found: i64 = self
-                .run(|mut c| async move { redeliver.invoke_async(&mut c).await })
-                .await?;
+            let found: i64 = self.script(redeliver).await?;
             let answer = match found {
                 1 => Redelivered::Requeued,
                 2 => Redelivered::Hurried,
@@ -653,9 +664,7 @@ impl Store for RedisStore {
                         requeue.arg(*seq);
                     }
                     let requeue = &requeue;
-                    let n: i64 = self
-                        .run(|mut c| async move { requeue.invoke_async(&mut c).await })
-                        .await?;
+                    let n: i64 = self.script(requeue).await?;
                     changed = n.max(0) as u64;
                     self.wake_after(route).await;
                 }
@@ -678,9 +687,7 @@ impl Store for RedisStore {
             let mut retry = self.scripts.retry_now.key(self.base(route));
             retry.arg(now_ms).arg(limit);
             let retry = &retry;
-            let n: i64 = self
-                .run(|mut c| async move { retry.invoke_async(&mut c).await })
-                .await?;
+            let n: i64 = self.script(retry).await?;
             if n > 0 {
                 self.wake_after(route).await;
             }
@@ -704,9 +711,7 @@ impl Store for RedisStore {
                 let mut sweep = self.scripts.sweep.key(self.base(&route));
                 sweep.arg(cutoff).arg(left);
                 let sweep = &sweep;
-                let n: i64 = self
-                    .run(|mut c| async move { sweep.invoke_async(&mut c).await })
-                    .await?;
+                let n: i64 = self.script(sweep).await?;
                 removed += n.max(0) as u64;
             }
             if removed > 0 {
