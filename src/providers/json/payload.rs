@@ -94,7 +94,7 @@ impl Found<'_> {
         match self {
             // A string without escapes is its own text (the scan refused control
             // characters); only escapes need decoding.
-            Found::Text(text) if text.starts_with('"') && !text.contains('\\') => {
+            Found::Text(text) if text.starts_with('"') && !text.as_bytes().contains(&b'\\') => {
                 text.get(1..text.len().saturating_sub(1)).map(str::to_owned)
             }
             Found::Text(text) if text.starts_with('"') => serde_json::from_str(text).ok(),

@@ -61,7 +61,7 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Checked<'_>, MalformedPayload> {
     scan.document().map_err(|Fault(what, at)| {
         MalformedPayload(format!("body is not valid JSON ({what} at byte {at})"))
     })?;
-    let object = bytes.get(scan.first_value_at()).copied() == Some(b'{');
+    let object = super::first_byte(bytes) == Some(b'{');
     Ok(Checked {
         object,
         repeats_a_key: scan.repeats_a_key,
@@ -98,13 +98,6 @@ impl<'a> Scan<'a> {
             return Err(self.fault("trailing characters"));
         }
         Ok(())
-    }
-
-    fn first_value_at(&self) -> usize {
-        self.bytes
-            .iter()
-            .position(|&b| !super::is_ws(b))
-            .unwrap_or(self.bytes.len())
     }
 
     fn fault(&self, what: &'static str) -> Fault {
@@ -366,7 +359,8 @@ fn has_control(bytes: &[u8]) -> bool {
     bytes.iter().fold(u8::MAX, |least, &b| least.min(b)) < 0x20
 }
 
-fn repeats(keys: &[Cow<'_, str>]) -> bool {
+/// Whether an object's keys (as decoded) name one member twice.
+pub(super) fn repeats(keys: &[Cow<'_, str>]) -> bool {
     if keys.len() <= 8 {
         return keys
             .iter()

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::lookup::Key;
-use super::scan::{Checked, Doc};
+use super::scan::{repeats, Checked, Doc};
 use super::{first_byte, is_ws};
 use crate::providers::MalformedPayload;
 
@@ -166,19 +166,6 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
         }
         Ok(())
     }
-}
-
-fn repeats(keys: &[Cow<'_, str>]) -> bool {
-    if keys.len() <= 8 {
-        return keys
-            .iter()
-            .enumerate()
-            .any(|(i, k)| keys[i + 1..].contains(k));
-    }
-    // Sorted aside: the top object's keys stay in document order for `members`.
-    let mut sorted: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-    sorted.sort_unstable();
-    sorted.windows(2).any(|w| w[0] == w[1])
 }
 
 #[cfg(test)]
