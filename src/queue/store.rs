@@ -44,6 +44,28 @@ pub(crate) struct Chunk {
     pub next: Option<String>,
 }
 
+/// A bulk change's cursor, the same for every store: `<seq>:<route>`, to go on after
+/// event `seq` of `route` (0: from the route's start).
+pub(crate) fn cursor(seq: i64, route: &str) -> String {
+    format!("{seq}:{route}")
+}
+
+/// Where a bulk change over `routes` (sorted) resumes from cursor `from`: the index of
+/// its route (past the end when that route is gone) and the seq to go on after; the
+/// start without a cursor.
+pub(crate) fn resume(routes: &[String], from: Option<&str>) -> (usize, i64) {
+    match from.and_then(|c| c.split_once(':')) {
+        Some((seq, route)) => (
+            routes
+                .iter()
+                .position(|r| r == route)
+                .unwrap_or(routes.len()),
+            seq.parse().unwrap_or(i64::MAX),
+        ),
+        None => (0, 0),
+    }
+}
+
 /// How long settled events are kept: per route, and for routes no longer configured.
 #[derive(Debug, Clone)]
 pub(crate) struct Cutoffs {

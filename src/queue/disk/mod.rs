@@ -42,7 +42,7 @@ use super::model::{
     AllCounts, Claimed, Detail, Enqueue, Enqueued, Filter, Page, PageRequest, Pending, Redelivered,
     Settle,
 };
-use super::store::{Answer, BoxFuture, Bulk, Chunk, Cutoffs, Signals, Store};
+use super::store::{cursor, resume, Answer, BoxFuture, Bulk, Chunk, Cutoffs, Signals, Store};
 use crate::sync::lock;
 use lanes::{Claim, Lanes};
 use writer::{Ask, Inbox, Job};
@@ -317,16 +317,7 @@ impl Store for DiskStore {
                     .collect(),
             };
             routes.sort();
-            let (mut at, mut after) = match from.and_then(|c| c.split_once(':')) {
-                Some((seq, route)) => (
-                    routes
-                        .iter()
-                        .position(|r| r == route)
-                        .unwrap_or(routes.len()),
-                    seq.parse().unwrap_or(i64::MAX),
-                ),
-                None => (0, 0),
-            };
+            let (mut at, mut after) = resume(&routes, from);
             while let Some(route) = routes.get(at) {
                 let (changed, next) = self
                     .ask(|ask| Job::RedeliverChunk {
@@ -342,11 +333,11 @@ impl Store for DiskStore {
                     Some(seq) => {
                         return Ok(Chunk {
                             changed,
-                            next: Some(format!("{seq}:{route}")),
+                            next: Some(cursor(seq, route)),
                         })
                     }
                     None if changed > 0 => {
-                        let next = routes.get(at + 1).map(|r| format!("0:{r}"));
+                        let next = routes.get(at + 1).map(|r| cursor(0, r));
                         return Ok(Chunk { changed, next });
                     }
                     None => {

@@ -47,7 +47,7 @@ use super::model::{
     AllCounts, Attempt, Claimed, Counts, Detail, Enqueue, Enqueued, Filter, Page, PageRequest,
     Pending, Redelivered, Settle, State, Summary, Then,
 };
-use super::store::{Answer, BoxFuture, Bulk, Chunk, Cutoffs, Signals, Store};
+use super::store::{cursor, resume, Answer, BoxFuture, Bulk, Chunk, Cutoffs, Signals, Store};
 use crate::reachability::Reachability;
 use crate::sync::lock;
 
@@ -605,16 +605,7 @@ impl Store for RedisStore {
                 Some(route) => vec![route.clone()],
                 None => self.routes().await?,
             };
-            let (mut at, mut after) = match from.and_then(|c| c.split_once(':')) {
-                Some((seq, route)) => (
-                    routes
-                        .iter()
-                        .position(|r| r == route)
-                        .unwrap_or(routes.len()),
-                    seq.parse().unwrap_or(i64::MAX),
-                ),
-                None => (0, 0),
-            };
+            let (mut at, mut after) = resume(&routes, from);
             let state = match bulk.state {
                 State::Delivered => "1",
                 State::Dead => "2",
@@ -669,9 +660,9 @@ impl Store for RedisStore {
                     self.wake_after(route).await;
                 }
                 let next = if window.len() == limit {
-                    Some(format!("{last}:{route}"))
+                    Some(cursor(last, route))
                 } else {
-                    routes.get(at + 1).map(|r| format!("0:{r}"))
+                    routes.get(at + 1).map(|r| cursor(0, r))
                 };
                 return Ok(Chunk { changed, next });
             }
