@@ -21,22 +21,9 @@ CONNECTIONS=32
 COUNTS=${COUNTS:-"1 2 4 8"}
 
 command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 1; }
-cargo build --release --locked --bin hookwarden --examples 2>&1 | tail -n 1
-BIN=target/release
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # shellcheck source=bench/common.sh
 source bench/common.sh
-
-taskset -c 1 "$BIN/examples/bench-upstream" 127.0.0.1:3000 &
-PIDS+=($!)
-wait_port 3000
+start_bench
 OUT=bench/results/scaleout.jsonl
 : >"$OUT"
 

@@ -22,22 +22,9 @@ RATE=${RATE:-2000}
 CONNECTIONS=${CONNECTIONS:-256}
 DURATION=${DURATION:-90s}
 
-cargo build --release --locked --bin hookwarden --examples 2>&1 | tail -n 1
-BIN=target/release
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # shellcheck source=bench/common.sh
 source bench/common.sh
-
-taskset -c 1 "$BIN/examples/bench-upstream" 127.0.0.1:3000 &
-PIDS+=($!)
-wait_port 3000
+start_bench
 
 config() { # RETENTION DEDUP_TTL
   sed -e "s#@WORK@#$WORK#g" -e "s#@UPSTREAM@#http://127.0.0.1:3000#g" -e "s#@BACKOFF@#1s#g" \
