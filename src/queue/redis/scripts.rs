@@ -17,11 +17,41 @@
 //! - `set`: delivered and dead events, by the time they settled (the retention sweep);
 //! - `bytes`: the bodies of pending and dead events; `paused`: present while paused.
 
+/// Lua the scripts share, put in front of those that use it, so that each rule is
+/// written once: what counts as a duplicate (the write and its rate-limit check must
+/// agree), and how a settled event goes back to pending (one redelivery or many).
+macro_rules! shared_lua {
+    () => {
+        r"
+-- Whether id's newest event is pending, or settled within ttl ms of now.
+local function held(base, id, now, ttl)
+  local old = redis.call('HGET', base .. 'ids', id)
+  if not old then return false end
+  local f = redis.call('HMGET', base .. 'e:' .. old, 's', 'sa')
+  return f[1] == '0' or (f[2] and tonumber(f[2]) >= now - ttl)
+end
+-- Event seq (its hash e), in state from ('1' delivered, '2' dead), back to pending,
+-- attempts reset, due now.
+local function back_to_pending(base, seq, e, from, now)
+  redis.call('HSET', e, 's', '0', 'a', 0, 'n', now)
+  redis.call('HDEL', e, 'sa')
+  redis.call('ZREM', base .. 'st:' .. from, seq)
+  redis.call('ZREM', base .. 'set', seq)
+  redis.call('ZADD', base .. 'st:0', seq, seq)
+  redis.call('ZADD', base .. 'due', now, seq)
+  if from == '1' then redis.call('INCRBY', base .. 'bytes', redis.call('HGET', e, 'z')) end
+end
+"
+    };
+}
+
 /// Stores a request's new events. ARGV: now, dedup ttl in ms (-1: none), the first seq,
 /// the count, then per event: id, shown id, type, content type ('' for none), body.
 /// Returns, per event, its seq, or 0 for a duplicate (pending, or settled within the
 /// ttl; copies within the write count too).
-pub(super) const ENQUEUE: &str = r"
+pub(super) const ENQUEUE: &str = concat!(
+    shared_lua!(),
+    r"
 local base = KEYS[1]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local first, n = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -29,19 +59,7 @@ local out, here = {}, {}
 for i = 0, n - 1 do
   local o = 5 + i * 5
   local id, body = ARGV[o], ARGV[o + 4]
-  local dup = false
-  if ttl >= 0 then
-    if here[id] then
-      dup = true
-    else
-      local old = redis.call('HGET', base .. 'ids', id)
-      if old then
-        local f = redis.call('HMGET', base .. 'e:' .. old, 's', 'sa')
-        if f[1] == '0' or (f[2] and tonumber(f[2]) >= now - ttl) then dup = true end
-      end
-    end
-  end
-  if dup then
+  if ttl >= 0 and (here[id] or held(base, id, now, ttl)) then
     out[#out + 1] = 0
   else
     local seq = first + i
@@ -59,31 +77,27 @@ for i = 0, n - 1 do
   end
 end
 return out
-";
+"
+);
 
 /// Which of the ids (ARGV from 3) would be stored now: 1 new, 0 duplicate. ARGV: now,
 /// ttl in ms. Read only: the rate limit is asked only when something is new.
-pub(super) const NEW_IDS: &str = r"
+pub(super) const NEW_IDS: &str = concat!(
+    shared_lua!(),
+    r"
 local base = KEYS[1]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, here = {}, {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local new = 1
-  if ttl >= 0 then
-    if here[id] then new = 0 else
-      local old = redis.call('HGET', base .. 'ids', id)
-      if old then
-        local f = redis.call('HMGET', base .. 'e:' .. old, 's', 'sa')
-        if f[1] == '0' or (f[2] and tonumber(f[2]) >= now - ttl) then new = 0 end
-      end
-    end
-  end
+  if ttl >= 0 and (here[id] or held(base, id, now, ttl)) then new = 0 end
   here[id] = true
   out[#out + 1] = new
 end
 return out
-";
+"
+);
 
 /// Takes events in flight: first gives back those whose lease ended (their replica
 /// stopped), then, unless the route is paused, takes up to `free` due events (with
@@ -168,7 +182,9 @@ return 1
 /// The newest event of an id: a dead or delivered one back to pending (attempts reset),
 /// a pending one waiting for a later time due now. ARGV: id, now. Returns 0 not found,
 /// 1 requeued, 2 hurried, 3 in flight.
-pub(super) const REDELIVER: &str = r"
+pub(super) const REDELIVER: &str = concat!(
+    shared_lua!(),
+    r"
 local base = KEYS[1]
 local id, now = ARGV[1], tonumber(ARGV[2])
 local seq = redis.call('HGET', base .. 'ids', id)
@@ -185,19 +201,16 @@ if state == '0' then
   end
   return 2
 end
-redis.call('HSET', e, 's', '0', 'a', 0, 'n', now)
-redis.call('HDEL', e, 'sa')
-redis.call('ZREM', base .. 'st:' .. state, seq)
-redis.call('ZREM', base .. 'set', seq)
-redis.call('ZADD', base .. 'st:0', seq, seq)
-redis.call('ZADD', base .. 'due', now, seq)
-if state == '1' then redis.call('INCRBY', base .. 'bytes', redis.call('HGET', e, 'z')) end
+back_to_pending(base, seq, e, state, now)
 return 1
-";
+"
+);
 
 /// The events of ARGV from 3 back to pending, attempts reset, those still in state
 /// ARGV[2] ('1' delivered or '2' dead). ARGV[1]: now. Returns how many.
-pub(super) const REQUEUE: &str = r"
+pub(super) const REQUEUE: &str = concat!(
+    shared_lua!(),
+    r"
 local base = KEYS[1]
 local now, from = tonumber(ARGV[1]), ARGV[2]
 local n = 0
@@ -205,18 +218,13 @@ for i = 3, #ARGV do
   local seq = ARGV[i]
   local e = base .. 'e:' .. seq
   if redis.call('HGET', e, 's') == from then
-    redis.call('HSET', e, 's', '0', 'a', 0, 'n', now)
-    redis.call('HDEL', e, 'sa')
-    redis.call('ZREM', base .. 'st:' .. from, seq)
-    redis.call('ZREM', base .. 'set', seq)
-    redis.call('ZADD', base .. 'st:0', seq, seq)
-    redis.call('ZADD', base .. 'due', now, seq)
-    if from == '1' then redis.call('INCRBY', base .. 'bytes', redis.call('HGET', e, 'z')) end
+    back_to_pending(base, seq, e, from, now)
     n = n + 1
   end
 end
 return n
-";
+"
+);
 
 /// Up to ARGV[2] pending events due later than ARGV[1] (now), due now. Returns how many.
 pub(super) const RETRY_NOW: &str = r"
