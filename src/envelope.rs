@@ -23,7 +23,11 @@ pub(crate) fn timestamp(received: SystemTime) -> String {
 /// Written member by member: `occurred_at` and `data` are usually spans of the verified
 /// body, copied as they are, not values to serialize again.
 pub(crate) fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
-    pieces(route, event, received_at).to_bytes()
+    // Sized from the verified body, which the data is (a part of), so it never regrows.
+    let mut out = members(route, event, received_at, event.raw_body().len() + 256);
+    event.data.write(&mut out);
+    out.push(b'}');
+    Bytes::from(out)
 }
 
 /// [`render`] in pieces: the members before `data`, `data` (a span of the verified
@@ -31,7 +35,23 @@ pub(crate) fn render(route: &Route, event: &Event, received_at: &str) -> Bytes {
 /// brace; a small envelope is one piece.
 pub(crate) fn pieces(route: &Route, event: &Event, received_at: &str) -> Pieces {
     // Sized for the members and a small payload's data, so that it never regrows.
-    let mut out = Vec::with_capacity(256 + event.raw_body().len().min(SEND_IN_PIECES));
+    let capacity = 256 + event.raw_body().len().min(SEND_IN_PIECES);
+    let mut out = members(route, event, received_at, capacity);
+    match &event.data {
+        Json::Text(text) if text.len() >= SEND_IN_PIECES => {
+            Pieces::new(Bytes::from(out), text.clone(), Bytes::from_static(b"}"))
+        }
+        data => {
+            data.write(&mut out);
+            out.push(b'}');
+            Pieces::whole(Bytes::from(out))
+        }
+    }
+}
+
+/// The envelope up to its `data` value, in a buffer of `capacity`.
+fn members(route: &Route, event: &Event, received_at: &str, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(b"{\"id\":");
     string(&mut out, event.id.as_str());
     out.extend_from_slice(b",\"provider\":");
@@ -45,16 +65,7 @@ pub(crate) fn pieces(route: &Route, event: &Event, received_at: &str) -> Pieces 
     out.extend_from_slice(b",\"received_at\":");
     string(&mut out, received_at);
     out.extend_from_slice(b",\"data\":");
-    match &event.data {
-        Json::Text(text) if text.len() >= SEND_IN_PIECES => {
-            Pieces::new(Bytes::from(out), text.clone(), Bytes::from_static(b"}"))
-        }
-        data => {
-            data.write(&mut out);
-            out.push(b'}');
-            Pieces::whole(Bytes::from(out))
-        }
-    }
+    out
 }
 
 /// From this size on, `data` is sent as its own piece rather than copied. Measured at
