@@ -3,7 +3,9 @@
 # accepted events/s (closed loop) and the `queued` answer's latency, for Redis with its
 # append-only file synced every second and at every write.
 #
-#   bash bench/redis.sh                  # ~2 minutes; needs redis-server
+#   bash bench/redis.sh                        # ~2 minutes; needs redis-server
+#   SERVER=valkey-server bash bench/redis.sh   # Valkey 8: each write also waits (WAITAOF)
+#                                              # until it is in the append-only file
 #
 # The gateway is pinned to core 0; Redis, the app and the load generator to core 1.
 set -euo pipefail
@@ -12,7 +14,8 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 
-command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 1; }
+SERVER=${SERVER:-redis-server}
+command -v "$SERVER" >/dev/null || { echo "$SERVER is missing" >&2; exit 1; }
 # shellcheck source=bench/common.sh
 source bench/common.sh
 start_bench
@@ -24,7 +27,7 @@ round() {
   sed -e "s#@WORK@#$WORK/data#g" -e "s#@UPSTREAM@#http://127.0.0.1:3000#g" -e "s#@BACKOFF@#1s#g" \
     bench/hookwarden-queue.toml >"$WORK/queue.toml"
   if [ "$store" = redis ]; then
-    taskset -c 1 redis-server --port 0 --unixsocket "$WORK/data/redis.sock" --save "" \
+    taskset -c 1 "$SERVER" --port 0 --unixsocket "$WORK/data/redis.sock" --save "" \
       --appendonly yes --appendfsync "$fsync" --dir "$WORK/data" >/dev/null &
     redis=$!
     for _ in $(seq 1 100); do [ -S "$WORK/data/redis.sock" ] && break; sleep 0.05; done
@@ -47,7 +50,7 @@ print(f"  {sys.argv[1]:28} {r['rps']:8.0f} req/s  p50 {r['p50_us']:6} us  p99 {r
 EOF
 }
 
-echo "== queue delivery, closed loop, 32 connections, $DURATION per round"
+echo "== queue delivery on $SERVER, closed loop, 32 connections, $DURATION per round"
 for _ in $(seq 1 "$ROUNDS"); do
   round disk
   round redis everysec

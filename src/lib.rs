@@ -9,7 +9,8 @@
 //!   [`budget`], [`tls`], [`read_tap`]: the injectable clock, the one way to take a
 //!   mutex, the room for request bodies, the rustls configuration of `[server.tls]`, a
 //!   connection's reads shown to its watchers; [`reachability`]: whether a Redis in use
-//!   answers, for `/readyz`.
+//!   answers, for `/readyz`; [`redis_link`]: one server or a Redis Cluster, told apart
+//!   on first contact.
 //! - [`config`]: the TOML file (serde structs) validated section by section into
 //!   runtime types; `${…}` interpolation; every problem reported with its key path.
 //! - [`metrics`], [`framing`], [`ratelimit`], [`dedup`], [`replay_tokens`]: the
@@ -78,6 +79,7 @@ mod queue;
 mod ratelimit;
 mod reachability;
 mod read_tap;
+mod redis_link;
 mod replay_tokens;
 mod request_log;
 mod route;

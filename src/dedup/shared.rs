@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::IntCounter;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::time::Instant;
 
 use super::delivered::Key;
 use crate::reachability::Reachability;
+use crate::redis_link::{Conn, Link};
 
 /// How long one command may take, connecting included. The request's own deadline
 /// bounds it too.
@@ -75,7 +75,7 @@ impl From<redis::RedisError> for StoreError {
 
 /// The connection to the store, shared by every request.
 pub(crate) struct SharedIds {
-    conn: ConnectionManager,
+    link: Link,
     claim: Script,
     release: Script,
     /// Failed commands, whatever they were for (`hookwarden_dedup_store_errors_total`).
@@ -99,16 +99,9 @@ impl SharedIds {
     /// so a gateway starts while its store is still coming up. Must run inside the
     /// tokio runtime.
     pub(crate) fn connect(url: &str, errors: IntCounter) -> Result<Arc<Self>, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(STORE_WAIT))
-            .set_response_timeout(Some(STORE_WAIT))
-            // A request waits for one attempt, not a series of back-offs; the provider's
-            // retry is the next attempt.
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let link = Link::open(url, STORE_WAIT)?;
         Ok(Arc::new(SharedIds {
-            conn,
+            link,
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
             errors,
@@ -177,7 +170,7 @@ impl SharedIds {
     async fn bounded<T, F>(
         &self,
         deadline: Option<Instant>,
-        command: impl Fn(ConnectionManager) -> F,
+        command: impl Fn(Conn) -> F,
     ) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
@@ -185,11 +178,12 @@ impl SharedIds {
         let wait = Instant::now() + STORE_WAIT;
         let until = deadline.map_or(wait, |d| d.min(wait));
         let attempts = async {
-            match command(self.conn.clone()).await {
-                Err(e) if e.is_io_error() || e.is_unrecoverable_error() => {
-                    command(self.conn.clone()).await
-                }
-                answer => answer,
+            match self.link.conn().await {
+                Ok(conn) => match command(conn.clone()).await {
+                    Err(e) if e.is_io_error() || e.is_unrecoverable_error() => command(conn).await,
+                    answer => answer,
+                },
+                Err(e) => Err(e),
             }
         };
         let result = match tokio::time::timeout_at(until, attempts).await {

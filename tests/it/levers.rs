@@ -238,7 +238,7 @@ async fn only_series_that_can_happen_are_exported(store: TestStore) {
     }
 }
 
-crate::on_both_stores!(
+crate::on_every_store!(
     a_waiting_event_is_attempted_now_on_redeliver_and_409_only_while_in_flight,
     retry_now_sends_every_waiting_event_at_once,
     a_paused_route_queues_without_delivering_until_resumed,

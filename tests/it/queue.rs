@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use hookwarden::Clock;
 use serde_json::{json, Value};
 
-use crate::store::RedisServer;
+use crate::store::{RedisCluster, RedisServer};
 use crate::support::{now, pairs, smartcv_headers, Gate, Gateway, Reply, Upstream};
 
 pub(crate) const SECRET: &str = "q_secret";
@@ -70,10 +70,16 @@ pub(crate) async fn post_typed(
 }
 
 /// Where a test's queue lives: a folder of its own, and for Redis a server of its own
-/// (`redis-server` on a socket in that folder). Fields drop in order: the server first.
+/// (`redis-server` on a socket in that folder) or a cluster of three. Fields drop in
+/// order: the servers first.
 pub(crate) struct TestStore {
-    redis: Option<RedisServer>,
+    redis: Option<Shared>,
     dir: tempfile::TempDir,
+}
+
+enum Shared {
+    One(RedisServer),
+    Cluster(RedisCluster),
 }
 
 impl TestStore {
@@ -87,7 +93,15 @@ impl TestStore {
     pub(crate) fn redis() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         TestStore {
-            redis: Some(RedisServer::start(dir.path())),
+            redis: Some(Shared::One(RedisServer::start(dir.path()))),
+            dir,
+        }
+    }
+
+    pub(crate) async fn cluster() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestStore {
+            redis: Some(Shared::Cluster(RedisCluster::start(dir.path()).await)),
             dir,
         }
     }
@@ -95,19 +109,24 @@ impl TestStore {
     /// The `[queue]` keys that put the queue there.
     pub(crate) fn lines(&self) -> String {
         let dir = self.spool();
-        match &self.redis {
-            None => format!("dir = \"{}\"", dir.display()),
-            Some(redis) => format!(
-                "dir = \"{}\"\nbackend = \"redis\"\nredis_url = \"{}\"",
-                dir.display(),
-                redis.url()
-            ),
-        }
+        let url = match &self.redis {
+            None => return format!("dir = \"{}\"", dir.display()),
+            Some(Shared::One(redis)) => redis.url(),
+            Some(Shared::Cluster(cluster)) => cluster.url(),
+        };
+        format!(
+            "dir = \"{}\"\nbackend = \"redis\"\nredis_url = \"{url}\"",
+            dir.display()
+        )
     }
 
-    /// The Redis server, for a test on the Redis store.
-    pub(crate) fn redis_server(&self) -> Option<&RedisServer> {
-        self.redis.as_ref()
+    /// The Redis servers (one, or a cluster's every member), for a test on a Redis store.
+    pub(crate) fn redis_servers(&self) -> Vec<&RedisServer> {
+        match &self.redis {
+            None => Vec::new(),
+            Some(Shared::One(redis)) => vec![redis],
+            Some(Shared::Cluster(cluster)) => cluster.servers().collect(),
+        }
     }
 
     /// The disk store's folder.
@@ -116,9 +135,10 @@ impl TestStore {
     }
 }
 
-/// Runs each named test on both stores: `disk::NAME` and `redis::NAME`, one suite.
+/// Runs each named test on every store: `disk::NAME`, `redis::NAME` and
+/// `redis_cluster::NAME`, one suite.
 #[macro_export]
-macro_rules! on_both_stores {
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod disk {
             $(#[tokio::test]
@@ -130,6 +150,12 @@ macro_rules! on_both_stores {
             $(#[tokio::test]
             async fn $name() {
                 super::$name($crate::queue::TestStore::redis()).await
+            })*
+        }
+        mod redis_cluster {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::queue::TestStore::cluster().await).await
             })*
         }
     };
@@ -426,7 +452,7 @@ async fn a_rate_limited_queue_route_spends_its_budget_on_new_events_only(store: 
         (again.status, again.json()["status"].clone()),
         (200, json!("duplicate"))
     );
-    if let Some(redis) = store.redis_server() {
+    for redis in store.redis_servers() {
         // A Redis that restarted has forgotten the gateway's scripts: it loads them again.
         let mut c = redis.client().await;
         let flushed: String = ::redis::cmd("SCRIPT")
@@ -721,7 +747,7 @@ delivery = "queue"
     let _ = now();
 }
 
-on_both_stores!(
+on_every_store!(
     a_queued_event_is_answered_once_stored_then_delivered_with_its_attempt_number,
     an_app_down_then_up_gets_every_event,
     a_429_with_retry_after_waits_that_long_and_backoff_doubles_on_the_clock,

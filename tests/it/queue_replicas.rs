@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::binary::Gateway as Binary;
-use crate::store::RedisServer;
+use crate::store::{RedisCluster, RedisServer, Server};
 use crate::support::{
     free_port, now, pairs, send, smartcv_headers, try_send, Gate, Reply, Upstream,
 };
@@ -52,9 +52,9 @@ delivery = "queue"
     path
 }
 
-fn replica(dir: &Path, name: &str, upstream: &Upstream, redis: &RedisServer) -> Binary {
+fn replica(dir: &Path, name: &str, upstream: &Upstream, redis: &str) -> Binary {
     let (port, admin) = (free_port(), free_port());
-    let path = write_config(dir, name, port, admin, &upstream.url(), &redis.url());
+    let path = write_config(dir, name, port, admin, &upstream.url(), redis);
     Binary::start(&path, port, admin)
 }
 
@@ -113,9 +113,31 @@ async fn nothing_pending(gw: &Binary, secs: u64) {
 async fn two_replicas_on_one_redis_deliver_each_of_1000_events_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = RedisServer::start(dir.path());
+    two_replicas_deliver_each_of_1000_events_once(dir.path(), &redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_a_redis_cluster_deliver_each_of_1000_events_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = RedisCluster::start(dir.path()).await;
+    two_replicas_deliver_each_of_1000_events_once(dir.path(), &cluster.url()).await;
+    // The route's keys and the queue's own ({q} and {_}) sit on different members, so
+    // the gateway really spoke to the cluster as one, not to the member it was given.
+    let mut holding = 0;
+    for server in cluster.servers() {
+        let keys: i64 = ::redis::cmd("DBSIZE")
+            .query_async(&mut server.client().await)
+            .await
+            .expect("DBSIZE");
+        holding += usize::from(keys > 0);
+    }
+    assert!(holding >= 2, "keys on {holding} member(s)");
+}
+
+async fn two_replicas_deliver_each_of_1000_events_once(dir: &Path, redis: &str) {
     let upstream = Upstream::start().await;
-    let a = replica(dir.path(), "a.toml", &upstream, &redis);
-    let b = replica(dir.path(), "b.toml", &upstream, &redis);
+    let a = replica(dir, "a.toml", &upstream, redis);
+    let b = replica(dir, "b.toml", &upstream, redis);
     let addrs = [a.addr, b.addr];
     let mut senders = Vec::new();
     for s in 0..8 {
@@ -155,8 +177,8 @@ async fn a_replica_killed_mid_attempt_has_its_events_delivered_by_the_other() {
     // A slow app: the first answers wait until the test lets them go.
     let gate = Gate::new();
     upstream.script((0..40).map(|_| Reply::status(200).held(&gate)));
-    let mut a = replica(dir.path(), "a.toml", &upstream, &redis);
-    let b = replica(dir.path(), "b.toml", &upstream, &redis);
+    let mut a = replica(dir.path(), "a.toml", &upstream, &redis.url());
+    let b = replica(dir.path(), "b.toml", &upstream, &redis.url());
     let mut ids = HashSet::new();
     for i in 0..20 {
         let id = format!("k{i}");
@@ -196,26 +218,52 @@ async fn a_replica_killed_mid_attempt_has_its_events_delivered_by_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_with_its_append_only_file_loses_nothing_queued() {
+    killed_and_restarted_loses_nothing_queued(Server::Redis).await;
+}
+
+/// Valkey 8 offers `WAITAOF` (Debian's Redis 7.0 does not): each write is answered
+/// `queued` only once it is in the append-only file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valkey_killed_and_restarted_loses_nothing_queued_each_write_waited_for_its_file() {
+    let waits = killed_and_restarted_loses_nothing_queued(Server::Valkey).await;
+    assert!(waits >= 200, "WAITAOF ran {waits} times for 200 writes");
+}
+
+/// Queues 200 events on `server` (append-only file, fsync at every write), kills it,
+/// restarts it and waits for every event; how many `WAITAOF`s the server ran.
+async fn killed_and_restarted_loses_nothing_queued(server: Server) -> u64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("redis");
     std::fs::create_dir_all(&data).expect("data dir");
-    let mut redis = RedisServer::start_durable(&data);
+    let mut redis = RedisServer::start_durable_as(server, &data);
     let upstream = Upstream::start_down().await;
-    let gw = replica(dir.path(), "a.toml", &upstream, &redis);
+    let gw = replica(dir.path(), "a.toml", &upstream, &redis.url());
     let mut queued = HashSet::new();
     for i in 0..200 {
         let id = format!("p{i}");
         assert_eq!(post(gw.addr, &id).await, Some(200), "{id}");
         queued.insert(id);
     }
+    let stats: String = ::redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis.client().await)
+        .await
+        .expect("INFO");
+    let waits = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_waitaof:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     redis.kill();
     drop(redis);
     // While Redis is gone nothing is accepted.
     assert_eq!(post(gw.addr, "while-down").await, Some(503));
-    let _redis = RedisServer::start_durable(&data);
+    let _redis = RedisServer::start_durable_as(server, &data);
     upstream.up();
     all_arrive(&upstream, &queued, 30).await;
     assert!(received(&upstream).keys().all(|id| id != "while-down"));
+    waits
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +272,7 @@ async fn with_redis_down_queue_routes_answer_503_readiness_fails_and_both_come_b
     let mut redis = RedisServer::start(dir.path());
     let socket = redis.socket();
     let upstream = Upstream::start().await;
-    let gw = replica(dir.path(), "a.toml", &upstream, &redis);
+    let gw = replica(dir.path(), "a.toml", &upstream, &redis.url());
     assert_eq!(post(gw.addr, "before").await, Some(200));
     redis.kill();
     drop(redis);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::binary;
-use crate::store::{keys, RedisServer};
+use crate::store::{keys, RedisCluster, RedisServer};
 use crate::support::free_port;
 use crate::support::{
     now, pairs, smartcv_headers, smartcv_on_raw_connection, Answer, Gate, Gateway, Reply, Upstream,
@@ -107,6 +107,29 @@ async fn an_event_delivered_by_one_replica_is_a_duplicate_at_the_other() {
         metrics[r#"hookwarden_requests_total{outcome="duplicate",route="a"}"#],
         1.0
     );
+}
+
+/// On a Redis Cluster the ids' keys spread over its members; each replica finds them
+/// wherever they are.
+#[tokio::test]
+async fn on_a_redis_cluster_events_delivered_by_one_replica_are_duplicates_at_the_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisCluster::start(dir.path()).await;
+    let upstream = Upstream::start().await;
+    let config = config(&upstream.url(), &redis.url());
+    let (a, b) = (Gateway::start(&config).await, Gateway::start(&config).await);
+    for i in 0..30 {
+        let body = event(&format!("evt_{i}"));
+        assert_eq!(send(&a, &body).await.status, 200);
+        let at_b = send(&b, &body).await;
+        assert_eq!(at_b.json()["status"], "duplicate", "evt_{i}");
+    }
+    assert_eq!(upstream.received().len(), 30, "the app received each once");
+    let mut holding = 0;
+    for server in redis.servers() {
+        holding += usize::from(!keys(&mut server.client().await, "a").await.is_empty());
+    }
+    assert_eq!(holding, 3, "30 ids' keys on every member");
 }
 
 #[tokio::test]

@@ -20,9 +20,9 @@
 //!
 //! Why the `redis` crate, already the dedup store's client: its tokio connection manager
 //! reconnects by itself after Redis comes back, it runs scripts by their SHA (loading
-//! them once), it speaks `redis://`, `rediss://` and `redis+unix://`, and it is the
-//! most used Rust client (fred is the other well-kept one; nothing here needs its
-//! cluster routing, since each script stays on one route's slot).
+//! them once), it speaks `redis://`, `rediss://` and `redis+unix://`, its cluster
+//! client follows a Redis Cluster's slots ([`crate::redis_link`]), and it is the most
+//! used Rust client (fred is the other well-kept one).
 //!
 //! When Redis cannot be reached, accepting answers 503 (`QueueError::Redis`), workers
 //! pause and look again, every failed command counts in
@@ -38,7 +38,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus::IntCounter;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use tokio::time::Instant;
 
@@ -49,6 +48,7 @@ use super::model::{
 };
 use super::store::{cursor, resume, Answer, BoxFuture, Bulk, Chunk, Cutoffs, Signals, Store};
 use crate::reachability::Reachability;
+use crate::redis_link::{Conn, Link};
 use crate::sync::lock;
 
 /// How often a worker looks for events other replicas stored, or whose lease ended.
@@ -62,7 +62,7 @@ const LIST_WINDOW: usize = 256;
 const LIST_WINDOWS: usize = 16;
 
 pub(crate) struct RedisStore {
-    conn: ConnectionManager,
+    link: Link,
     prefix: String,
     scripts: Scripts,
     signals: Arc<Signals>,
@@ -104,17 +104,11 @@ impl RedisStore {
         errors: IntCounter,
         signals: Arc<Signals>,
     ) -> Result<RedisStore, QueueError> {
-        let client = redis::Client::open(url).map_err(|e| QueueError::Redis(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_WAIT))
-            .set_response_timeout(Some(COMMAND_WAIT))
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| QueueError::Redis(e.to_string()))?;
+        let link = Link::open(url, COMMAND_WAIT).map_err(|e| QueueError::Redis(e.to_string()))?;
         let mut id = [0u8; 6];
         let _ = getrandom::fill(&mut id);
         Ok(RedisStore {
-            conn,
+            link,
             prefix: prefix.to_string(),
             scripts: Scripts {
                 enqueue: Script::new(scripts::ENQUEUE),
@@ -156,7 +150,7 @@ impl RedisStore {
 
     /// Runs `command`, bounded in time, counting and logging failures, and noting whether
     /// Redis could be reached.
-    async fn run<T, F>(&self, command: impl FnOnce(ConnectionManager) -> F) -> Result<T, QueueError>
+    async fn run<T, F>(&self, command: impl FnOnce(Conn) -> F) -> Result<T, QueueError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
@@ -187,12 +181,18 @@ impl RedisStore {
     /// and logged here, an answer is left to [`Self::judge`].
     async fn run_raw<T, F>(
         &self,
-        command: impl FnOnce(ConnectionManager) -> F,
+        command: impl FnOnce(Conn) -> F,
     ) -> Result<redis::RedisResult<T>, QueueError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(COMMAND_WAIT, command(self.conn.clone())).await {
+        let attempt = async {
+            match self.link.conn().await {
+                Ok(conn) => command(conn).await,
+                Err(e) => Err(e),
+            }
+        };
+        match tokio::time::timeout(COMMAND_WAIT, attempt).await {
             Ok(outcome) => Ok(outcome),
             Err(_) => {
                 self.reach.missed("no answer in time");
@@ -267,57 +267,48 @@ impl RedisStore {
     }
 
     /// After a write: when Redis keeps an append-only file and offers `WAITAOF` (7.2 and
-    /// newer), waits until the write is in it, so that a `kill -9` of Redis itself loses
-    /// nothing answered `queued`.
+    /// newer, Valkey), waits until the write is in it, so that a `kill -9` of Redis itself
+    /// loses nothing answered `queued`. Whether to wait is learnt from the first
+    /// `WAITAOF`'s answer: a Redis without an append-only file refuses it in so many
+    /// words, an older one does not know it. On a cluster it goes to every primary, and
+    /// each must have its own part of this connection's writes in its file.
     async fn durable(&self) -> Result<(), QueueError> {
-        let known = *lock(&self.waitaof);
-        let wait = match known {
-            Some(wait) => wait,
-            None => {
-                let info: String = self
-                    .run(|mut c| async move {
-                        redis::cmd("INFO")
-                            .arg("persistence")
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                let aof = info.lines().any(|l| l.trim() == "aof_enabled:1");
-                let offered: Value = self
-                    .run(|mut c| async move {
-                        redis::cmd("COMMAND")
-                            .arg("INFO")
-                            .arg("WAITAOF")
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                let offered =
-                    matches!(&offered, Value::Array(v) if v.iter().any(|x| *x != Value::Nil));
-                let wait = aof && offered;
-                *lock(&self.waitaof) = Some(wait);
-                wait
-            }
-        };
-        if !wait {
+        if *lock(&self.waitaof) == Some(false) {
             return Ok(());
         }
-        let synced: Vec<i64> = self
-            .run(|mut c| async move {
+        let answer = self
+            .run_raw(|mut c| async move {
                 redis::cmd("WAITAOF")
                     .arg(1)
                     .arg(0)
                     .arg(millis(COMMAND_WAIT))
-                    .query_async(&mut c)
+                    .query_async::<Value>(&mut c)
                     .await
             })
             .await?;
-        if synced.first().copied().unwrap_or(0) < 1 {
-            return Err(QueueError::Redis(
-                "the write did not reach Redis's append-only file in time".into(),
-            ));
+        let answer = match answer {
+            Err(e) if e.code().is_some() => Value::ServerError(match e.try_into() {
+                Ok(e) => e,
+                Err(e) => return self.judge(Err(e)),
+            }),
+            answer => self.judge(answer)?,
+        };
+        match aof_synced(&answer) {
+            Aof::Synced => {
+                *lock(&self.waitaof) = Some(true);
+                Ok(())
+            }
+            Aof::NotOffered => {
+                *lock(&self.waitaof) = Some(false);
+                Ok(())
+            }
+            Aof::Behind => {
+                self.failed("WAITAOF: not in the append-only file in time");
+                Err(QueueError::Redis(
+                    "the write did not reach Redis's append-only file in time".into(),
+                ))
+            }
         }
-        Ok(())
     }
 
     /// Summaries of `seqs` of `route` (those still stored), in the order given.
@@ -390,6 +381,8 @@ impl RedisStore {
     /// One round trip: takes `n` arrival numbers (returning the last), notes the route,
     /// and runs `check` (which ids are new) when given, whose answer is empty otherwise.
     /// A Redis that lost its scripts (restarted) gets them again, and the trip is redone.
+    /// On a cluster the route's keys and the queue's own live on different shards, so
+    /// the two parts go as two requests, sent together.
     async fn sequence(
         &self,
         seq_key: &str,
@@ -398,6 +391,25 @@ impl RedisStore {
         n: i64,
         check: Option<&redis::ScriptInvocation<'_>>,
     ) -> Result<(i64, Vec<i64>), QueueError> {
+        let cluster = self
+            .run(|c| async move { Ok(matches!(c, Conn::Cluster(_))) })
+            .await?;
+        if cluster {
+            let counter = self.run(|mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("INCRBY").arg(seq_key).arg(n);
+                pipe.cmd("SADD").arg(routes_key).arg(route).ignore();
+                let (last,): (i64,) = pipe.query_async(&mut c).await?;
+                Ok(last)
+            });
+            let new = async {
+                match check {
+                    Some(check) => self.script(check).await,
+                    None => Ok(Vec::new()),
+                }
+            };
+            return tokio::try_join!(counter, new);
+        }
         for first_try in [true, false] {
             let outcome: redis::RedisResult<(i64, Vec<i64>)> = self
                 .run_raw(|mut c| async move {
@@ -954,10 +966,91 @@ fn text(v: &Value) -> String {
 }
 
 /// Redis answered NOSCRIPT: it no longer holds a script (restarted, or flushed).
+/// What a `WAITAOF 1 0 <wait>` answered.
+#[derive(Debug, PartialEq)]
+enum Aof {
+    /// Every server that answered has this connection's writes in its append-only file.
+    Synced,
+    /// One has not, within the wait.
+    Behind,
+    /// No append-only file, or a Redis older than 7.2: nothing to wait for.
+    NotOffered,
+}
+
+/// Reads a `WAITAOF` answer: one server's `[local, replicas]`, its refusal, or a
+/// cluster's map of each primary's answer.
+fn aof_synced(answer: &Value) -> Aof {
+    match answer {
+        Value::Array(counts) => match counts.first().and_then(int) {
+            Some(local) if local >= 1 => Aof::Synced,
+            _ => Aof::Behind,
+        },
+        Value::ServerError(e) => {
+            let said = e.details().unwrap_or("").to_ascii_lowercase();
+            if said.contains("appendonly is disabled") || said.contains("unknown command") {
+                Aof::NotOffered
+            } else {
+                Aof::Behind
+            }
+        }
+        Value::Map(servers) => {
+            let each: Vec<Aof> = servers.iter().map(|(_, v)| aof_synced(v)).collect();
+            if each.contains(&Aof::Behind) {
+                Aof::Behind
+            } else if each.iter().all(|a| *a == Aof::NotOffered) {
+                Aof::NotOffered
+            } else {
+                Aof::Synced
+            }
+        }
+        _ => Aof::Behind,
+    }
+}
+
 fn is_noscript(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(resp: &str) -> Value {
+        redis::parse_redis_value(resp.as_bytes()).expect("RESP")
+    }
+
+    #[test]
+    fn waitaof_answers_say_whether_to_wait() {
+        assert_eq!(aof_synced(&answer("*2\r\n:1\r\n:0\r\n")), Aof::Synced);
+        assert_eq!(aof_synced(&answer("*2\r\n:0\r\n:0\r\n")), Aof::Behind);
+        let off =
+            "-ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.\r\n";
+        assert_eq!(aof_synced(&answer(off)), Aof::NotOffered);
+        let old = "-ERR unknown command 'WAITAOF', with args beginning with: '1' \r\n";
+        assert_eq!(aof_synced(&answer(old)), Aof::NotOffered);
+        assert_eq!(aof_synced(&answer("-NOPERM no\r\n")), Aof::Behind);
+    }
+
+    #[test]
+    fn a_cluster_waits_for_every_primary() {
+        let map = |a: &str, b: &str| {
+            Value::Map(vec![
+                (answer("+n1\r\n"), answer(a)),
+                (answer("+n2\r\n"), answer(b)),
+            ])
+        };
+        let synced = "*2\r\n:1\r\n:0\r\n";
+        let behind = "*2\r\n:0\r\n:0\r\n";
+        let off =
+            "-ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.\r\n";
+        assert_eq!(aof_synced(&map(synced, synced)), Aof::Synced);
+        assert_eq!(aof_synced(&map(synced, behind)), Aof::Behind);
+        assert_eq!(aof_synced(&map(off, off)), Aof::NotOffered);
+        // A primary without an append-only file has nothing to wait for; the others do.
+        assert_eq!(aof_synced(&map(off, synced)), Aof::Synced);
+    }
 }
