@@ -216,6 +216,25 @@ impl Reply {
         }
     }
 
+    /// A plain-text answer, never sniffed as anything else (a handshake's echoed
+    /// challenge).
+    pub(crate) fn text(status: StatusCode, body: String) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        Reply {
+            status,
+            headers,
+            body: Bytes::from(body),
+        }
+    }
+
     /// A status with no body at all (Discord's webhook-event PING wants a bare 204).
     pub(crate) fn empty(status: StatusCode) -> Self {
         Reply {

@@ -228,6 +228,7 @@ pub fn signatures(data: &[u8]) {
     let (headers, body) = request(data);
     let body = Bytes::copy_from_slice(body);
     let req = providers::Request {
+        method: &http::Method::POST,
         headers: &headers,
         query: None,
         body: &body,

@@ -16,7 +16,7 @@ use crate::app::{App, RouteState, Runtime};
 use crate::clock::{unix_millis, unix_seconds};
 use crate::error::{GatewayError, Reply};
 use crate::metrics::{Failure, Outcome};
-use crate::providers::{self, EventId, Events, Normalized, VerifyError};
+use crate::providers::{self, EventId, Events, HandshakeBody, Normalized, VerifyError};
 use crate::replay_tokens::Refused;
 use crate::{auth, delivery, request_log};
 
@@ -156,8 +156,19 @@ async fn handle_inner(
     trace.route = Some(Arc::clone(&state));
     let route = &state.route;
 
-    // 2. Providers only POST; anything else is a probe or a mistake.
+    // 2. Providers only POST; anything else is a probe or a mistake, but for the GET
+    //    with which some check the endpoint (Meta, Dropbox, Okta, X), answered here
+    //    from the query alone and never forwarded.
     if req.method() != Method::POST {
+        if req.method() == Method::GET {
+            if let Some(handshake) =
+                providers::get_handshake(route, req.uri().query(), req.headers())
+            {
+                let handshake = handshake?;
+                trace.outcomes.push(Outcome::Handshake);
+                return Ok(handshake_reply(handshake));
+            }
+        }
         return Err(GatewayError::MethodNotAllowed);
     }
 
@@ -190,6 +201,7 @@ async fn handle_inner(
     let received = app.clock.now();
     let now = unix_seconds(received);
     let request = providers::Request {
+        method: &parts.method,
         headers: &parts.headers,
         query: parts.uri.query(),
         body: &body,
@@ -216,10 +228,7 @@ async fn handle_inner(
         Normalized::Events(events) => events,
         Normalized::Handshake(handshake) => {
             trace.outcomes.push(Outcome::Handshake);
-            return Ok(match handshake.body {
-                Some(body) => Reply::json(handshake.status, &body),
-                None => Reply::empty(handshake.status),
-            });
+            return Ok(handshake_reply(handshake));
         }
     };
 
@@ -232,6 +241,15 @@ async fn handle_inner(
     trace.kind = delivered.kind;
     trace.outcomes.extend(delivered.outcomes);
     Ok(delivered.reply)
+}
+
+/// The gateway's own answer to a provider checking the endpoint.
+fn handshake_reply(handshake: providers::Handshake) -> Reply {
+    match handshake.body {
+        HandshakeBody::Json(body) => Reply::json(handshake.status, &body),
+        HandshakeBody::None => Reply::empty(handshake.status),
+        HandshakeBody::Text(text) => Reply::text(handshake.status, text),
+    }
 }
 
 /// Reads the whole body, at most `limit` bytes, before `deadline`.

@@ -36,6 +36,8 @@ enum Command {
     Sign(SignArgs),
     /// Sign a body file the way a route verifies it and POST it to the gateway.
     Send(SendArgs),
+    /// Every provider name a route takes: how it verifies, its key, its evidence.
+    Providers,
     /// The queued events of the running gateway, and its queue's levers (its admin API).
     Events(EventsArgs),
     /// The most recent requests the running gateway answered, one JSON object per line.
@@ -276,6 +278,22 @@ pub fn main() -> ExitCode {
         Command::Send(args) => send::send_command(&args),
         Command::Events(args) => admin::events(args),
         Command::Requests(args) => admin::requests(&args),
+        Command::Providers => {
+            let rows = crate::providers::listing();
+            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+            let key_width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+            println!(
+                "{:width$}  {:key_width$}  scheme; evidence",
+                "provider", "key"
+            );
+            for r in rows {
+                println!(
+                    "{:width$}  {:key_width$}  {}; {}",
+                    r.name, r.key, r.scheme, r.evidence
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hookwarden", &mut std::io::stdout());

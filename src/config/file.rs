@@ -304,6 +304,10 @@ pub(super) struct RouteSection {
     pub auth: Option<AuthSection>,
     /// Generic HMAC scheme (provider `hmac`, optional for `jobaffinity`).
     pub hmac: Option<HmacSection>,
+    /// Meta: the token its GET handshake must carry. Untyped, as `secrets`.
+    pub verify_token: Option<toml::Value>,
+    /// Okta: the header its secret travels in (default `Authorization`).
+    pub header: Option<String>,
 }
 
 impl std::fmt::Debug for RouteSection {

@@ -2,7 +2,11 @@
 
 use super::checker::Checker;
 use super::file::HmacSection;
-use crate::route::{HmacAlgorithm, HmacScheme, MessagePart, SigEncoding};
+use std::borrow::Cow;
+
+use crate::route::{
+    HmacAlgorithm, HmacScheme, KeyEncoding, MessagePart, SigEncoding, SigList, TimeUnit, Timestamp,
+};
 
 pub(super) fn hmac(c: &mut Checker<'_>, at: &str, h: &HmacSection) -> Option<HmacScheme> {
     let header = match &h.header {
@@ -52,15 +56,25 @@ pub(super) fn hmac(c: &mut Checker<'_>, at: &str, h: &HmacSection) -> Option<Hma
         && (h.timestamp_header.is_some() == timestamp_header.is_some())
         && (h.id_header.is_some() == id_header.is_some());
     let scheme = HmacScheme {
-        header: header?,
-        prefix: h.prefix.clone().filter(|p| !p.is_empty()),
+        headers: Cow::Owned(vec![name(header?)]),
+        prefix: h.prefix.clone().filter(|p| !p.is_empty()).map(Cow::Owned),
+        list: SigList::One,
         encoding: encoding?,
         algorithm: algorithm?,
-        message,
-        timestamp_header,
-        id_header,
+        key: KeyEncoding::Raw,
+        message: Cow::Owned(message),
+        timestamp: timestamp_header.map(|header| Timestamp {
+            header: Some(name(header)),
+            unit: TimeUnit::Seconds,
+        }),
+        id_header: id_header.map(name),
     };
     ok.then_some(scheme)
+}
+
+/// A validated header name as the scheme keeps it (lowercase text).
+fn name(header: http::HeaderName) -> crate::route::Name {
+    Cow::Owned(header.as_str().to_string())
 }
 
 /// Splits a template into literals and the `{body}`, `{timestamp}`, `{id}` placeholders;
@@ -80,7 +94,9 @@ fn parse_template(t: &str) -> Vec<MessagePart> {
         match found {
             Some((tag, part)) => {
                 if !literal.is_empty() {
-                    parts.push(MessagePart::Literal(std::mem::take(&mut literal)));
+                    parts.push(MessagePart::Literal(Cow::Owned(std::mem::take(
+                        &mut literal,
+                    ))));
                 }
                 parts.push(part);
                 rest = &rest[tag.len()..];
@@ -93,7 +109,7 @@ fn parse_template(t: &str) -> Vec<MessagePart> {
         }
     }
     if !literal.is_empty() {
-        parts.push(MessagePart::Literal(literal));
+        parts.push(MessagePart::Literal(Cow::Owned(literal)));
     }
     parts
 }
@@ -107,11 +123,11 @@ mod tests {
         assert_eq!(
             parse_template("v0:{timestamp}:{body}{x}"),
             vec![
-                MessagePart::Literal("v0:".into()),
+                MessagePart::Literal(Cow::Borrowed("v0:")),
                 MessagePart::Timestamp,
-                MessagePart::Literal(":".into()),
+                MessagePart::Literal(Cow::Borrowed(":")),
                 MessagePart::Body,
-                MessagePart::Literal("{x}".into()),
+                MessagePart::Literal(Cow::Borrowed("{x}")),
             ]
         );
     }

@@ -28,7 +28,7 @@ pub(super) fn public_keys(
         return c.fail(
             path,
             format!(
-                "provider {:?} does not use public_key (only discord and sendgrid; standard-webhooks takes whpk_ keys in secrets)",
+                "provider {:?} does not use public_key (only discord, sendgrid and telnyx; standard-webhooks takes whpk_ keys in secrets)",
                 provider.name()
             ),
         );
@@ -49,6 +49,7 @@ pub(super) fn public_keys(
         let path = format!("{path}[{j}]");
         let key = match provider {
             Provider::Discord => ed25519_hex(text),
+            Provider::Described(_) => ed25519_base64(text),
             _ => p256_der_base64(text),
         };
         match key {
@@ -83,6 +84,18 @@ fn ed25519_hex(text: &str) -> Result<PublicKey, &'static str> {
     const WHY: &str = "not an Ed25519 public key (64 hex digits, as Discord shows it)";
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| WHY)?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map(PublicKey::Ed25519)
+        .map_err(|_| WHY)
+}
+
+/// Telnyx's "Public Key": base64 of the raw 32-byte Ed25519 key.
+fn ed25519_base64(text: &str) -> Result<PublicKey, &'static str> {
+    const WHY: &str = "not an Ed25519 public key (base64 of 32 bytes, as Telnyx shows it)";
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| WHY)?;
+    let bytes = <[u8; 32]>::try_from(bytes).map_err(|_| WHY)?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes)
         .map(PublicKey::Ed25519)
         .map_err(|_| WHY)

@@ -76,6 +76,8 @@ pub(super) fn route(
     warnings.extend(secrets::sample_secrets(at, r.secrets.as_ref()));
     let public_keys = keys::public_keys(c, at, provider, r.public_key.as_ref());
     let public_url = keys::public_url(c, at, provider, r.public_url.as_deref());
+    let verify_token = secrets::verify_token(c, at, provider, r.verify_token.as_ref());
+    let token_header = token_header(c, at, provider, r.header.as_deref());
 
     let upstream = route_upstream.as_ref().or(global_upstream);
     let forward_path = r.forward_path.as_ref().or(r.path.as_ref());
@@ -96,7 +98,7 @@ pub(super) fn route(
     let mut public_keys = public_keys?;
     public_keys.extend(whpk);
     let timestamped =
-        provider.has_timestamp() || hmac.as_ref().is_some_and(|h| h.timestamp_header.is_some());
+        provider.has_timestamp() || hmac.as_ref().is_some_and(|h| h.timestamp.is_some());
     if timestamped && !dedup_ttl.is_zero() && dedup_ttl < tolerance * 2 {
         warnings.push(format!(
             "{at}: dedup ttl {} is shorter than twice the tolerance {}: a replay inside the window could be forwarded again",
@@ -111,6 +113,8 @@ pub(super) fn route(
         secrets,
         public_keys,
         public_url: public_url?,
+        verify_token: verify_token?,
+        token_header: token_header?,
         tolerance,
         forward_uri: forward_uri?,
         forward: forward?,
@@ -160,13 +164,35 @@ fn path(c: &mut Checker<'_>, at: &str, raw: Option<&str>) -> Option<String> {
     }
 }
 
+/// `header`: where an Okta route's secret travels; refused elsewhere.
+fn token_header(
+    c: &mut Checker<'_>,
+    at: &str,
+    provider: Provider,
+    raw: Option<&str>,
+) -> Option<Option<crate::route::Name>> {
+    let Some(raw) = raw else { return Some(None) };
+    let path = format!("{at}.header");
+    if provider.name() != "okta" {
+        return c.fail(
+            path,
+            format!(
+                "provider {:?} does not take header (only okta)",
+                provider.name()
+            ),
+        );
+    }
+    let name = c.header_name(&path, raw)?;
+    Some(Some(std::borrow::Cow::Owned(name.as_str().to_string())))
+}
+
 fn provider(c: &mut Checker<'_>, at: &str, raw: Option<&str>) -> Option<Provider> {
     let p = match raw {
         None => return c.fail(format!("{at}.provider"), "missing"),
         Some(p) => p,
     };
     Provider::from_name(p).or_else(|| {
-        let known: Vec<&str> = Provider::ALL.iter().map(|p| p.name()).collect();
+        let known: Vec<&str> = Provider::all().map(|p| p.name()).collect();
         c.fail(
             format!("{at}.provider"),
             format!(

@@ -48,6 +48,7 @@ pub(super) fn secrets(
     if list.is_empty() {
         return c.fail(path, "at least one secret is required");
     }
+    let form = form(provider);
     let mut out = Vec::with_capacity(list.len());
     let mut public = Vec::new();
     let mut ok = true;
@@ -55,21 +56,85 @@ pub(super) fn secrets(
         let path = format!("{at}.secrets[{j}]");
         if s.is_empty() {
             ok = c.fail::<()>(path, "must not be empty").is_some();
-        } else if provider == Provider::StandardWebhooks && s.starts_with("whpk_") {
+        } else if form == Form::Whsec && s.starts_with("whpk_") {
             match keys::whpk(c, &path, s) {
                 Some(key) => public.push(key),
                 None => ok = false,
             }
-        } else if provider == Provider::StandardWebhooks {
+        } else if form == Form::Whsec || (form == Form::WhsecOrToken && s.starts_with("whsec_")) {
             match whsec(c, &path, s) {
                 Some(key) => out.push(key),
                 None => ok = false,
+            }
+        } else if form == Form::Base64 {
+            match base64::engine::general_purpose::STANDARD.decode(s.trim()) {
+                Ok(key) if !key.is_empty() => out.push(Secret::new(key)),
+                _ => {
+                    ok = c
+                        .fail::<()>(path, "must be base64 (the key as the provider shows it)")
+                        .is_some()
+                }
             }
         } else {
             out.push(Secret::new(s.as_bytes()));
         }
     }
     ok.then_some((out, public))
+}
+
+/// How a provider's secrets are written.
+#[derive(PartialEq, Eq)]
+enum Form {
+    /// The key's own bytes.
+    Raw,
+    /// `whsec_` + base64 of the key (or `whpk_`, a public key): Standard Webhooks.
+    Whsec,
+    /// A `whsec_` key, or else a token compared as written (GitLab).
+    WhsecOrToken,
+    /// Base64 of the key (Airtable).
+    Base64,
+}
+
+fn form(provider: Provider) -> Form {
+    use crate::route::catalog::Check;
+    use crate::route::KeyEncoding;
+    match provider.described().map(|d| &d.check) {
+        _ if provider == Provider::StandardWebhooks => Form::Whsec,
+        Some(Check::StandardWebhooks) => Form::Whsec,
+        Some(Check::TokenOrStandardWebhooks { .. }) => Form::WhsecOrToken,
+        Some(Check::Hmac(s)) if s.key == KeyEncoding::Base64 => Form::Base64,
+        _ => Form::Raw,
+    }
+}
+
+/// `verify_token`: required by Meta's GET handshake, refused elsewhere.
+pub(super) fn verify_token(
+    c: &mut Checker<'_>,
+    at: &str,
+    provider: Provider,
+    raw: Option<&toml::Value>,
+) -> Option<Option<Secret>> {
+    let path = format!("{at}.verify_token");
+    let meta = provider.described().and_then(|d| d.handshake)
+        == Some(crate::route::catalog::Handshake::MetaGet);
+    match (raw, meta) {
+        (None, false) => Some(None),
+        (None, true) => c.fail(
+            path,
+            "required for provider \"meta\": the Verify Token set in the app's webhook settings",
+        ),
+        (Some(_), false) => c.fail(
+            path,
+            format!(
+                "provider {:?} does not take verify_token (only meta)",
+                provider.name()
+            ),
+        ),
+        (Some(toml::Value::String(token)), true) if !token.is_empty() => {
+            Some(Some(Secret::new(token.as_bytes())))
+        }
+        (Some(_), true) => c.fail(path, "must be a non-empty string"),
+    }
 }
 
 /// A Standard Webhooks secret: `whsec_` + base64 of the key bytes.

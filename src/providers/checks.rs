@@ -78,6 +78,37 @@ pub(crate) fn timestamp(
     Ok((raw, integer(raw)?))
 }
 
+/// An RFC 3339 date as unix seconds: `2021-09-24T17:29:16Z`, with a fraction
+/// (`…16.634234626Z`, Twitch) or an offset (`…16-08:00`, Box). Dates before 1970 and
+/// anything else are check 7.
+pub(crate) fn rfc3339(raw: &[u8]) -> Result<i64, VerifyError> {
+    let text = std::str::from_utf8(raw).map_err(|_| VerifyError::InvalidTimestamp)?;
+    let (utc, offset) = match text.len().checked_sub(6).map(|at| text.split_at(at)) {
+        Some((base, tail)) if matches!(tail.as_bytes()[0], b'+' | b'-') => {
+            let b = tail.as_bytes();
+            let digits = |i: usize| -> Option<i64> {
+                let (h, l) = (b.get(i)?, b.get(i + 1)?);
+                (h.is_ascii_digit() && l.is_ascii_digit())
+                    .then(|| i64::from(h - b'0') * 10 + i64::from(l - b'0'))
+            };
+            let (Some(hours), b':', Some(minutes)) = (digits(1), b[3], digits(4)) else {
+                return Err(VerifyError::InvalidTimestamp);
+            };
+            let sign = if b[0] == b'-' { -1 } else { 1 };
+            (format!("{base}Z"), sign * (hours * 3600 + minutes * 60))
+        }
+        _ => (text.to_string(), 0),
+    };
+    let at = humantime::parse_rfc3339(&utc).map_err(|_| VerifyError::InvalidTimestamp)?;
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| VerifyError::InvalidTimestamp)?
+        .as_secs();
+    i64::try_from(secs)
+        .map(|s| s - offset)
+        .map_err(|_| VerifyError::InvalidTimestamp)
+}
+
 /// `-?[0-9]+` within i64, from a header or a signature list (Stripe's `t=`).
 pub(crate) fn integer(raw: &[u8]) -> Result<i64, VerifyError> {
     let digits = raw.strip_prefix(b"-").unwrap_or(raw);
@@ -283,6 +314,11 @@ impl Tag {
         }
     }
 
+    /// A decoded signature, if it fits (none longer can match a tag).
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<Tag> {
+        (bytes.len() <= Tag::MAX).then(|| Tag::of(bytes))
+    }
+
     fn of(bytes: &[u8]) -> Tag {
         let mut tag = Tag::zeroed(bytes.len().min(Tag::MAX));
         tag.bytes[..tag.len].copy_from_slice(&bytes[..tag.len]);
@@ -395,6 +431,25 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn rfc3339_dates_read_with_fractions_and_offsets() {
+        let at = |t: &str| rfc3339(t.as_bytes());
+        assert_eq!(at("2025-11-24T16:00:00Z"), Ok(1_764_000_000));
+        assert_eq!(at("2025-11-24T16:00:00.634234626Z"), Ok(1_764_000_000));
+        assert_eq!(at("2025-11-24T08:00:00-08:00"), Ok(1_764_000_000));
+        assert_eq!(at("2025-11-24T17:30:00+01:30"), Ok(1_764_000_000));
+        for bad in [
+            "",
+            "1764000000",
+            "2025-11-24 16:00:00",
+            "2025-11-24T16:00:00+0100",
+            "1969-12-31T23:59:59Z",
+            "2025-11-24T16:00:00+x1:00",
+        ] {
+            assert_eq!(at(bad), Err(VerifyError::InvalidTimestamp), "{bad:?}");
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@ use serde_json::json;
 use super::fields::{self, Kind, Pointers};
 use super::json::{Found, Payload};
 use super::{
-    checks, keys, Events, Handshake, MalformedPayload, Normalized, Request, Scheme, Verified,
-    VerifyError,
+    checks, keys, Events, Handshake, HandshakeBody, MalformedPayload, Normalized, Request, Scheme,
+    Verified, VerifyError,
 };
 use crate::route::Route;
 
@@ -51,12 +51,12 @@ fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedP
     let kind = kind.filter(|k| !k.is_string()).and_then(Found::id);
     let handshake = |status, body| Ok(Normalized::Handshake(Handshake { status, body }));
     match (event.is_some(), kind.as_deref()) {
-        (_, Some("0")) => handshake(StatusCode::NO_CONTENT, None),
+        (_, Some("0")) => handshake(StatusCode::NO_CONTENT, HandshakeBody::None),
         (true, _) => {
             let event = fields::event(route, &WEBHOOK_EVENT, &verified, payload, &verified.body);
             Ok(Events::one(event).into())
         }
-        (false, Some("1")) => handshake(StatusCode::OK, Some(json!({ "type": 1 }))),
+        (false, Some("1")) => handshake(StatusCode::OK, HandshakeBody::Json(json!({ "type": 1 }))),
         (false, _) => {
             let event = fields::event(route, &INTERACTION, &verified, payload, &verified.body);
             Ok(Events::one(event).into())

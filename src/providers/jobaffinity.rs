@@ -3,7 +3,7 @@
 
 use super::fields::{self, Kind, Pointers};
 use super::{
-    generic_hmac, Events, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError,
+    described, Events, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError,
 };
 use crate::route::Route;
 
@@ -22,7 +22,7 @@ const POINTERS: Pointers = Pointers {
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     if let Some(scheme) = &route.hmac {
-        let id = generic_hmac::check(route, scheme, req)?;
+        let id = described::hmac(route, scheme, req)?;
         return Ok(Verified::new(req, id));
     }
     // Credentials alone: the pipeline checked them (check 5) before calling us. A route

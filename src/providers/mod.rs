@@ -6,18 +6,21 @@
 //! [`Event`]s, and only `Event`s can be forwarded, so nothing unverified reaches the app.
 
 pub(crate) mod checks;
+mod described;
 mod discord;
 mod event_id;
 mod fields;
 pub(crate) mod form;
 mod generic_hmac;
 mod github;
+mod handshakes;
 mod hrflow;
 mod intercom;
 mod jobaffinity;
 pub(crate) mod json;
 mod keys;
 mod linear;
+mod listing;
 mod mailgun;
 mod paddle;
 mod semantikmatch;
@@ -46,6 +49,7 @@ pub use event_id::header_safe;
 pub(crate) use event_id::EventId;
 pub use fields::derived_id;
 pub(crate) use json::Json;
+pub(crate) use listing::listing;
 
 /// What a provider's scheme is made of. Each provider file exports one `SCHEME`.
 pub(crate) struct Scheme {
@@ -79,11 +83,14 @@ fn scheme(provider: Provider) -> &'static Scheme {
         Provider::Square => &square::SCHEME,
         Provider::Discord => &discord::SCHEME,
         Provider::Sendgrid => &sendgrid::SCHEME,
+        Provider::Described(_) => &described::SCHEME,
     }
 }
 
 /// What verification looks at.
 pub(crate) struct Request<'a> {
+    /// Signed by HubSpot.
+    pub method: &'a http::Method,
     pub headers: &'a HeaderMap,
     /// The raw query string, which Twilio signs (it never selects a route).
     pub query: Option<&'a str>,
@@ -211,9 +218,30 @@ pub(crate) enum Normalized {
 /// The gateway's own answer to a handshake.
 pub(crate) struct Handshake {
     pub status: StatusCode,
-    /// `None`: no body at all (Discord's webhook-event PING wants a bare 204).
-    pub body: Option<Value>,
+    pub body: HandshakeBody,
 }
+
+pub(crate) enum HandshakeBody {
+    /// No body at all (Discord's webhook-event PING wants a bare 204).
+    None,
+    Json(Value),
+    /// A challenge echoed as `text/plain` (Twitch, Meta, Dropbox).
+    Text(String),
+}
+
+#[cfg(test)]
+impl HandshakeBody {
+    /// The answer as a JSON value (text as a string), for tests to compare.
+    pub(crate) fn as_value(&self) -> Option<Value> {
+        match self {
+            HandshakeBody::None => None,
+            HandshakeBody::Json(v) => Some(v.clone()),
+            HandshakeBody::Text(t) => Some(Value::String(t.clone())),
+        }
+    }
+}
+
+pub(crate) use handshakes::on_get as get_handshake;
 
 impl From<Events> for Normalized {
     fn from(events: Events) -> Self {

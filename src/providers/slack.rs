@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 use super::fields::{self, Kind, Pointers};
 use super::json::Payload;
 use super::{
-    checks, form, parse_json, Events, Handshake, MalformedPayload, Normalized, Request, Scheme,
-    Verified, VerifyError,
+    checks, form, parse_json, Events, Handshake, HandshakeBody, MalformedPayload, Normalized,
+    Request, Scheme, Verified, VerifyError,
 };
 use crate::route::Route;
 
@@ -62,7 +62,7 @@ fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedP
         if let Some(challenge) = challenge.and_then(|c| c.string()) {
             return Ok(Normalized::Handshake(Handshake {
                 status: StatusCode::OK,
-                body: Some(json!({ "challenge": challenge })),
+                body: HandshakeBody::Json(json!({ "challenge": challenge })),
             }));
         }
     }

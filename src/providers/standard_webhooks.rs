@@ -48,6 +48,18 @@ const POINTERS: Pointers = Pointers {
 };
 
 fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
+    let id = check(route, req)?;
+    Ok(Verified::new(req, Some(id)))
+}
+
+/// Whether the request carries a Standard Webhooks signature (by either set of names).
+pub(super) fn signed(headers: &HeaderMap) -> bool {
+    headers.contains_key(&STANDARD[2]) || headers.contains_key(&SVIX[2])
+}
+
+/// Checks 6–9; the signed `webhook-id`. The presets that sign this way (Clerk, OpenAI…)
+/// verify through it too.
+pub(super) fn check(route: &Route, req: &Request<'_>) -> Result<EventId, VerifyError> {
     let [id_name, ts_name, sig_name] = names(req.headers);
     let signature = checks::signature(req.headers, sig_name)?;
     let (ts_text, ts) = checks::timestamp(req.headers, ts_name)?;
@@ -83,7 +95,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
     if !hmac_signs() && !ed25519_signs() {
         return Err(VerifyError::InvalidSignature);
     }
-    Ok(Verified::new(req, Some(EventId::from_header(id))))
+    Ok(EventId::from_header(id))
 }
 
 fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedPayload> {

@@ -12,9 +12,11 @@ use sha2::Sha512;
 
 use super::checks::hmac_sha256;
 use super::{form, verify, Normalized, Request, VerifyError};
+use std::borrow::Cow;
+
 use crate::route::{
-    DeliveryMode, Fields, ForwardMode, HmacAlgorithm, HmacScheme, MessagePart, Provider, Route,
-    Secret, SigEncoding,
+    DeliveryMode, Fields, ForwardMode, HmacAlgorithm, HmacScheme, KeyEncoding, MessagePart,
+    Provider, Route, Secret, SigEncoding, SigList, TimeUnit, Timestamp,
 };
 
 const NOW: i64 = 1_764_000_000;
@@ -39,17 +41,21 @@ fn route(provider: Provider, key: &[u8], hmac: Option<HmacScheme>) -> Arc<Route>
         fields: Fields::default(),
         auth: None,
         hmac,
+        verify_token: None,
+        token_header: None,
     })
 }
 
 fn hmac_scheme(header: &'static str, prefix: Option<&str>) -> HmacScheme {
     HmacScheme {
-        header: HeaderName::from_static(header),
-        prefix: prefix.map(str::to_string),
+        headers: Cow::Owned(vec![Cow::Borrowed(header)]),
+        prefix: prefix.map(|p| Cow::Owned(p.to_string())),
+        list: SigList::One,
         encoding: SigEncoding::Hex,
         algorithm: HmacAlgorithm::Sha256,
-        message: vec![MessagePart::Body],
-        timestamp_header: None,
+        key: KeyEncoding::Raw,
+        message: Cow::Owned(vec![MessagePart::Body]),
+        timestamp: None,
         id_header: None,
     }
 }
@@ -67,6 +73,7 @@ fn check(route: &Route, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyEr
     verify(
         route,
         &Request {
+            method: &http::Method::POST,
             headers,
             query: None,
             body: &body,
@@ -82,8 +89,17 @@ fn check(route: &Route, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyEr
 /// vector's `now`: the status class, the error, the events' id and type, and the
 /// handshake's answer. The integration test runs the same vectors through the gateway.
 pub(super) fn presets_pass(provider: &str) {
-    let doc: serde_json::Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/presets.json")).expect("json");
+    vectors_pass(include_str!("../../tests/fixtures/presets.json"), provider);
+}
+
+/// Every vector of `tests/fixtures/catalog.json` (the table's presets) for `provider`,
+/// as [`presets_pass`] runs them.
+pub(super) fn catalog_pass(provider: &str) {
+    vectors_pass(include_str!("../../tests/fixtures/catalog.json"), provider);
+}
+
+fn vectors_pass(file: &str, provider: &str) {
+    let doc: serde_json::Value = serde_json::from_str(file).expect("json");
     let mut ran = 0;
     for v in doc["vectors"].as_array().expect("vectors") {
         if v["route"]["provider"] != provider {
@@ -103,14 +119,39 @@ pub(super) fn presets_pass(provider: &str) {
         let uri: Uri = req["path"].as_str().expect("path").parse().expect("path");
         let body = Bytes::copy_from_slice(req["body"].as_str().expect("body").as_bytes());
         let now = v["now"].as_i64().expect("now");
+        let expect = &v["expect"];
+        let method: http::Method = req["method"]
+            .as_str()
+            .unwrap_or("POST")
+            .parse()
+            .expect("method");
+        if method == http::Method::GET {
+            // A GET handshake, answered before any body or signature (the pipeline's
+            // step 2).
+            let answer = super::get_handshake(&route, uri.query(), &headers);
+            match (expect["error"].as_str(), answer) {
+                (None, Some(Ok(h))) => {
+                    assert_eq!(h.status.as_u16(), expect["status"], "{name}");
+                    assert_eq!(
+                        h.body.as_value().unwrap_or(serde_json::Value::Null),
+                        expect["response"],
+                        "{name}"
+                    );
+                }
+                (Some("method_not_allowed"), None) => {}
+                (Some("unauthorized"), Some(Err(VerifyError::Unauthorized))) => {}
+                (want, _) => panic!("{name}: expected {want:?}"),
+            }
+            continue;
+        }
         let request = Request {
+            method: &method,
             headers: &headers,
             query: uri.query(),
             body: &body,
             now,
             now_ms: now * 1000,
         };
-        let expect = &v["expect"];
         let outcome = verify(&route, &request);
         let error = |e: &VerifyError| match e {
             VerifyError::Unauthorized => "unauthorized",
@@ -136,7 +177,7 @@ pub(super) fn presets_pass(provider: &str) {
                     assert_eq!(h.status.as_u16(), expect["status"], "{name}");
                     let want = &expect["response"];
                     assert_eq!(
-                        h.body.as_ref().unwrap_or(&serde_json::Value::Null),
+                        &h.body.as_value().unwrap_or(serde_json::Value::Null),
                         want,
                         "{name}"
                     );
@@ -245,15 +286,18 @@ fn schemes() -> Vec<(&'static str, Arc<Route>, Signer)> {
                 Some(HmacScheme {
                     encoding: SigEncoding::Base64,
                     algorithm: HmacAlgorithm::Sha512,
-                    message: vec![
+                    message: Cow::Owned(vec![
                         MessagePart::Id,
                         MessagePart::Literal(":".into()),
                         MessagePart::Timestamp,
                         MessagePart::Literal(":".into()),
                         MessagePart::Body,
-                    ],
-                    timestamp_header: Some(HeaderName::from_static("x-ts")),
-                    id_header: Some(HeaderName::from_static("x-id")),
+                    ]),
+                    timestamp: Some(Timestamp {
+                        header: Some(Cow::Borrowed("x-ts")),
+                        unit: TimeUnit::Seconds,
+                    }),
+                    id_header: Some(Cow::Borrowed("x-id")),
                     ..hmac_scheme("x-sig", None)
                 }),
             ),

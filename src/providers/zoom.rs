@@ -8,7 +8,8 @@ use serde_json::json;
 use super::fields::{self, Kind, Pointers};
 use super::json::Payload;
 use super::{
-    checks, Events, Handshake, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError,
+    checks, Events, Handshake, HandshakeBody, MalformedPayload, Normalized, Request, Scheme,
+    Verified, VerifyError,
 };
 use crate::route::{HmacAlgorithm, Route};
 
@@ -50,7 +51,9 @@ fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedP
         let encrypted = checks::tag(HmacAlgorithm::Sha256, secret.expose(), &[plain.as_bytes()]);
         return Ok(Normalized::Handshake(Handshake {
             status: StatusCode::OK,
-            body: Some(json!({ "plainToken": plain, "encryptedToken": hex::encode(encrypted) })),
+            body: HandshakeBody::Json(
+                json!({ "plainToken": plain, "encryptedToken": hex::encode(encrypted) }),
+            ),
         }));
     }
     let event = fields::event(route, &POINTERS, &verified, payload, &verified.body);

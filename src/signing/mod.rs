@@ -11,8 +11,10 @@ use base64::Engine;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::providers::hmac_tag;
+use crate::route::catalog::Check;
 use crate::route::{
     Auth, HmacAlgorithm, HmacScheme, MessagePart, Provider, PublicKey, Route, Secret, SigEncoding,
+    SigList, TimeUnit,
 };
 
 pub(crate) use presets::Message;
@@ -204,8 +206,35 @@ fn route_headers(
         }
         Provider::Hmac | Provider::JobAffinity => {
             if let Some(scheme) = &route.hmac {
-                out.extend(generic(scheme, secret()?, body, &ts, id)?);
+                out.extend(described_hmac(
+                    scheme,
+                    secret()?,
+                    body,
+                    timestamp,
+                    id,
+                    None,
+                )?);
             }
+        }
+        // A secret itself in a header (Okta's, GitLab's token) or Basic credentials
+        // (Postmark's), in the header the route names.
+        Provider::Described(d) => {
+            let (header, basic) = match &d.check {
+                Check::Token { header, basic } => (*header, *basic),
+                Check::TokenOrStandardWebhooks { header } => (*header, false),
+                _ => return Err(SignError::NotAPreset),
+            };
+            let header = route.token_header.as_deref().unwrap_or(header);
+            let token = secret()?.expose();
+            let value = if basic {
+                format!("Basic {}", B64.encode(token))
+            } else {
+                String::from_utf8_lossy(token).into_owned()
+            };
+            let mut value = value_of(value)?;
+            value.set_sensitive(true);
+            let name = HeaderName::try_from(header).map_err(|_| SignError::BadHeaderValue)?;
+            out.push((name, value));
         }
         // Signed by `presets`, which `route_request` asks first.
         _ => return Err(SignError::NotAPreset),
@@ -252,13 +281,31 @@ pub(crate) fn standard_webhooks(
     ]
 }
 
-fn generic(
+/// Signs as an HMAC description says (`[routes.hmac]`, the table's presets): the
+/// signature in the first of its headers, with its timestamp and id headers, the
+/// timestamp written in the description's unit; a request to `url` (signed by some) is
+/// a `POST`.
+pub(crate) fn described_hmac(
     scheme: &HmacScheme,
     key: &Secret,
     body: &[u8],
-    ts: &str,
+    timestamp: i64,
     id: &str,
+    url: Option<&str>,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
+    let ts = match scheme.timestamp.as_ref().map(|t| t.unit) {
+        Some(TimeUnit::Millis) => (i128::from(timestamp) * 1000).to_string(),
+        Some(TimeUnit::Rfc3339) => {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(timestamp).unwrap_or(0));
+            humantime::format_rfc3339_seconds(at).to_string()
+        }
+        Some(TimeUnit::Seconds) | None => timestamp.to_string(),
+    };
+    let url = match (scheme.message.contains(&MessagePart::Url), url) {
+        (true, None) => return Err(SignError::NoUrl),
+        (_, url) => url.unwrap_or_default(),
+    };
     let message: Vec<&[u8]> = scheme
         .message
         .iter()
@@ -267,6 +314,8 @@ fn generic(
             MessagePart::Body => body,
             MessagePart::Timestamp => ts.as_bytes(),
             MessagePart::Id => id.as_bytes(),
+            MessagePart::Method => b"POST",
+            MessagePart::Url => url.as_bytes(),
         })
         .collect();
     let tag = hmac_tag(scheme.algorithm, key.expose(), &message);
@@ -275,15 +324,25 @@ fn generic(
         SigEncoding::Base64 => B64.encode(tag),
     };
     let prefix = scheme.prefix.as_deref().unwrap_or_default();
-    let mut out = vec![(
-        scheme.header.clone(),
-        value_of(format!("{prefix}{encoded}"))?,
-    )];
-    if let Some(name) = &scheme.timestamp_header {
-        out.push((name.clone(), value_of(ts.to_string())?));
+    let value = match scheme.list {
+        SigList::One | SigList::Each(_) => format!("{prefix}{encoded}"),
+        SigList::Keyed {
+            separator,
+            timestamp,
+            signature,
+        } => {
+            let separator = char::from(separator);
+            format!("{timestamp}={ts}{separator}{signature}={encoded}")
+        }
+    };
+    let name = |n: &str| HeaderName::try_from(n).map_err(|_| SignError::BadHeaderValue);
+    let first = scheme.headers.first().ok_or(SignError::NotAPreset)?;
+    let mut out = vec![(name(first)?, value_of(value)?)];
+    if let Some(header) = scheme.timestamp.as_ref().and_then(|t| t.header.as_ref()) {
+        out.push((name(header)?, value_of(ts)?));
     }
-    if let Some(name) = &scheme.id_header {
-        out.push((name.clone(), value_of(id.to_string())?));
+    if let Some(header) = &scheme.id_header {
+        out.push((name(header)?, value_of(id.to_string())?));
     }
     Ok(out)
 }

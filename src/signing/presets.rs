@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Key, SignError, Signed};
 use crate::providers::hmac_tag;
+use crate::route::catalog::{Check, Described};
 use crate::route::{HmacAlgorithm, Provider};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -109,7 +110,43 @@ fn sign_into(
                 B64.encode(key.p256_der(&message)?),
             )?;
         }
+        Provider::Described(d) => return described(s, d, key, m),
         _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A preset of the table, as its description says; the token presets are signed with
+/// their route (`route_headers`), which names their header.
+fn described(s: &mut Signed, d: &Described, key: &Key, m: &Message<'_>) -> Result<bool, SignError> {
+    match &d.check {
+        Check::Hmac(scheme) => {
+            let Key::Secret(secret) = key else {
+                return Err(SignError::WrongKey("a shared secret (--secret)"));
+            };
+            let signed = super::described_hmac(scheme, secret, m.body, m.timestamp, m.id, m.url)?;
+            s.headers.extend(signed);
+        }
+        Check::StandardWebhooks => {
+            let Key::Secret(secret) = key else {
+                return Err(SignError::WrongKey("a shared secret (--secret)"));
+            };
+            for (name, value) in super::standard_webhooks(secret, m.id, m.timestamp, &[m.body]) {
+                s.header(name, value)?;
+            }
+        }
+        Check::Ed25519 {
+            signature,
+            timestamp,
+            joiner,
+        } => {
+            let ts = m.timestamp.to_string();
+            let message = [ts.as_bytes(), joiner.as_bytes(), m.body].concat();
+            let sig = B64.encode(key.ed25519(&message)?);
+            s.header(timestamp, ts)?;
+            s.header(signature, sig)?;
+        }
+        Check::Token { .. } | Check::TokenOrStandardWebhooks { .. } => return Ok(false),
     }
     Ok(true)
 }

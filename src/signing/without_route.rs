@@ -23,8 +23,7 @@ pub(crate) fn for_provider(input: &SignInput<'_>, body: &[u8]) -> Result<Signed,
     let provider = Provider::from_name(input.provider)
         .filter(|p| !matches!(p, Provider::Hmac | Provider::JobAffinity | Provider::Mailgun))
         .ok_or_else(|| {
-            let names: Vec<_> = Provider::ALL
-                .iter()
+            let names: Vec<_> = Provider::all()
                 .filter(|p| !matches!(p, Provider::Hmac | Provider::JobAffinity | Provider::Mailgun))
                 .map(|p| p.name())
                 .collect();

@@ -51,7 +51,7 @@ fn check_accepts_the_example_and_lists_its_routes() {
         .skip_while(|l| !l.starts_with("provider = "))
         .take_while(|l| l.starts_with("provider = ") || l.trim_start().starts_with("# |"))
         .collect();
-    for provider in hookwarden::Provider::ALL {
+    for provider in hookwarden::Provider::all() {
         assert!(
             comment.contains(&format!(" {} ", provider.name())),
             "config.example.toml does not list {}: {comment}",

@@ -178,6 +178,7 @@ fn only_a_complete_handshake_is_answered_by_the_gateway() {
         let sent = sign(&route, private.as_ref(), body);
         let body = Bytes::copy_from_slice(&sent.body);
         let request = Request {
+            method: &http::Method::POST,
             headers: &sent.headers,
             query: None,
             body: &body,
@@ -188,7 +189,7 @@ fn only_a_complete_handshake_is_answered_by_the_gateway() {
             .expect("verified")
             .normalize(&route)
         {
-            Ok(Normalized::Handshake(h)) => Some((h.status.as_u16(), h.body)),
+            Ok(Normalized::Handshake(h)) => Some((h.status.as_u16(), h.body.as_value())),
             Ok(Normalized::Events(_)) => None,
             Err(e) => panic!("{e}"),
         }

@@ -4,11 +4,16 @@
 //! them (the providers verify against a `Route`, the pipeline serves one, the admin API
 //! shows one). Nothing here knows how the file is written or how a scheme verifies.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Uri};
 use ipnet::IpNet;
+
+pub(crate) mod catalog;
+
+pub(crate) use catalog::Described;
 
 /// The schemes a route's `provider` names (docs/providers.md). Data only: how each verifies is
 /// `providers`' business.
@@ -34,10 +39,13 @@ pub enum Provider {
     Square,
     Discord,
     Sendgrid,
+    /// A preset of the table ([`catalog`]).
+    Described(&'static Described),
 }
 
 impl Provider {
-    pub const ALL: [Provider; 20] = [
+    /// The providers with their own file, in the order of docs/providers.md.
+    const OWN: [Provider; 20] = [
         Provider::SmartCv,
         Provider::Semantikmatch,
         Provider::Hrflow,
@@ -82,11 +90,19 @@ impl Provider {
             Provider::Square => "square",
             Provider::Discord => "discord",
             Provider::Sendgrid => "sendgrid",
+            Provider::Described(d) => d.name,
         }
     }
 
+    /// Every provider: those with their own file, then the table's.
+    pub fn all() -> impl Iterator<Item = Provider> {
+        Provider::OWN
+            .into_iter()
+            .chain(catalog::CATALOG.iter().map(Provider::Described))
+    }
+
     pub fn from_name(name: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.name() == name)
+        Provider::all().find(|p| p.name() == name)
     }
 
     /// Whether its routes need `secrets` (JobAffinity's only with `[routes.hmac]`).
@@ -94,19 +110,45 @@ impl Provider {
         !matches!(self, Provider::JobAffinity) && !self.uses_public_key()
     }
 
+    /// The table's entry, for a preset that is data.
+    pub(crate) fn described(self) -> Option<&'static Described> {
+        match self {
+            Provider::Described(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Whether its routes verify with `public_key` instead of `secrets` (docs/providers.md).
     pub fn uses_public_key(self) -> bool {
-        matches!(self, Provider::Discord | Provider::Sendgrid)
+        match self {
+            Provider::Discord | Provider::Sendgrid => true,
+            Provider::Described(d) => matches!(d.check, catalog::Check::Ed25519 { .. }),
+            _ => false,
+        }
     }
 
     /// Whether its routes need `public_url`: the provider signs the URL it posted to,
     /// which the gateway cannot know behind a load balancer.
     pub fn signs_url(self) -> bool {
-        matches!(self, Provider::Twilio | Provider::Square)
+        match self {
+            Provider::Twilio | Provider::Square => true,
+            Provider::Described(d) => matches!(&d.check,
+                catalog::Check::Hmac(s) if s.message.contains(&MessagePart::Url)),
+            _ => false,
+        }
     }
 
     /// Whether its scheme signs a timestamp (for the dedup-ttl warning).
     pub fn has_timestamp(self) -> bool {
+        if let Provider::Described(d) = self {
+            return match &d.check {
+                catalog::Check::Hmac(s) => s.timestamp.is_some(),
+                catalog::Check::StandardWebhooks | catalog::Check::Ed25519 { .. } => true,
+                catalog::Check::Token { .. } | catalog::Check::TokenOrStandardWebhooks { .. } => {
+                    false
+                }
+            };
+        }
         matches!(
             self,
             Provider::SmartCv
@@ -166,6 +208,10 @@ pub(crate) struct Route {
     pub fields: Fields,
     pub auth: Option<Auth>,
     pub hmac: Option<HmacScheme>,
+    /// Meta's `verify_token`, checked on its GET handshake.
+    pub verify_token: Option<Secret>,
+    /// The header an Okta route reads its secret from (default `Authorization`).
+    pub token_header: Option<Name>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -196,16 +242,69 @@ pub(crate) enum Auth {
     },
 }
 
-/// `[routes.hmac]`, parsed.
+/// An HMAC signature scheme described as data: what is signed, with which key, and
+/// where the signature and timestamp travel. `[routes.hmac]` builds one from the file;
+/// the presets of [`catalog`] are written as constants of the same type.
 #[derive(Debug, Clone)]
 pub(crate) struct HmacScheme {
-    pub header: HeaderName,
-    pub prefix: Option<String>,
+    /// Where signatures travel: any one of these headers may carry one that verifies
+    /// (Box's primary and secondary, DocuSign's numbered ones); one for `[routes.hmac]`.
+    pub headers: Cow<'static, [Name]>,
+    /// Stripped before decoding when present (`sha256=`); with [`SigList::Each`], what
+    /// marks the entries to read.
+    pub prefix: Option<Cow<'static, str>>,
+    pub list: SigList,
     pub encoding: SigEncoding,
     pub algorithm: HmacAlgorithm,
-    pub message: Vec<MessagePart>,
-    pub timestamp_header: Option<HeaderName>,
-    pub id_header: Option<HeaderName>,
+    pub key: KeyEncoding,
+    pub message: Cow<'static, [MessagePart]>,
+    pub timestamp: Option<Timestamp>,
+    /// A signed header whose value is the event id.
+    pub id_header: Option<Name>,
+}
+
+/// A header name, lowercase: borrowed in the table of presets, owned from the file.
+pub(crate) type Name = Cow<'static, str>;
+
+/// How a signature header holds its signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SigList {
+    /// The whole value is one signature.
+    One,
+    /// Entries split on this byte, each carrying the prefix (PagerDuty's `v1=…,v1=…`).
+    Each(u8),
+    /// `k=v` entries split on `separator`: the signatures under `signature`, the
+    /// timestamp under `timestamp` (Stripe's and Calendly's `t=…,v1=…`).
+    Keyed {
+        separator: u8,
+        timestamp: &'static str,
+        signature: &'static str,
+    },
+}
+
+/// Where a signed timestamp comes from and how it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Timestamp {
+    /// `None`: inside the signature header ([`SigList::Keyed`]).
+    pub header: Option<Name>,
+    pub unit: TimeUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeUnit {
+    Seconds,
+    Millis,
+    /// An RFC 3339 date (Twitch, Zendesk, Box), signed as the text sent.
+    Rfc3339,
+}
+
+/// How a configured secret becomes the HMAC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyEncoding {
+    /// Its UTF-8 bytes.
+    Raw,
+    /// The bytes its base64 text decodes to (Airtable's `macSecretBase64`).
+    Base64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +315,7 @@ pub(crate) enum SigEncoding {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HmacAlgorithm {
-    /// Only for the presets that still sign with it (Intercom, Twilio).
+    /// Only for the presets that still sign with it (Intercom, Twilio, Vercel…).
     Sha1,
     Sha256,
     Sha512,
@@ -232,10 +331,15 @@ pub(crate) enum PublicKey {
 /// One piece of a signed-message template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MessagePart {
-    Literal(String),
+    Literal(Cow<'static, str>),
     Body,
+    /// The timestamp's text as sent.
     Timestamp,
     Id,
+    /// The request's method (HubSpot).
+    Method,
+    /// The route's `public_url`, then `?` and the query when the request has one.
+    Url,
 }
 
 /// Key material. Its bytes never appear in `Debug` output or logs.
