@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::config::load_str;
 use crate::providers::{self, form, json, VerifyError};
+use crate::route::Provider;
 use crate::route::Route;
 
 /// A target's property: panics when `data` breaks it.
@@ -174,7 +175,7 @@ fn python() -> &'static Python {
 }
 
 /// The header names the schemes read, which the signature target's bytes pick from.
-const HEADER_NAMES: [&str; 37] = [
+const HEADER_NAMES: [&str; 65] = [
     "x-smartcv-signature",
     "x-smartcv-timestamp",
     "x-semantikmatch-signature",
@@ -212,6 +213,34 @@ const HEADER_NAMES: [&str; 37] = [
     "x-twilio-email-event-webhook-signature",
     "x-twilio-email-event-webhook-timestamp",
     "x-shopify-topic",
+    "x-hubspot-signature-v3",
+    "x-hubspot-request-timestamp",
+    "x-docusign-signature-1",
+    "calendly-webhook-signature",
+    "x-event-key",
+    "x-vercel-signature",
+    "sentry-hook-signature",
+    "x-pagerduty-signature",
+    "x-dropbox-signature",
+    "x-notion-signature",
+    "x-zendesk-webhook-signature",
+    "x-zendesk-webhook-signature-timestamp",
+    "x-xero-signature",
+    "twitch-eventsub-message-signature",
+    "twitch-eventsub-message-id",
+    "twitch-eventsub-message-timestamp",
+    "x-webflow-signature",
+    "x-webflow-timestamp",
+    "x-wc-webhook-signature",
+    "x-cc-webhook-signature",
+    "x-airtable-content-mac",
+    "box-signature-primary",
+    "box-signature-secondary",
+    "box-delivery-timestamp",
+    "x-gitlab-token",
+    "telnyx-signature-ed25519",
+    "telnyx-timestamp",
+    "x-twitter-webhooks-signature",
 ];
 
 /// When the signature target's requests are judged: a fixed time, so that the fuzzer
@@ -337,17 +366,29 @@ provider = "standard-webhooks"
 secrets = ["whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g="]
 "#;
         let mut text = text.to_string();
-        for preset in [
-            "stripe", "github", "slack", "shopify", "paddle", "zoom", "linear", "typeform",
-            "intercom", "mailgun", "twilio", "square",
-        ] {
-            let url = if matches!(preset, "twilio" | "square") {
+        let own = [
+            "github", "slack", "shopify", "zoom", "linear", "mailgun", "twilio", "square",
+        ];
+        let table = crate::route::catalog::CATALOG.iter().map(|d| d.name);
+        for preset in own.into_iter().chain(table) {
+            let provider = Provider::from_name(preset).expect("a preset");
+            let url = if provider.signs_url() {
                 "public_url = \"https://hooks.example.com/in\"\n"
             } else {
                 ""
             };
+            let key = if provider.uses_public_key() {
+                "public_key = [\"ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g=\"]".to_string()
+            } else if preset == "airtable" {
+                "secrets = [\"dGhlIGFpcnRhYmxlIHNlY3JldA==\"]".to_string()
+            } else if matches!(preset, "clerk" | "resend" | "openai" | "replicate") {
+                "secrets = [\"whsec_dGhlIHN0YW5kYXJkIHdlYmhvb2tzIGtleQ==\"]".to_string()
+            } else {
+                format!("secrets = [\"the {preset} secret\"]")
+            };
+            let token = if preset == "meta" { "verify_token = \"vt\"\n" } else { "" };
             text.push_str(&format!(
-                "[[routes]]\nname = \"{preset}\"\npath = \"/{preset}\"\nprovider = \"{preset}\"\nsecrets = [\"the {preset} secret\"]\n{url}"
+                "[[routes]]\nname = \"{preset}\"\npath = \"/{preset}\"\nprovider = \"{preset}\"\n{key}\n{url}{token}"
             ));
         }
         text.push_str(concat!(

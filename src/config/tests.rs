@@ -92,6 +92,8 @@ fn the_commented_provider_routes_of_the_example_are_valid_too() {
             "stripe",
             "twilio",
             "discord",
+            "meta",
+            "okta",
             "hmac",
             "smartcv"
         ]

@@ -150,43 +150,6 @@ pub(crate) fn list_timestamp<'a>(
     }
 }
 
-/// A signature list that carries its own timestamp: Stripe's `t=<ts>,v1=<hex>…` over
-/// `<ts>.<body>`, Paddle's `ts=<ts>;h1=<hex>…` over `<ts>:<body>`.
-pub(crate) struct SignatureList {
-    pub separator: u8,
-    pub timestamp_key: &'static [u8],
-    pub signature_key: &'static [u8],
-    /// Between the timestamp and the body in the signed message.
-    pub joiner: &'static [u8],
-}
-
-impl SignatureList {
-    /// Checks 7–9 for `header`: one timestamp in the window, and any signature entry
-    /// (several while a secret rotates; entries of other schemes ignored) made by any
-    /// secret.
-    pub(crate) fn verify(
-        &self,
-        header: &[u8],
-        body: &[u8],
-        secrets: &[Secret],
-        now: i64,
-        tolerance: Duration,
-    ) -> Result<(), VerifyError> {
-        let (ts_text, ts) = list_timestamp(header, self.separator, self.timestamp_key)?;
-        within_window(ts, now, tolerance)?;
-        let candidates: Vec<Tag> = list_values(header, self.separator, self.signature_key)
-            .filter_map(|hex| decode_hex(hex, b"").ok())
-            .collect();
-        let candidates: Vec<&[u8]> = candidates.iter().map(|tag| &tag[..]).collect();
-        let message: [&[u8]; 3] = [ts_text, self.joiner, body];
-        if any_secret_signs(HmacAlgorithm::Sha256, secrets, &message, &candidates) {
-            Ok(())
-        } else {
-            Err(VerifyError::InvalidSignature)
-        }
-    }
-}
-
 /// Slack's and Zoom's scheme (the same one under other header names): `v0=<hex>` =
 /// HMAC-SHA256 of `v0:<ts>:<body>`, the timestamp in the window. Returns the secret that
 /// verified (Zoom answers its handshake with it).

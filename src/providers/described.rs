@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn every_preset_of_the_table_passes_its_vectors() {
         for d in crate::route::catalog::CATALOG {
-            super::super::tests::catalog_pass(d.name);
+            super::super::tests::table_preset_passes(d.name);
         }
     }
 }

@@ -15,14 +15,12 @@ mod generic_hmac;
 mod github;
 mod handshakes;
 mod hrflow;
-mod intercom;
 mod jobaffinity;
 pub(crate) mod json;
 mod keys;
 mod linear;
 mod listing;
 mod mailgun;
-mod paddle;
 mod semantikmatch;
 mod sendgrid;
 mod shopify;
@@ -30,9 +28,7 @@ mod slack;
 mod smartcv;
 mod square;
 mod standard_webhooks;
-mod stripe;
 mod twilio;
-mod typeform;
 mod zoom;
 
 #[cfg(test)]
@@ -69,15 +65,11 @@ fn scheme(provider: Provider) -> &'static Scheme {
         Provider::JobAffinity => &jobaffinity::SCHEME,
         Provider::StandardWebhooks => &standard_webhooks::SCHEME,
         Provider::Hmac => &generic_hmac::SCHEME,
-        Provider::Stripe => &stripe::SCHEME,
         Provider::Github => &github::SCHEME,
         Provider::Slack => &slack::SCHEME,
         Provider::Shopify => &shopify::SCHEME,
-        Provider::Paddle => &paddle::SCHEME,
         Provider::Zoom => &zoom::SCHEME,
         Provider::Linear => &linear::SCHEME,
-        Provider::Typeform => &typeform::SCHEME,
-        Provider::Intercom => &intercom::SCHEME,
         Provider::Mailgun => &mailgun::SCHEME,
         Provider::Twilio => &twilio::SCHEME,
         Provider::Square => &square::SCHEME,

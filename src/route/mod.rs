@@ -25,15 +25,11 @@ pub enum Provider {
     JobAffinity,
     StandardWebhooks,
     Hmac,
-    Stripe,
     Github,
     Slack,
     Shopify,
-    Paddle,
     Zoom,
     Linear,
-    Typeform,
-    Intercom,
     Mailgun,
     Twilio,
     Square,
@@ -45,22 +41,18 @@ pub enum Provider {
 
 impl Provider {
     /// The providers with their own file, in the order of docs/providers.md.
-    const OWN: [Provider; 20] = [
+    const OWN: [Provider; 16] = [
         Provider::SmartCv,
         Provider::Semantikmatch,
         Provider::Hrflow,
         Provider::JobAffinity,
         Provider::StandardWebhooks,
         Provider::Hmac,
-        Provider::Stripe,
         Provider::Github,
         Provider::Slack,
         Provider::Shopify,
-        Provider::Paddle,
         Provider::Zoom,
         Provider::Linear,
-        Provider::Typeform,
-        Provider::Intercom,
         Provider::Mailgun,
         Provider::Twilio,
         Provider::Square,
@@ -76,15 +68,11 @@ impl Provider {
             Provider::JobAffinity => "jobaffinity",
             Provider::StandardWebhooks => "standard-webhooks",
             Provider::Hmac => "hmac",
-            Provider::Stripe => "stripe",
             Provider::Github => "github",
             Provider::Slack => "slack",
             Provider::Shopify => "shopify",
-            Provider::Paddle => "paddle",
             Provider::Zoom => "zoom",
             Provider::Linear => "linear",
-            Provider::Typeform => "typeform",
-            Provider::Intercom => "intercom",
             Provider::Mailgun => "mailgun",
             Provider::Twilio => "twilio",
             Provider::Square => "square",
@@ -153,9 +141,7 @@ impl Provider {
             self,
             Provider::SmartCv
                 | Provider::StandardWebhooks
-                | Provider::Stripe
                 | Provider::Slack
-                | Provider::Paddle
                 | Provider::Zoom
                 | Provider::Linear
                 | Provider::Mailgun

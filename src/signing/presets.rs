@@ -43,10 +43,6 @@ fn sign_into(
     let ts = m.timestamp.to_string();
     let body = m.body;
     match provider {
-        Provider::Stripe => {
-            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[ts.as_bytes(), b".", body])?);
-            s.header("stripe-signature", format!("t={ts},v1={tag}"))?;
-        }
         Provider::Github => {
             let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
             s.header("x-github-delivery", m.id.to_string())?;
@@ -65,10 +61,6 @@ fn sign_into(
             s.header("x-shopify-webhook-id", m.id.to_string())?;
             s.header("x-shopify-hmac-sha256", tag)?;
         }
-        Provider::Paddle => {
-            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[ts.as_bytes(), b":", body])?);
-            s.header("paddle-signature", format!("ts={ts};h1={tag}"))?;
-        }
         Provider::Zoom => {
             let tag =
                 hex::encode(key.hmac(HmacAlgorithm::Sha256, &[b"v0:", ts.as_bytes(), b":", body])?);
@@ -79,14 +71,6 @@ fn sign_into(
             let tag = hex::encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
             s.header("linear-delivery", m.id.to_string())?;
             s.header("linear-signature", tag)?;
-        }
-        Provider::Typeform => {
-            let tag = B64.encode(key.hmac(HmacAlgorithm::Sha256, &[body])?);
-            s.header("typeform-signature", format!("sha256={tag}"))?;
-        }
-        Provider::Intercom => {
-            let tag = hex::encode(key.hmac(HmacAlgorithm::Sha1, &[body])?);
-            s.header("x-hub-signature", format!("sha1={tag}"))?;
         }
         Provider::Mailgun => {
             s.body = Some(mailgun_body(key, body, &ts)?);

@@ -421,23 +421,43 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
         }
     };
 
+    // Clicks what `selector` finds. The console redraws its tables as data arrives, so an
+    // element found a moment ago may be gone or covered when clicked: it is found again.
+    let click = |selector: &'static str| {
+        let browser = browser.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let found = browser
+                    .wait()
+                    .at_most(Duration::from_secs(20))
+                    .for_element(Locator::Css(selector))
+                    .await
+                    .unwrap_or_else(|e| panic!("{selector}: {e}"));
+                match found.click().await {
+                    Ok(()) => return,
+                    Err(e) if tokio::time::Instant::now() < deadline => {
+                        eprintln!("{selector}: clicking again after {e}");
+                    }
+                    Err(e) => panic!("click {selector}: {e}"),
+                }
+            }
+        }
+    };
+
     // The admin port's address, as someone would type it, links to the console.
     browser
         .goto(&format!("http://{}/", gw.admin))
         .await
         .expect("open the admin port");
-    wait("a[href='/ui']").await.click().await.expect("follow");
+    click("a[href='/ui']").await;
     // Signed out: the page asks for the token and shows nothing else.
     wait("#sign-in:not([hidden]) #token")
         .await
         .send_keys(TOKEN)
         .await
         .expect("type");
-    wait("#sign-in-button")
-        .await
-        .click()
-        .await
-        .expect("sign in");
+    click("#sign-in-button").await;
 
     // The routes, and the failing provider's requests with their outcome.
     wait("#routes tr[data-route='smartcv']").await;
@@ -510,14 +530,10 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
 
     // "The app is back" (it is not yet): every waiting event is attempted now, once the
     // person confirmed. Its second failure makes it a dead letter (max_attempts = 2).
-    wait("#routes tr[data-route='queued'] button[data-lever='retry-now']")
-        .await
-        .click()
-        .await
-        .expect("retry now");
+    click("#routes tr[data-route='queued'] button[data-lever='retry-now']").await;
     let asked = wait("#confirm:not([hidden]) #confirm-text").await;
     assert!(asked.text().await.expect("text").contains("queued"));
-    wait("#confirm-yes").await.click().await.expect("confirm");
+    click("#confirm-yes").await;
     status_says("1 event(s) of queued attempted now").await;
     wait_for_event(&gw, "evt_dead_1", |e| e["state"] == "dead").await;
 
@@ -529,11 +545,7 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
             200
         );
     }
-    wait("#routes tr[data-route='queued'] button[data-lever='pause']")
-        .await
-        .click()
-        .await
-        .expect("pause");
+    click("#routes tr[data-route='queued'] button[data-lever='pause']").await;
     wait("#routes tr[data-route='queued'] [data-paused]").await;
     status_says("queued paused").await;
     let sent = upstream.received().len();
@@ -541,11 +553,7 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
         post(&gw, "/webhooks/queued", "evt_paused", SECRET).await,
         200
     );
-    wait("#routes tr[data-route='queued'] button[data-lever='resume']")
-        .await
-        .click()
-        .await
-        .expect("resume");
+    click("#routes tr[data-route='queued'] button[data-lever='resume']").await;
     status_says("queued resumed").await;
     wait_for_event(&gw, "evt_paused", |e| {
         e["state"] == "delivered" && e["attempts"] == 1
@@ -567,26 +575,18 @@ async fn in_a_real_browser_a_person_finds_a_failing_provider_and_redelivers_a_de
     }
 
     // A bulk action asks first; cancelled, nothing changes.
-    wait("#routes tr[data-route='queued'] button[data-lever='redeliver-dead']")
-        .await
-        .click()
-        .await
-        .expect("redeliver all");
-    wait("#confirm-no").await.click().await.expect("cancel");
+    click("#routes tr[data-route='queued'] button[data-lever='redeliver-dead']").await;
+    click("#confirm-no").await;
     status_says("Nothing changed").await;
     wait_for_event(&gw, "evt_dead_1", |e| e["state"] == "dead").await;
 
     // The dead letter: open it, and redeliver it.
     let sent = upstream.received().len();
-    wait("#events tr[data-state='dead'] button")
-        .await
-        .click()
-        .await
-        .expect("open");
+    click("#events tr[data-state='dead'] button").await;
     wait("#detail[data-state='dead']:not([hidden])").await;
     let body = wait("#detail-body").await.text().await.expect("body");
     assert!(body.contains("evt_dead_1"), "{body}");
-    wait("#redeliver").await.click().await.expect("redeliver");
+    click("#redeliver").await;
     upstream.arrivals(sent + 1).await;
     assert_eq!(upstream.received()[sent].json()["id"], "evt_dead_1");
     // The page refreshes itself: the event shows delivered.

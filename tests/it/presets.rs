@@ -285,6 +285,65 @@ async fn handshakes_are_answered_counted_and_never_forwarded() {
     );
 }
 
+/// The GET handshakes (Meta, Dropbox, Okta, X) on the real gateway: answered only on a
+/// route of that provider and only as that provider asks, counted, never forwarded;
+/// any other GET is still 405.
+#[tokio::test]
+async fn get_handshakes_are_answered_on_their_routes_only_and_counted() {
+    let upstream = Upstream::start().await;
+    let config = format!(
+        r#"[upstream]
+url = "{}"
+[[routes]]
+name = "meta"
+path = "/meta"
+provider = "meta"
+secrets = ["meta-app-secret"]
+verify_token = "vt-1"
+[[routes]]
+name = "dropbox"
+path = "/dropbox"
+provider = "dropbox"
+secrets = ["dropbox-app-secret"]
+[[routes]]
+name = "stripe"
+path = "/stripe"
+provider = "stripe"
+secrets = ["whsec_x"]
+"#,
+        upstream.url()
+    );
+    let gw = Gateway::start(&config).await;
+    let get = |path: &'static str| crate::support::send(gw.addr, "GET", path, &[], "".into());
+    let answer = get("/meta?hub.mode=subscribe&hub.verify_token=vt-1&hub.challenge=42").await;
+    assert_eq!((answer.status, &answer.body[..]), (200, &b"42"[..]));
+    assert_eq!(answer.headers["content-type"], "text/plain; charset=utf-8");
+    let wrong = get("/meta?hub.mode=subscribe&hub.verify_token=vt-2&hub.challenge=42").await;
+    assert_eq!(
+        (wrong.status, wrong.error().as_str()),
+        (401, "unauthorized")
+    );
+    let answer = get("/dropbox?challenge=abc").await;
+    assert_eq!((answer.status, &answer.body[..]), (200, &b"abc"[..]));
+    // A challenge longer than any provider sends is not echoed.
+    let long = format!("/dropbox?challenge={}", "a".repeat(600));
+    let answer = crate::support::send(gw.addr, "GET", &long, &[], "".into()).await;
+    assert_eq!(answer.status, 405);
+    // Another provider's route, or a GET that is no handshake, stays 405.
+    assert_eq!(get("/stripe?challenge=abc").await.status, 405);
+    assert_eq!(get("/meta").await.status, 405);
+    assert!(upstream.received().is_empty());
+    let metrics = gw.metrics().await;
+    for route in ["meta", "dropbox"] {
+        assert_eq!(
+            metrics
+                [&format!(r#"hookwarden_requests_total{{outcome="handshake",route="{route}"}}"#)],
+            1.0,
+            "{route}"
+        );
+    }
+}
+
 /// Mailgun's body with its signature object, for `event-data` `event`.
 fn mailgun(secret: &str, token: &str, now: i64, event: &str) -> String {
     let ts = now.to_string();

@@ -166,10 +166,12 @@ pub(crate) fn clock() -> Clock {
 }
 
 /// Polls the admin API until `check` holds for the event `id` of route `q` (the signal
-/// the gateway keeps of an attempt's stored outcome), for at most 10 s.
+/// the gateway keeps of an attempt's stored outcome), for at most 30 s: a bound for a
+/// 2-core CI running the whole suite at once (three-member clusters included), where
+/// 10 s once ran out.
 pub(crate) async fn wait_for(gw: &Gateway, id: &str, check: impl Fn(&Value) -> bool) -> Value {
     let path = format!("/api/events/q/{id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = gw.api("GET", &path, None).await;
         if status == 200 && check(&body) {

@@ -189,15 +189,11 @@ fn signed_headers(provider: Provider) -> Vec<&'static str> {
         };
     }
     let names: &[&str] = match provider {
-        Provider::Stripe => &["stripe-signature"],
         Provider::Github => &["x-hub-signature-256"],
         Provider::Slack => &["x-slack-signature", "x-slack-request-timestamp"],
         Provider::Shopify => &["x-shopify-hmac-sha256"],
-        Provider::Paddle => &["paddle-signature"],
         Provider::Zoom => &["x-zm-signature", "x-zm-request-timestamp"],
         Provider::Linear => &["linear-signature"],
-        Provider::Typeform => &["typeform-signature"],
-        Provider::Intercom => &["x-hub-signature"],
         Provider::Twilio => &["x-twilio-signature"],
         Provider::Square => &["x-square-hmacsha256-signature"],
         Provider::Discord => &["x-signature-ed25519", "x-signature-timestamp"],
