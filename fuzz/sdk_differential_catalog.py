@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """The table's presets (src/route/catalog.rs) against the providers' own SDKs, as
 fuzz/sdk_differential.py does for the presets with their own file: random events signed
-by the SDK (svix for Clerk and Resend, standardwebhooks for OpenAI and Replicate,
-hubspot-api-client's v3 `Signature.get_signature` for HubSpot; Telnyx signs with the
-Ed25519 key its SDK verifies with, and `Telnyx.webhooks.unwrap` must accept it first),
-each posted to a real gateway, which must answer 200, and 401 to a copy one byte off.
+by the SDK (svix for Clerk and Resend, standardwebhooks for OpenAI and Replicate, whose
+own SDKs, openai and replicate, must accept them too; hubspot-api-client's v3
+`Signature.get_signature` for HubSpot, coinbase-commerce's `WebhookSignature` for
+Coinbase, box-sdk-gen's `compute_webhook_signature` for Box, checked by its
+`WebhooksManager.validate_message`; Telnyx signs with the Ed25519 key its SDK verifies
+with, and `Telnyx.webhooks.unwrap` must accept it first), each posted to a real gateway,
+which must answer 200, and 401 to a copy one byte off.
 
   python3 -m venv /tmp/sdk2 && /tmp/sdk2/bin/pip install svix standardwebhooks \\
-      hubspot-api-client telnyx pynacl
+      hubspot-api-client telnyx pynacl openai replicate coinbase-commerce box-sdk-gen
   cargo build && /tmp/sdk2/bin/python fuzz/sdk_differential_catalog.py [SEED] [ROUNDS]
 
 Not part of `cargo test`: it needs the SDKs from PyPI. tests/fixtures/catalog.json holds
@@ -22,6 +25,11 @@ import standardwebhooks.webhooks as swmod
 import svix.webhooks as svixmod
 from hubspot.utils.signature import Signature as HubSpotSignature
 from telnyx import Telnyx
+from openai import OpenAI
+from replicate.webhook import Webhooks as ReplicateWebhooks, WebhookSigningSecret
+from coinbase_commerce.webhook import WebhookSignature as CoinbaseSignature
+from box_sdk_gen.internal.utils import compute_webhook_signature as box_signature
+from box_sdk_gen.managers.webhooks import WebhooksManager as BoxWebhooks
 
 
 class Up(BaseHTTPRequestHandler):
@@ -56,6 +64,8 @@ routes = [
     ("replicate", f'secrets = ["{WHSEC}"]'),
     ("hubspot", f'secrets = ["{HUBSPOT_SECRET}"]\npublic_url = "{HUBSPOT_URL}"'),
     ("telnyx", f'public_key = ["{telnyx_public}"]'),
+    ("coinbase", 'secrets = ["coinbase-shared-secret"]'),
+    ("box", 'secrets = ["box-primary-key", "box-secondary-key"]'),
 ]
 cfg = f'[server]\nlisten = "127.0.0.1:{GW}"\n[admin]\nlisten = "127.0.0.1:{ADMIN}"\n'
 cfg += f'[upstream]\nurl = "http://127.0.0.1:{upstream.server_address[1]}"\n'
@@ -112,6 +122,7 @@ def check(name, headers, body):
 
 
 telnyx = Telnyx(api_key="unused", public_key=telnyx_public)
+openai = OpenAI(api_key="unused")
 for _ in range(N):
     now = int(time.time())
     for name, sdk, prefix in [("clerk", svixmod, "svix"), ("resend", svixmod, "svix"),
@@ -122,6 +133,10 @@ for _ in range(N):
         signature = hook.sign(msg_id, at, body)
         headers = {f"{prefix}-id": msg_id, f"{prefix}-timestamp": str(now), f"{prefix}-signature": signature}
         hook.verify(body, headers)  # the SDK's own verifier accepts what it signed
+        if name == "openai":
+            openai.webhooks.verify_signature(body, headers, secret=WHSEC)
+        if name == "replicate":
+            ReplicateWebhooks.validate(headers=headers, body=body, secret=WebhookSigningSecret(key=WHSEC))
         check(name, headers, body)
     body, ms = jbody(), str(now * 1000)
     signature = HubSpotSignature.get_signature(HUBSPOT_SECRET, body, "v3", http_uri=HUBSPOT_URL, timestamp=ms)
@@ -132,6 +147,20 @@ for _ in range(N):
     headers = {"telnyx-signature-ed25519": signature, "telnyx-timestamp": str(now)}
     telnyx.webhooks.unwrap(body, headers=headers)
     check("telnyx", headers, body)
+    body = jbody()
+    signature = CoinbaseSignature._compute_signature(body, "coinbase-shared-secret")
+    CoinbaseSignature.verify_sig_header(body, signature, "coinbase-shared-secret")
+    check("coinbase", {"X-CC-Webhook-Signature": signature}, body)
+    # Box: signed over the body as sent (its SDK also accepts a signature over the body
+    # with non-ASCII written \\uXXXX, which hookwarden does not: see docs/providers.md).
+    body = jbody()
+    stamp = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    headers = {"box-delivery-timestamp": stamp, "box-signature-version": "1", "box-signature-algorithm": "HmacSHA256"}
+    key = rnd.choice(["box-primary-key", "box-secondary-key"])
+    which = "box-signature-primary" if key == "box-primary-key" else "box-signature-secondary"
+    headers[which] = box_signature(body, headers, key)
+    assert BoxWebhooks.validate_message(body, headers, "box-primary-key", secondary_key="box-secondary-key")
+    check("box", headers, body)
 
 gateway.terminate()
 print(f"{N} rounds, {sent} requests, {len(fails)} disagreements" + (f": {fails[:5]}" if fails else ""))

@@ -380,4 +380,12 @@ pub(super) struct HmacSection {
     pub message: Option<String>,
     pub timestamp_header: Option<String>,
     pub id_header: Option<String>,
+    /// `seconds` (default), `milliseconds` or `rfc3339`.
+    pub timestamp_unit: Option<String>,
+    /// `raw` (default) or `base64`: how a secret becomes the key.
+    pub key_encoding: Option<String>,
+    /// One character between several signatures in the header, each with `prefix`.
+    pub separator: Option<String>,
+    /// With `separator`: the timestamp is the header's `<timestamp_key>=<value>` entry.
+    pub timestamp_key: Option<String>,
 }

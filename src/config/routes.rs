@@ -72,7 +72,10 @@ pub(super) fn route(
         c.fail::<()>(at, "provider \"jobaffinity\" needs [routes.auth] or [routes.hmac]: a route that authenticates nothing is refused");
     }
     let signs = provider.uses_secrets() || r.hmac.is_some();
-    let secrets = secrets::secrets(c, at, provider, signs, r.secrets.as_ref());
+    let base64_key = hmac
+        .as_ref()
+        .is_some_and(|h| h.key == crate::route::KeyEncoding::Base64);
+    let secrets = secrets::secrets(c, at, provider, signs, base64_key, r.secrets.as_ref());
     warnings.extend(secrets::sample_secrets(at, r.secrets.as_ref()));
     let public_keys = keys::public_keys(c, at, provider, r.public_key.as_ref());
     let public_url = keys::public_url(c, at, provider, r.public_url.as_deref());

@@ -14,6 +14,7 @@ pub(super) fn secrets(
     at: &str,
     provider: Provider,
     signs: bool,
+    base64_key: bool,
     raw: Option<&toml::Value>,
 ) -> Option<(Vec<Secret>, Vec<PublicKey>)> {
     let path = format!("{at}.secrets");
@@ -48,7 +49,12 @@ pub(super) fn secrets(
     if list.is_empty() {
         return c.fail(path, "at least one secret is required");
     }
-    let form = form(provider);
+    // `[routes.hmac] key_encoding = "base64"` makes any route's secrets base64 keys.
+    let form = if base64_key {
+        Form::Base64
+    } else {
+        form(provider)
+    };
     let mut out = Vec::with_capacity(list.len());
     let mut public = Vec::new();
     let mut ok = true;

@@ -355,6 +355,31 @@ fn standard_webhooks_secrets_are_whsec_base64() {
 }
 
 #[test]
+fn hmac_lists_units_and_keys_are_checked_by_key_path() {
+    let base = "provider = \"hmac\"\nsecrets = [\"s\"]\n[routes.hmac]\nheader = \"X-Sig\"\n";
+    let cases = [
+        ("separator = \",\"\n", "routes[0].hmac.prefix: required with separator"),
+        ("separator = \"ab\"\n", "routes[0].hmac.separator: \"ab\" is not one punctuation character"),
+        ("timestamp_key = \"t\"\n", "routes[0].hmac.timestamp_key: needs separator"),
+        (
+            "separator = \",\"\nprefix = \"v1\"\ntimestamp_key = \"t\"\nmessage = \"{timestamp}.{body}\"\n",
+            "routes[0].hmac.prefix: with timestamp_key, the signatures' key and \"=\"",
+        ),
+        (
+            "separator = \",\"\nprefix = \"v1=\"\ntimestamp_key = \"t\"\n",
+            "routes[0].hmac.timestamp_key: the message template does not sign {timestamp}",
+        ),
+        ("timestamp_unit = \"hours\"\n", "routes[0].hmac.timestamp_unit: unknown unit \"hours\""),
+        ("key_encoding = \"hex\"\n", "routes[0].hmac.key_encoding: unknown key encoding \"hex\""),
+        ("key_encoding = \"base64\"\n", "routes[0].secrets[0]: must be base64"),
+    ];
+    for (extra, want) in cases {
+        let p = route_problems(&format!("{base}{extra}"));
+        assert!(p.iter().any(|l| l.starts_with(want)), "{extra}: {p:#?}");
+    }
+}
+
+#[test]
 fn hmac_templates_must_sign_the_body_and_every_header_they_name() {
     let base = "provider = \"hmac\"\nsecrets = [\"s\"]\n[routes.hmac]\nheader = \"X-Sig\"\n";
     let p = route_problems(&format!(

@@ -81,7 +81,7 @@ pub(super) fn hmac(
     let timestamp = match &scheme.timestamp {
         None => None,
         Some(stamp) => {
-            let text = match (&stamp.header, scheme.list) {
+            let text = match (&stamp.header, &scheme.list) {
                 (Some(name), _) => match checks::header(req.headers, name.as_ref()) {
                     Header::One(text) => text,
                     _ => return Err(VerifyError::InvalidTimestamp),
@@ -93,7 +93,7 @@ pub(super) fn hmac(
                         timestamp,
                         ..
                     },
-                ) => checks::list_timestamp(values[0], separator, timestamp.as_bytes())?.0,
+                ) => checks::list_timestamp(values[0], *separator, timestamp.as_bytes())?.0,
                 (None, _) => return Err(VerifyError::InvalidTimestamp),
             };
             within_window(text, stamp.unit, req, route)?;
@@ -108,10 +108,10 @@ pub(super) fn hmac(
     let prefix = scheme.prefix.as_deref().unwrap_or_default().as_bytes();
     let mut candidates: Vec<Tag> = Vec::with_capacity(values.len());
     for value in &values {
-        match scheme.list {
+        match &scheme.list {
             SigList::One => candidates.extend(decode(scheme.encoding, value, prefix)),
             SigList::Each(separator) => {
-                for entry in value.split(|&b| b == separator) {
+                for entry in value.split(|b| b == separator) {
                     if let Some(sig) = entry.trim_ascii().strip_prefix(prefix) {
                         candidates.extend(decode(scheme.encoding, sig, b""));
                     }
@@ -122,7 +122,7 @@ pub(super) fn hmac(
                 signature,
                 ..
             } => {
-                for sig in checks::list_values(value, separator, signature.as_bytes()) {
+                for sig in checks::list_values(value, *separator, signature.as_bytes()) {
                     candidates.extend(decode(scheme.encoding, sig, b""));
                 }
             }

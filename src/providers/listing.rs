@@ -170,9 +170,9 @@ fn describe(s: &HmacScheme) -> String {
         Some(TimeUnit::Rfc3339) => " (ts RFC 3339)",
         Some(TimeUnit::Seconds) | None => "",
     };
-    let list = match s.list {
+    let list = match &s.list {
         SigList::One => String::new(),
-        SigList::Each(sep) => format!(" (a `{}` list)", char::from(sep)),
+        SigList::Each(sep) => format!(" (a `{}` list)", char::from(*sep)),
         SigList::Keyed {
             timestamp,
             signature,

@@ -399,3 +399,98 @@ proptest! {
         }
     }
 }
+
+/// `[routes.hmac]` is the table's description written in the file: a route describing
+/// Calendly, Webflow, Zendesk, PagerDuty or Airtable by hand verifies what that preset's
+/// vector sends, and refuses it once the body changed.
+#[test]
+fn a_hand_written_hmac_route_verifies_what_the_preset_it_describes_verifies() {
+    let described = [
+        (
+            "calendly",
+            "calendly-signing-key",
+            r#"header = "Calendly-Webhook-Signature"
+prefix = "v1="
+separator = ","
+timestamp_key = "t"
+message = "{timestamp}.{body}""#,
+        ),
+        (
+            "webflow",
+            "webflow-webhook-secret",
+            r#"header = "x-webflow-signature"
+message = "{timestamp}:{body}"
+timestamp_header = "x-webflow-timestamp"
+timestamp_unit = "milliseconds""#,
+        ),
+        (
+            "zendesk",
+            "zendesk-signing-secret",
+            r#"header = "X-Zendesk-Webhook-Signature"
+encoding = "base64"
+message = "{timestamp}{body}"
+timestamp_header = "X-Zendesk-Webhook-Signature-Timestamp"
+timestamp_unit = "rfc3339""#,
+        ),
+        (
+            "pagerduty",
+            "pagerduty-secret",
+            r#"header = "X-PagerDuty-Signature"
+prefix = "v1="
+separator = ",""#,
+        ),
+        (
+            "airtable",
+            "YWlydGFibGUtbWFjLXNlY3JldC1ieXRlcw==",
+            r#"header = "X-Airtable-Content-MAC"
+prefix = "hmac-sha256="
+key_encoding = "base64""#,
+        ),
+    ];
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/catalog.json")).expect("json");
+    for (preset, secret, hmac) in described {
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\nprovider = \"hmac\"\nsecrets = [\"{secret}\"]\n[routes.hmac]\n{hmac}\n"
+        );
+        let loaded = crate::config::load_str(&text, std::path::Path::new("."), &|_| None)
+            .unwrap_or_else(|e| panic!("{preset}: {}", e.lines().join("; ")));
+        let route = loaded.config.routes[0].as_ref().clone();
+        let v = doc["vectors"]
+            .as_array()
+            .expect("vectors")
+            .iter()
+            .find(|v| v["name"] == format!("{preset}/valid"))
+            .expect("the preset's valid vector");
+        let mut headers = HeaderMap::new();
+        for pair in v["request"]["headers"].as_array().expect("headers") {
+            headers.append(
+                HeaderName::from_bytes(pair[0].as_str().expect("name").as_bytes()).expect("name"),
+                HeaderValue::from_str(pair[1].as_str().expect("value")).expect("value"),
+            );
+        }
+        let body = v["request"]["body"].as_str().expect("body");
+        let now = v["now"].as_i64().expect("now");
+        let at = |body: &str| {
+            let body = Bytes::copy_from_slice(body.as_bytes());
+            verify(
+                &route,
+                &Request {
+                    method: &http::Method::POST,
+                    headers: &headers,
+                    query: None,
+                    body: &body,
+                    now,
+                    now_ms: now * 1000,
+                },
+            )
+            .map(|_| ())
+        };
+        assert_eq!(at(body), Ok(()), "{preset}");
+        assert_eq!(
+            at(&format!("{body} ")),
+            Err(VerifyError::InvalidSignature),
+            "{preset}"
+        );
+    }
+}

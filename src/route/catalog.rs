@@ -250,8 +250,8 @@ pub(crate) static CATALOG: &[Described] = &[
             None,
             SigList::Keyed {
                 separator: b',',
-                timestamp: "t",
-                signature: "v1",
+                timestamp: Cow::Borrowed("t"),
+                signature: Cow::Borrowed("v1"),
             },
             SigEncoding::Hex,
             HmacAlgorithm::Sha256,
@@ -281,8 +281,8 @@ pub(crate) static CATALOG: &[Described] = &[
             None,
             SigList::Keyed {
                 separator: b';',
-                timestamp: "ts",
-                signature: "h1",
+                timestamp: Cow::Borrowed("ts"),
+                signature: Cow::Borrowed("h1"),
             },
             SigEncoding::Hex,
             HmacAlgorithm::Sha256,
@@ -409,8 +409,8 @@ pub(crate) static CATALOG: &[Described] = &[
             None,
             SigList::Keyed {
                 separator: b',',
-                timestamp: "t",
-                signature: "v1",
+                timestamp: Cow::Borrowed("t"),
+                signature: Cow::Borrowed("v1"),
             },
             SigEncoding::Hex,
             HmacAlgorithm::Sha256,
@@ -661,7 +661,7 @@ pub(crate) static CATALOG: &[Described] = &[
         },
         type_header: None,
         handshake: None,
-        evidence: Evidence::Documented("docs.cdp.coinbase.com/commerce-onchain/docs/webhooks-security"),
+        evidence: Evidence::Sdk("coinbase-commerce (WebhookSignature)"),
     },
     Described {
         name: "airtable",
@@ -709,7 +709,7 @@ pub(crate) static CATALOG: &[Described] = &[
         },
         type_header: None,
         handshake: None,
-        evidence: Evidence::Documented("developer.box.com/guides/webhooks/v2/signatures-v2/"),
+        evidence: Evidence::Sdk("box-sdk-gen (compute_webhook_signature, validate_message)"),
     },
     Described {
         name: "clerk",
@@ -751,7 +751,7 @@ pub(crate) static CATALOG: &[Described] = &[
         },
         type_header: None,
         handshake: None,
-        evidence: Evidence::Sdk("standardwebhooks (Webhook.sign, Webhook.verify)"),
+        evidence: Evidence::Sdk("standardwebhooks (sign), openai (webhooks.verify_signature)"),
     },
     Described {
         name: "replicate",
@@ -764,7 +764,7 @@ pub(crate) static CATALOG: &[Described] = &[
         },
         type_header: None,
         handshake: None,
-        evidence: Evidence::Sdk("standardwebhooks (Webhook.sign, Webhook.verify)"),
+        evidence: Evidence::Sdk("standardwebhooks (sign), replicate (Webhooks.validate)"),
     },
     Described {
         name: "gitlab",

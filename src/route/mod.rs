@@ -253,7 +253,7 @@ pub(crate) struct HmacScheme {
 pub(crate) type Name = Cow<'static, str>;
 
 /// How a signature header holds its signatures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SigList {
     /// The whole value is one signature.
     One,
@@ -263,8 +263,8 @@ pub(crate) enum SigList {
     /// timestamp under `timestamp` (Stripe's and Calendly's `t=…,v1=…`).
     Keyed {
         separator: u8,
-        timestamp: &'static str,
-        signature: &'static str,
+        timestamp: Name,
+        signature: Name,
     },
 }
 

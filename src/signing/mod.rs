@@ -324,14 +324,14 @@ pub(crate) fn described_hmac(
         SigEncoding::Base64 => B64.encode(tag),
     };
     let prefix = scheme.prefix.as_deref().unwrap_or_default();
-    let value = match scheme.list {
+    let value = match &scheme.list {
         SigList::One | SigList::Each(_) => format!("{prefix}{encoded}"),
         SigList::Keyed {
             separator,
             timestamp,
             signature,
         } => {
-            let separator = char::from(separator);
+            let separator = char::from(*separator);
             format!("{timestamp}={ts}{separator}{signature}={encoded}")
         }
     };
