@@ -175,7 +175,7 @@ fn python() -> &'static Python {
 }
 
 /// The header names the schemes read, which the signature target's bytes pick from.
-const HEADER_NAMES: [&str; 65] = [
+const HEADER_NAMES: [&str; 66] = [
     "x-smartcv-signature",
     "x-smartcv-timestamp",
     "x-semantikmatch-signature",
@@ -241,6 +241,7 @@ const HEADER_NAMES: [&str; 65] = [
     "telnyx-signature-ed25519",
     "telnyx-timestamp",
     "x-twitter-webhooks-signature",
+    "x-mandrill-signature",
 ];
 
 /// When the signature target's requests are judged: a fixed time, so that the fuzzer

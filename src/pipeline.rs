@@ -157,13 +157,12 @@ async fn handle_inner(
     let route = &state.route;
 
     // 2. Providers only POST; anything else is a probe or a mistake, but for the GET
-    //    with which some check the endpoint (Meta, Dropbox, Okta, X), answered here
-    //    from the query alone and never forwarded.
+    //    (or HEAD) with which some check the endpoint (Meta, Dropbox, Okta, X,
+    //    Mandrill), answered here from the query alone and never forwarded.
     if req.method() != Method::POST {
-        if req.method() == Method::GET {
-            if let Some(handshake) =
-                providers::get_handshake(route, req.uri().query(), req.headers())
-            {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            let (method, query, headers) = (req.method(), req.uri().query(), req.headers());
+            if let Some(handshake) = providers::get_handshake(route, method, query, headers) {
                 let handshake = handshake?;
                 trace.outcomes.push(Outcome::Handshake);
                 return Ok(handshake_reply(handshake));

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use super::checks::{self, Header, Tag};
 use super::fields::{self, Kind, Pointers};
 use super::{
-    keys, standard_webhooks, EventId, Events, MalformedPayload, Normalized, Request, Scheme,
+    form, keys, standard_webhooks, EventId, Events, MalformedPayload, Normalized, Request, Scheme,
     Verified, VerifyError,
 };
 use crate::route::catalog::{Check, Described, TypeFrom};
@@ -132,6 +132,10 @@ pub(super) fn hmac(
         .message
         .contains(&MessagePart::Url)
         .then(|| signed_url(route, req));
+    let form = scheme
+        .message
+        .contains(&MessagePart::SortedForm)
+        .then(|| form::sorted_fields(req.body));
     let message: Vec<&[u8]> = scheme
         .message
         .iter()
@@ -142,6 +146,7 @@ pub(super) fn hmac(
             MessagePart::Id => id.unwrap_or_default(),
             MessagePart::Method => req.method.as_str().as_bytes(),
             MessagePart::Url => url.as_deref().unwrap_or_default().as_bytes(),
+            MessagePart::SortedForm => form.as_deref().unwrap_or_default().as_bytes(),
         })
         .collect();
     let candidates: Vec<&[u8]> = candidates.iter().map(|tag| &tag[..]).collect();
@@ -239,6 +244,10 @@ fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedP
     let Some(d) = route.provider.described() else {
         return Err(MalformedPayload("not a preset of the table".into()));
     };
+    let verified = match d.fields.form_field {
+        Some(name) => in_form_field(verified, name)?,
+        None => verified,
+    };
     if let Some(handshake) = d.handshake {
         if let Some(answer) = super::handshakes::after_verifying(handshake, &verified)? {
             return Ok(Normalized::Handshake(answer));
@@ -250,6 +259,24 @@ fn normalize(route: &Route, verified: Verified) -> Result<Normalized, MalformedP
     }
     let event = fields::event_from_json(route, &pointers, &verified, false)?;
     Ok(Events::one(event).into())
+}
+
+/// The JSON a form body carries in its field `name` (Mandrill's `mandrill_events`), as
+/// the payload: it was signed with the form.
+fn in_form_field(verified: Verified, name: &str) -> Result<Verified, MalformedPayload> {
+    if !verified.is_form() {
+        return Err(MalformedPayload(format!(
+            "expected a form body with a `{name}` field"
+        )));
+    }
+    let json = form_urlencoded::parse(&verified.body)
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| MalformedPayload(format!("the form has no `{name}` field")))?;
+    Ok(Verified::other_payload(
+        bytes::Bytes::from(json),
+        http::HeaderValue::from_static("application/json"),
+    ))
 }
 
 /// The entry's fields as the common rules read them.

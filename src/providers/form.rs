@@ -29,6 +29,18 @@ pub(crate) fn fields(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// `json.dumps(fields, separators=(',', ':'))` with Python's default `ensure_ascii=True`.
+/// Each field's decoded name and value, sorted by name then value, a repeated pair once,
+/// concatenated: what Twilio's `RequestValidator.compute_signature` and Mandrill's
+/// documented signer append to the URL.
+pub(crate) fn sorted_fields(body: &[u8]) -> String {
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    pairs.into_iter().map(|(k, v)| k + &v).collect()
+}
+
 pub(crate) fn canonical_json(fields: &[(String, String)]) -> String {
     let mut out = String::with_capacity(
         2 + fields

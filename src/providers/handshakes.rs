@@ -21,10 +21,11 @@ use crate::route::{HmacAlgorithm, Route};
 /// unauthenticated echo should not be a way to make the gateway repeat a page.
 const LONGEST_ECHO: usize = 512;
 
-/// The answer to a `GET` on `route`, when its provider checks the endpoint that way
-/// and the request is such a check; `None` leaves the `GET` refused (405).
+/// The answer to a `GET` or `HEAD` on `route`, when its provider checks the endpoint
+/// that way and the request is such a check; `None` leaves the request refused (405).
 pub(crate) fn on_get(
     route: &Route,
+    method: &http::Method,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Option<Result<Handshake, VerifyError>> {
@@ -33,6 +34,10 @@ pub(crate) fn on_get(
         .described()?
         .handshake
         .filter(|h| h.is_get())?;
+    // Only Mandrill checks with a HEAD; everyone else with a GET.
+    if (*method == http::Method::HEAD) != (kind == Kind::Mandrill) {
+        return None;
+    }
     let param = |name: &str| {
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .find(|(key, _)| key == name)
@@ -72,6 +77,10 @@ pub(crate) fn on_get(
                 json!({ "response_token": format!("sha256={encoded}") }),
             )))
         }
+        Kind::Mandrill => Some(Ok(Handshake {
+            status: StatusCode::OK,
+            body: HandshakeBody::None,
+        })),
         Kind::TwitchChallenge | Kind::XeroIntent => None,
     }
 }
@@ -96,13 +105,22 @@ pub(super) fn after_verifying(
         // Xero's intent to receive: a delivery with no events, answered 200 once its
         // signature verified (a bad one was refused 401 before this).
         Kind::XeroIntent => match parse_json(&verified.body)?.get("events") {
-            Some(Value::Array(events)) if events.is_empty() => Ok(Some(Handshake {
-                status: StatusCode::OK,
-                body: HandshakeBody::None,
-            })),
+            Some(Value::Array(events)) if events.is_empty() => Ok(Some(empty())),
+            _ => Ok(None),
+        },
+        // Mandrill's test when a webhook is added: `mandrill_events=[]`.
+        Kind::Mandrill => match parse_json(&verified.body)? {
+            Value::Array(events) if events.is_empty() => Ok(Some(empty())),
             _ => Ok(None),
         },
         Kind::MetaGet | Kind::DropboxGet | Kind::OktaGet | Kind::XCrc => Ok(None),
+    }
+}
+
+fn empty() -> Handshake {
+    Handshake {
+        status: StatusCode::OK,
+        body: HandshakeBody::None,
     }
 }
 

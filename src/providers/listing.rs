@@ -124,6 +124,7 @@ fn listed(provider: Provider) -> Listed {
                     Some(Handshake::XCrc) => "; GET crc_token",
                     Some(Handshake::TwitchChallenge) => "; webhook_callback_verification",
                     Some(Handshake::XeroIntent) => "; intent to receive",
+                    Some(Handshake::Mandrill) => "; HEAD check and empty test",
                 },
             key: match &d.check {
                 Check::Ed25519 { .. } => "public_key (base64)",
@@ -163,6 +164,7 @@ fn describe(s: &HmacScheme) -> String {
             MessagePart::Id => "<id>".into(),
             MessagePart::Method => "<method>".into(),
             MessagePart::Url => "<url>".into(),
+            MessagePart::SortedForm => "<sorted form fields>".into(),
         })
         .collect();
     let unit = match s.timestamp.as_ref().map(|t| t.unit) {

@@ -129,10 +129,10 @@ fn vectors_pass(file: &str, provider: &str) -> usize {
             .unwrap_or("POST")
             .parse()
             .expect("method");
-        if method == http::Method::GET {
-            // A GET handshake, answered before any body or signature (the pipeline's
-            // step 2).
-            let answer = super::get_handshake(&route, uri.query(), &headers);
+        if method == http::Method::GET || method == http::Method::HEAD {
+            // A GET (or HEAD) handshake, answered before any body or signature (the
+            // pipeline's step 2).
+            let answer = super::get_handshake(&route, &method, uri.query(), &headers);
             match (expect["error"].as_str(), answer) {
                 (None, Some(Ok(h))) => {
                     assert_eq!(h.status.as_u16(), expect["status"], "{name}");

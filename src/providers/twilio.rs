@@ -20,7 +20,9 @@ use subtle::ConstantTimeEq;
 
 use super::fields::{self, Kind, Pointers};
 use super::json::Payload;
-use super::{checks, Events, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError};
+use super::{
+    checks, form, Events, MalformedPayload, Normalized, Request, Scheme, Verified, VerifyError,
+};
 use crate::route::{HmacAlgorithm, Route};
 
 pub(super) const SCHEME: Scheme = Scheme { verify, normalize };
@@ -71,7 +73,7 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
             String::new()
         }
         None if super::is_form(req.headers.get(http::header::CONTENT_TYPE)) => {
-            sorted_fields(req.body)
+            form::sorted_fields(req.body)
         }
         // Any other body would not be covered by the signature at all.
         None => return Err(VerifyError::InvalidSignature),
@@ -100,17 +102,6 @@ fn body_sha256(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(name, _)| name == "bodySHA256")
         .map(|(_, value)| value.into_owned())
-}
-
-/// Each field's decoded name and value, sorted by name then value, a repeated pair once,
-/// concatenated: what `RequestValidator.compute_signature` appends to the URL.
-fn sorted_fields(body: &[u8]) -> String {
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    pairs.sort();
-    pairs.dedup();
-    pairs.into_iter().map(|(k, v)| k + &v).collect()
 }
 
 /// The URL as given, and with the scheme's default port added or removed.
@@ -187,6 +178,9 @@ mod tests {
 
     #[test]
     fn fields_sort_by_name_then_value_and_keep_blanks() {
-        assert_eq!(sorted_fields(b"b=2&a=&b=1&c=x+y%21"), "ab1b2cx y!");
+        assert_eq!(
+            super::form::sorted_fields(b"b=2&a=&b=1&c=x+y%21"),
+            "ab1b2cx y!"
+        );
     }
 }

@@ -82,6 +82,9 @@ pub(crate) struct EventFields {
     pub data: Option<&'static str>,
     /// A top-level array is a batch, one event per element (HubSpot).
     pub batch: bool,
+    /// The payload is the JSON in this field of a form body (Mandrill's
+    /// `mandrill_events`).
+    pub form_field: Option<&'static str>,
 }
 
 /// Where the event type comes from.
@@ -114,14 +117,22 @@ pub(crate) enum Handshake {
     TwitchChallenge,
     /// Xero: a verified delivery with no events ("intent to receive") → 200.
     XeroIntent,
+    /// Mandrill: a `HEAD` when the webhook is added → 200; a verified delivery with no
+    /// events (its test) → 200.
+    Mandrill,
 }
 
 impl Handshake {
-    /// Whether it comes as a `GET` (answered before any signature, which a GET lacks).
+    /// Whether it comes as a `GET` or `HEAD` (answered before any signature, which
+    /// these lack).
     pub(crate) fn is_get(self) -> bool {
         matches!(
             self,
-            Handshake::MetaGet | Handshake::DropboxGet | Handshake::OktaGet | Handshake::XCrc
+            Handshake::MetaGet
+                | Handshake::DropboxGet
+                | Handshake::OktaGet
+                | Handshake::XCrc
+                | Handshake::Mandrill
         )
     }
 }
@@ -227,6 +238,7 @@ const NO_FIELDS: EventFields = EventFields {
     occurred_at: None,
     data: None,
     batch: false,
+    form_field: None,
 };
 
 const HUB_256: &[Name] = &[h("x-hub-signature-256")];
@@ -268,6 +280,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/created"),
             data: Some("/data"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -299,6 +312,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/occurred_at"),
             data: Some("/data"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -318,6 +332,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: None,
             data: Some("/form_response"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -342,6 +357,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/created_at"),
             data: Some("/data"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -382,6 +398,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/occurredAt"),
             data: None,
             batch: true,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -481,6 +498,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/createdAt"),
             data: Some("/payload"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -520,6 +538,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/event/occurred_at"),
             data: Some("/event/data"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -546,6 +565,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/timestamp"),
             data: Some("/data"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -570,6 +590,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/time"),
             data: Some("/detail"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -658,6 +679,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/event/created_at"),
             data: Some("/event/data"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -706,6 +728,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/created_at"),
             data: Some("/source"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
@@ -795,6 +818,7 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/eventTime"),
             data: Some("/data"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: Some(Handshake::OktaGet),
@@ -829,10 +853,38 @@ pub(crate) static CATALOG: &[Described] = &[
             occurred_at: Some("/data/occurred_at"),
             data: Some("/data/payload"),
             batch: false,
+            form_field: None,
         },
         type_header: None,
         handshake: None,
         evidence: Evidence::Sdk("telnyx (Webhook.construct_event)"),
+    },
+    Described {
+        name: "mandrill",
+        title: "Mailchimp Transactional (Mandrill)",
+        check: Check::Hmac(hmac(
+            names!("x-mandrill-signature"),
+            None,
+            SigList::One,
+            SigEncoding::Base64,
+            HmacAlgorithm::Sha1,
+            parts!(MessagePart::Url, MessagePart::SortedForm),
+            None,
+            None,
+        )),
+        fields: EventFields {
+            id: Some("/_id"),
+            kind: TypeFrom::At("/event"),
+            occurred_at: Some("/ts"),
+            data: None,
+            batch: true,
+            form_field: Some("mandrill_events"),
+        },
+        type_header: None,
+        handshake: Some(Handshake::Mandrill),
+        evidence: Evidence::Documented(
+            "mailchimp.com/developer/transactional/guides/track-respond-activity-webhooks/#authenticating-webhook-requests",
+        ),
     },
     Described {
         name: "x",

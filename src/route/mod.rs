@@ -326,6 +326,9 @@ pub(crate) enum MessagePart {
     Method,
     /// The route's `public_url`, then `?` and the query when the request has one.
     Url,
+    /// A form body's fields, decoded, sorted and run together as `<name><value>…`
+    /// (Mandrill).
+    SortedForm,
 }
 
 /// Key material. Its bytes never appear in `Debug` output or logs.

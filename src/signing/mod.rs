@@ -306,6 +306,7 @@ pub(crate) fn described_hmac(
         (true, None) => return Err(SignError::NoUrl),
         (_, url) => url.unwrap_or_default(),
     };
+    let sorted = crate::providers::form::sorted_fields(body);
     let message: Vec<&[u8]> = scheme
         .message
         .iter()
@@ -316,6 +317,7 @@ pub(crate) fn described_hmac(
             MessagePart::Id => id.as_bytes(),
             MessagePart::Method => b"POST",
             MessagePart::Url => url.as_bytes(),
+            MessagePart::SortedForm => sorted.as_bytes(),
         })
         .collect();
     let tag = hmac_tag(scheme.algorithm, key.expose(), &message);

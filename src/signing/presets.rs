@@ -110,6 +110,13 @@ fn described(s: &mut Signed, d: &Described, key: &Key, m: &Message<'_>) -> Resul
             };
             let signed = super::described_hmac(scheme, secret, m.body, m.timestamp, m.id, m.url)?;
             s.headers.extend(signed);
+            if scheme
+                .message
+                .contains(&crate::route::MessagePart::SortedForm)
+            {
+                // It signs form fields: the body goes as the form it is (Mandrill).
+                s.form();
+            }
         }
         Check::StandardWebhooks => {
             let Key::Secret(secret) = key else {
