@@ -205,6 +205,36 @@ const fn hmac(
     }
 }
 
+/// `t=<ts>,v1=<hex>`-style lists that carry their own timestamp (Stripe, Calendly,
+/// Paddle): HMAC-SHA256 hex over `message`, the timestamp in seconds.
+const fn keyed(
+    headers: &'static [Name],
+    separator: u8,
+    timestamp: &'static str,
+    signature: &'static str,
+    message: &'static [MessagePart],
+) -> HmacScheme {
+    let list = SigList::Keyed {
+        separator,
+        timestamp: Cow::Borrowed(timestamp),
+        signature: Cow::Borrowed(signature),
+    };
+    let stamp = Some(Timestamp {
+        header: None,
+        unit: TimeUnit::Seconds,
+    });
+    hmac(
+        headers,
+        None,
+        list,
+        SigEncoding::Hex,
+        HmacAlgorithm::Sha256,
+        message,
+        stamp,
+        None,
+    )
+}
+
 /// A timestamp header in `unit`.
 const fn stamp(header: &'static str, unit: TimeUnit) -> Option<Timestamp> {
     Some(Timestamp {
@@ -257,22 +287,12 @@ pub(crate) static CATALOG: &[Described] = &[
     Described {
         name: "stripe",
         title: "Stripe",
-        check: Check::Hmac(hmac(
+        check: Check::Hmac(keyed(
             names!("stripe-signature"),
-            None,
-            SigList::Keyed {
-                separator: b',',
-                timestamp: Cow::Borrowed("t"),
-                signature: Cow::Borrowed("v1"),
-            },
-            SigEncoding::Hex,
-            HmacAlgorithm::Sha256,
+            b',',
+            "t",
+            "v1",
             parts!(MessagePart::Timestamp, lit("."), MessagePart::Body),
-            Some(Timestamp {
-                header: None,
-                unit: TimeUnit::Seconds,
-            }),
-            None,
         )),
         fields: EventFields {
             id: Some("/id"),
@@ -289,22 +309,12 @@ pub(crate) static CATALOG: &[Described] = &[
     Described {
         name: "paddle",
         title: "Paddle Billing",
-        check: Check::Hmac(hmac(
+        check: Check::Hmac(keyed(
             names!("paddle-signature"),
-            None,
-            SigList::Keyed {
-                separator: b';',
-                timestamp: Cow::Borrowed("ts"),
-                signature: Cow::Borrowed("h1"),
-            },
-            SigEncoding::Hex,
-            HmacAlgorithm::Sha256,
+            b';',
+            "ts",
+            "h1",
             parts!(MessagePart::Timestamp, lit(":"), MessagePart::Body),
-            Some(Timestamp {
-                header: None,
-                unit: TimeUnit::Seconds,
-            }),
-            None,
         )),
         fields: EventFields {
             id: Some("/event_id"),
@@ -421,22 +431,12 @@ pub(crate) static CATALOG: &[Described] = &[
     Described {
         name: "calendly",
         title: "Calendly",
-        check: Check::Hmac(hmac(
+        check: Check::Hmac(keyed(
             names!("calendly-webhook-signature"),
-            None,
-            SigList::Keyed {
-                separator: b',',
-                timestamp: Cow::Borrowed("t"),
-                signature: Cow::Borrowed("v1"),
-            },
-            SigEncoding::Hex,
-            HmacAlgorithm::Sha256,
+            b',',
+            "t",
+            "v1",
             parts!(MessagePart::Timestamp, lit("."), MessagePart::Body),
-            Some(Timestamp {
-                header: None,
-                unit: TimeUnit::Seconds,
-            }),
-            None,
         )),
         fields: EventFields {
             kind: TypeFrom::At("/event"),
