@@ -53,16 +53,39 @@ fn keys(dir: &Path) -> Keys {
     }
 }
 
+/// The secret a preset's route and its signer share: Standard Webhooks' `whsec_` form for
+/// the presets that sign that way, base64 for Airtable's, plain otherwise.
+fn secret_for(preset: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match preset {
+        "clerk" | "resend" | "openai" | "replicate" => {
+            format!("whsec_{}", b64.encode(format!("{preset}-secret")))
+        }
+        "airtable" => b64.encode("airtable-secret"),
+        _ => format!("{preset}-secret"),
+    }
+}
+
+/// The presets that sign their public URL.
+fn signs_url(preset: &str) -> bool {
+    matches!(preset, "twilio" | "square" | "hubspot" | "mandrill")
+}
+
 /// One route per preset, named after it, at `/<name>`.
 fn config(upstream: &str, keys: &Keys) -> String {
     let mut text = format!("[upstream]\nurl = \"{upstream}\"\n");
     for preset in PRESETS {
-        let credential = match preset {
+        let credential = match *preset {
             "discord" => format!("public_key = [\"{}\"]", keys.ed25519_hex),
             "sendgrid" => format!("public_key = [\"{}\"]", keys.p256_der_b64),
-            _ => format!("secrets = [\"{preset}-secret\"]"),
+            "telnyx" => format!("public_key = [\"{}\"]", keys.ed25519_b64),
+            "meta" => format!(
+                "secrets = [\"{}\"]\nverify_token = \"vt\"",
+                secret_for(preset)
+            ),
+            _ => format!("secrets = [\"{}\"]", secret_for(preset)),
         };
-        let url = if matches!(preset, "twilio" | "square") {
+        let url = if signs_url(preset) {
             format!("public_url = \"{URL}\"\n")
         } else {
             String::new()
@@ -78,13 +101,55 @@ fn config(upstream: &str, keys: &Keys) -> String {
     text
 }
 
-const PRESETS: [&str; 14] = [
-    "stripe", "github", "slack", "shopify", "paddle", "zoom", "linear", "typeform", "intercom",
-    "mailgun", "twilio", "square", "discord", "sendgrid",
+/// Every preset: those with their own file, then the table's (`hookwarden providers`).
+const PRESETS: &[&str] = &[
+    "stripe",
+    "github",
+    "slack",
+    "shopify",
+    "paddle",
+    "zoom",
+    "linear",
+    "typeform",
+    "intercom",
+    "mailgun",
+    "twilio",
+    "square",
+    "discord",
+    "sendgrid",
+    "meta",
+    "hubspot",
+    "docusign",
+    "calendly",
+    "bitbucket",
+    "jira",
+    "vercel",
+    "sentry",
+    "pagerduty",
+    "dropbox",
+    "notion",
+    "zendesk",
+    "xero",
+    "twitch",
+    "webflow",
+    "woocommerce",
+    "coinbase",
+    "airtable",
+    "box",
+    "clerk",
+    "resend",
+    "openai",
+    "replicate",
+    "gitlab",
+    "okta",
+    "postmark",
+    "telnyx",
+    "mandrill",
+    "x",
 ];
 
 /// A body each preset accepts: Linear wants its `webhookTimestamp` (ms) in the window,
-/// SendGrid an array, Twilio a form.
+/// SendGrid an array, Twilio a form, Mandrill its events in a form field.
 fn body_for(preset: &str, n: usize) -> String {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -93,6 +158,9 @@ fn body_for(preset: &str, n: usize) -> String {
     match preset {
         "sendgrid" => format!(r#"[{{"sg_event_id":"sg{n}","event":"delivered","timestamp":1}}]"#),
         "twilio" => format!("MessageSid=SM{n}&MessageStatus=delivered&Body="),
+        "mandrill" => format!(
+            "mandrill_events=%5B%7B%22_id%22%3A%22m{n}%22%2C%22event%22%3A%22send%22%2C%22ts%22%3A1%7D%5D"
+        ),
         _ => format!(
             r#"{{"id":"evt{n}","event_id":"evt{n}","type":"t","webhookTimestamp":{now_ms},"n":{n}}}"#
         ),
@@ -128,11 +196,13 @@ async fn sign_produces_what_every_preset_route_accepts() {
         let mut cmd = Command::new(BIN);
         cmd.args(["sign", "--provider", preset]);
         match *preset {
-            "discord" | "standard-webhooks" => cmd.arg("--private-key").arg(&keys.ed25519_pem),
+            "discord" | "standard-webhooks" | "telnyx" => {
+                cmd.arg("--private-key").arg(&keys.ed25519_pem)
+            }
             "sendgrid" => cmd.arg("--private-key").arg(&keys.p256_pem),
-            _ => cmd.args(["--secret", &format!("{preset}-secret")]),
+            _ => cmd.args(["--secret", &secret_for(preset)]),
         };
-        if matches!(*preset, "twilio" | "square") {
+        if signs_url(preset) {
             cmd.args(["--url", URL]);
         }
         let out = cmd.arg(&file).output().expect("sign");
@@ -171,7 +241,7 @@ async fn send_signs_for_every_preset_route() {
             .arg(&config)
             .args(["--route", preset, "--to", &to]);
         match *preset {
-            "discord" => cmd.arg("--private-key").arg(&keys.ed25519_pem),
+            "discord" | "telnyx" => cmd.arg("--private-key").arg(&keys.ed25519_pem),
             "sendgrid" => cmd.arg("--private-key").arg(&keys.p256_pem),
             _ => &mut cmd,
         };
