@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError, DedupBackend, Loaded};
 use crate::dedup::{Dedup, SharedIds, StoreError};
 use crate::error::Reply;
 use crate::forward::{Forwarder, Pool, Target};
+use crate::learned_secrets::{LearnError, LearnedSecrets};
 use crate::metrics::{Metrics, Mode, Outcome, RouteMetrics, UNMATCHED};
 use crate::queue::{Queue, QueueError};
 use crate::ratelimit::Limiter;
@@ -72,6 +73,8 @@ pub enum StartError {
     DedupStore(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    LearnedSecrets(#[from] LearnError),
 }
 
 /// What a first copy that failed tells the copies that waited on it: its reply and outcome.
@@ -94,6 +97,8 @@ pub struct App {
     pub(crate) requests: RequestLog,
     /// Mailgun's one-time tokens, per route, kept across reloads.
     pub(crate) tokens: ReplayTokens,
+    /// Secrets learnt at a handshake (Asana's), kept across reloads and restarts.
+    pub(crate) learned: LearnedSecrets,
     pub(crate) metrics: Metrics,
     pub(crate) clock: Clock,
     pool: Arc<Pool>,
@@ -136,6 +141,7 @@ impl App {
             queue,
             requests: RequestLog::new(config.admin.request_log),
             tokens: ReplayTokens::default(),
+            learned: LearnedSecrets::open(&config)?,
             metrics,
             clock,
             pool,

@@ -8,6 +8,7 @@ use http_body_util::Full;
 
 use crate::dedup::StoreError;
 use crate::forward::ForwardError;
+use crate::learned_secrets::LearnError;
 use crate::metrics::Outcome;
 use crate::providers::{MalformedPayload, VerifyError};
 
@@ -45,6 +46,9 @@ pub(crate) enum GatewayError {
     /// Not forwarded: without the shared store, another replica might forward it too.
     #[error(transparent)]
     DedupStore(#[from] StoreError),
+    /// An Asana route's secret could not be read or kept: the provider must retry.
+    #[error(transparent)]
+    SecretStore(#[from] LearnError),
     /// Not stored (queue full, store failing): the provider must retry.
     #[error("the event could not be queued; retry later")]
     QueueUnavailable(String),
@@ -81,7 +85,9 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY
             }
             GatewayError::Forward(ForwardError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::DedupStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::DedupStore(_) | GatewayError::SecretStore(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             GatewayError::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,7 +122,7 @@ impl GatewayError {
             }
             GatewayError::Forward(ForwardError::Timeout) => Outcome::UpstreamTimeout,
             // Not the app's failure: counted apart, and the provider retries.
-            GatewayError::DedupStore(_) => Outcome::StoreUnavailable,
+            GatewayError::DedupStore(_) | GatewayError::SecretStore(_) => Outcome::StoreUnavailable,
             GatewayError::QueueUnavailable(_) => Outcome::QueueUnavailable,
         })
     }
@@ -143,6 +149,9 @@ impl GatewayError {
             GatewayError::DedupStore(_) => {
                 "the event could not be checked for duplicates; retry later".into()
             }
+            GatewayError::SecretStore(_) => {
+                "the route's handshake secret could not be read or kept; retry later".into()
+            }
             GatewayError::QueueUnavailable(_) => {
                 "the event could not be queued; retry later".into()
             }
@@ -166,7 +175,10 @@ impl GatewayError {
                     .headers
                     .insert(RETRY_AFTER, HeaderValue::from(retry_after));
             }
-            GatewayError::InFlight | GatewayError::Overloaded | GatewayError::DedupStore(_) => {
+            GatewayError::InFlight
+            | GatewayError::Overloaded
+            | GatewayError::DedupStore(_)
+            | GatewayError::SecretStore(_) => {
                 reply
                     .headers
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));

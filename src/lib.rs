@@ -17,7 +17,8 @@
 //!   Prometheus families on the gateway's own registry; the watch on each connection's
 //!   HTTP/1 framing; per-route limits (governor); claim / deliver / release of event ids
 //!   (and, with `backend = "redis"`, the same in Redis for several replicas); Mailgun's
-//!   one-time tokens.
+//!   one-time tokens; [`learned_secrets`]: secrets handed over in a handshake (Asana's),
+//!   kept under `queue.dir` or in Redis.
 //! - [`queue`]: queue delivery as one piece: the store behind a trait (SQLite under
 //!   `queue.dir`), the events in flight, the workers and their schedule, the operators'
 //!   levers. It knows nothing of HTTP: the layer above sends for it.
@@ -71,6 +72,7 @@ mod framing;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod learned_secrets;
 mod logging;
 mod metrics;
 mod pipeline;

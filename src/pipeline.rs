@@ -7,7 +7,7 @@ use std::time::Instant as StdInstant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::HOST;
-use http::{Method, Request, Response, Version};
+use http::{HeaderName, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
@@ -15,9 +15,11 @@ use tokio::time::Instant;
 use crate::app::{App, RouteState, Runtime};
 use crate::clock::{unix_millis, unix_seconds};
 use crate::error::{GatewayError, Reply};
+use crate::learned_secrets::Learned;
 use crate::metrics::{Failure, Outcome};
 use crate::providers::{self, EventId, Events, HandshakeBody, Normalized, VerifyError};
 use crate::replay_tokens::Refused;
+use crate::route::Route;
 use crate::{auth, delivery, request_log};
 
 /// What the request's log line and metrics need, filled in as the pipeline learns it.
@@ -196,6 +198,28 @@ async fn handle_inner(
         auth::check(credentials, &parts.headers)?;
     }
 
+    // 5b. A route whose provider hands its secret over in a handshake (Asana): the
+    //     handshake is answered here (its secret kept, if it is the first), and the
+    //     secret learnt verifies the events after it.
+    let with_learned;
+    let route = if route.provider.learns_secret() {
+        if let Some(secret) = handshake_secret(&parts.headers) {
+            return match app.learned.learn(&route.name, secret.as_bytes()).await? {
+                Learned::New | Learned::Same => {
+                    trace.outcomes.push(Outcome::Handshake);
+                    let mut reply = Reply::empty(StatusCode::OK);
+                    reply.headers.insert(HOOK_SECRET, secret.clone());
+                    Ok(reply)
+                }
+                Learned::Other => Err(VerifyError::Unauthorized.into()),
+            };
+        }
+        with_learned = learned_route(app, route).await?;
+        &with_learned
+    } else {
+        route
+    };
+
     // 6–9. Signature and replay window, judged at the injected clock.
     let received = app.clock.now();
     let now = unix_seconds(received);
@@ -240,6 +264,28 @@ async fn handle_inner(
     trace.kind = delivered.kind;
     trace.outcomes.extend(delivered.outcomes);
     Ok(delivered.reply)
+}
+
+/// Asana's handshake header, on a request that carries no signature yet.
+const HOOK_SECRET: HeaderName = HeaderName::from_static("x-hook-secret");
+
+/// The secret of a handshake: one `X-Hook-Secret` and no `X-Hook-Signature`.
+fn handshake_secret(headers: &http::HeaderMap) -> Option<&http::HeaderValue> {
+    if headers.contains_key("x-hook-signature") {
+        return None;
+    }
+    let mut values = headers.get_all(HOOK_SECRET).iter();
+    match (values.next(), values.next()) {
+        (Some(secret), None) if !secret.is_empty() => Some(secret),
+        _ => None,
+    }
+}
+
+/// `route` with the secret it learnt at its handshake among its own.
+async fn learned_route(app: &App, route: &Route) -> Result<Route, GatewayError> {
+    let mut route = route.clone();
+    route.secrets.extend(app.learned.secret(&route.name).await?);
+    Ok(route)
 }
 
 /// The gateway's own answer to a provider checking the endpoint.

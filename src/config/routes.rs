@@ -71,7 +71,9 @@ pub(super) fn route(
     if provider == Provider::JobAffinity && r.auth.is_none() && r.hmac.is_none() {
         c.fail::<()>(at, "provider \"jobaffinity\" needs [routes.auth] or [routes.hmac]: a route that authenticates nothing is refused");
     }
-    let signs = provider.uses_secrets() || r.hmac.is_some();
+    let signs = (provider.uses_secrets() && !provider.learns_secret())
+        || r.hmac.is_some()
+        || (provider.learns_secret() && r.secrets.is_some());
     let base64_key = hmac
         .as_ref()
         .is_some_and(|h| h.key == crate::route::KeyEncoding::Base64);

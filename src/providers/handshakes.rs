@@ -81,7 +81,7 @@ pub(crate) fn on_get(
             status: StatusCode::OK,
             body: HandshakeBody::None,
         })),
-        Kind::TwitchChallenge | Kind::XeroIntent => None,
+        Kind::TwitchChallenge | Kind::XeroIntent | Kind::AsanaSecret => None,
     }
 }
 
@@ -113,7 +113,9 @@ pub(super) fn after_verifying(
             Value::Array(events) if events.is_empty() => Ok(Some(empty())),
             _ => Ok(None),
         },
-        Kind::MetaGet | Kind::DropboxGet | Kind::OktaGet | Kind::XCrc => Ok(None),
+        Kind::MetaGet | Kind::DropboxGet | Kind::OktaGet | Kind::XCrc | Kind::AsanaSecret => {
+            Ok(None)
+        }
     }
 }
 

@@ -125,6 +125,7 @@ fn listed(provider: Provider) -> Listed {
                     Some(Handshake::TwitchChallenge) => "; webhook_callback_verification",
                     Some(Handshake::XeroIntent) => "; intent to receive",
                     Some(Handshake::Mandrill) => "; HEAD check and empty test",
+                    Some(Handshake::AsanaSecret) => "; X-Hook-Secret handshake",
                 },
             key: match &d.check {
                 Check::Ed25519 { .. } => "public_key (base64)",
@@ -133,6 +134,7 @@ fn listed(provider: Provider) -> Listed {
                 Check::StandardWebhooks => "secrets (whsec_)",
                 Check::Token { basic: true, .. } => "secrets (user:password)",
                 _ if d.handshake == Some(Handshake::MetaGet) => "secrets, verify_token",
+                _ if d.handshake == Some(Handshake::AsanaSecret) => "learnt at its handshake",
                 _ => SECRET,
             },
             evidence: match d.evidence {

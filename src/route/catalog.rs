@@ -120,6 +120,9 @@ pub(crate) enum Handshake {
     /// Mandrill: a `HEAD` when the webhook is added → 200; a verified delivery with no
     /// events (its test) → 200.
     Mandrill,
+    /// Asana: a `POST` with `X-Hook-Secret` and no signature hands the route its secret
+    /// (`learned_secrets`), echoed back in the answer.
+    AsanaSecret,
 }
 
 impl Handshake {
@@ -858,6 +861,23 @@ pub(crate) static CATALOG: &[Described] = &[
         type_header: None,
         handshake: None,
         evidence: Evidence::Sdk("telnyx (Webhook.construct_event)"),
+    },
+    Described {
+        name: "asana",
+        title: "Asana",
+        check: Check::Hmac(body_hmac(
+            names!("x-hook-signature"),
+            None,
+            SigEncoding::Hex,
+        )),
+        fields: EventFields {
+            kind: TypeFrom::Dotted("/events/0/resource/resource_type", "/events/0/action"),
+            occurred_at: Some("/events/0/created_at"),
+            ..NO_FIELDS
+        },
+        type_header: None,
+        handshake: Some(Handshake::AsanaSecret),
+        evidence: Evidence::Documented("developers.asana.com/docs/webhooks-guide"),
     },
     Described {
         name: "mandrill",

@@ -98,6 +98,12 @@ impl Provider {
         !matches!(self, Provider::JobAffinity) && !self.uses_public_key()
     }
 
+    /// Whether its routes learn their secret at the provider's handshake (Asana), so
+    /// that `secrets` is optional.
+    pub(crate) fn learns_secret(self) -> bool {
+        self.described().and_then(|d| d.handshake) == Some(catalog::Handshake::AsanaSecret)
+    }
+
     /// The table's entry, for a preset that is data.
     pub(crate) fn described(self) -> Option<&'static Described> {
         match self {

@@ -144,6 +144,7 @@ const PRESETS: &[&str] = &[
     "okta",
     "postmark",
     "telnyx",
+    "asana",
     "mandrill",
     "x",
 ];
@@ -460,4 +461,90 @@ async fn a_mailgun_token_vouches_for_one_request_only() {
         .map(|r| r.json()["id"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(ids, ["e1", "e1"], "the failed attempt and the fresh retry");
+}
+
+/// An Asana event signed with `secret`.
+async fn asana_event(gw: &Gateway, secret: &str, n: u32) -> crate::support::Answer {
+    let body = format!(
+        r#"{{"events":[{{"action":"changed","resource":{{"gid":"{n}","resource_type":"task"}}}}]}}"#
+    );
+    let sig = crate::support::hmac_hex(secret, &[body.as_bytes()]);
+    gw.post("/asana", &[("X-Hook-Signature", sig.as_str())], body)
+        .await
+}
+
+fn asana_config(upstream: &str, state: &str) -> String {
+    format!(
+        "[upstream]\nurl = \"{upstream}\"\n{state}\n[[routes]]\nname = \"asana\"\npath = \"/asana\"\nprovider = \"asana\"\n"
+    )
+}
+
+/// Asana hands its secret over once, in a handshake: the first `X-Hook-Secret` becomes
+/// the route's (echoed back, counted as a handshake, never forwarded), events signed with
+/// it verify, also after a restart, and a handshake with another secret is refused.
+#[tokio::test]
+async fn asana_learns_its_secret_at_the_handshake_and_keeps_it_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstream = Upstream::start().await;
+    let state = format!("[queue]\ndir = \"{}\"", dir.path().display());
+    let config = asana_config(&upstream.url(), &state);
+    let gw = Gateway::start(&config).await;
+    let before = asana_event(&gw, "s-1", 1).await;
+    assert_eq!(
+        (before.status, before.error().as_str()),
+        (401, "invalid_signature")
+    );
+
+    let hello = gw.post("/asana", &[("X-Hook-Secret", "s-1")], "").await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.headers["x-hook-secret"], "s-1");
+    assert_eq!(asana_event(&gw, "s-1", 2).await.status, 200);
+    let usurper = gw.post("/asana", &[("X-Hook-Secret", "s-2")], "").await;
+    assert_eq!(
+        (usurper.status, usurper.error().as_str()),
+        (401, "unauthorized")
+    );
+    assert_eq!(asana_event(&gw, "s-2", 3).await.status, 401);
+    assert_eq!(
+        gw.post("/asana", &[("X-Hook-Secret", "s-1")], "")
+            .await
+            .status,
+        200
+    );
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        metrics[r#"hookwarden_requests_total{outcome="handshake",route="asana"}"#],
+        2.0
+    );
+    drop(gw);
+
+    let again = Gateway::start(&config).await;
+    assert_eq!(asana_event(&again, "s-1", 4).await.status, 200);
+    let received = upstream.received();
+    assert_eq!(received.len(), 2, "two events forwarded, no handshake");
+    assert!(received.iter().all(|r| r.json()["type"] == "task.changed"));
+}
+
+/// With the dedup ids in Redis, the secret one replica learnt verifies at the other.
+#[tokio::test]
+async fn an_asana_secret_learnt_by_one_replica_verifies_at_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = crate::store::RedisServer::start(dir.path());
+    let upstream = Upstream::start().await;
+    let state = format!(
+        "[dedup]\nbackend = \"redis\"\nredis_url = \"{}\"",
+        redis.url()
+    );
+    let config = asana_config(&upstream.url(), &state);
+    let (a, b) = (Gateway::start(&config).await, Gateway::start(&config).await);
+    assert_eq!(
+        a.post("/asana", &[("X-Hook-Secret", "shared")], "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(asana_event(&b, "shared", 1).await.status, 200);
+    let usurper = b.post("/asana", &[("X-Hook-Secret", "other")], "").await;
+    assert_eq!(usurper.status, 401);
+    assert_eq!(upstream.received().len(), 1);
 }
