@@ -2,21 +2,20 @@
 
 use base64::Engine;
 use http::{header, HeaderMap};
-use subtle::ConstantTimeEq;
 
 use crate::providers::{self, VerifyError};
-use crate::route::{Auth, Secret};
+use crate::route::Auth;
 
 pub(crate) fn check(auth: &Auth, headers: &HeaderMap) -> Result<(), VerifyError> {
     let ok = match auth {
         Auth::Basic(pair) => credentials(headers, "basic")
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-            .is_some_and(|given| equal(pair, &given)),
+            .is_some_and(|given| pair.equals(&given)),
         Auth::Bearer(token) => {
-            credentials(headers, "bearer").is_some_and(|given| equal(token, given))
+            credentials(headers, "bearer").is_some_and(|given| token.equals(given))
         }
         Auth::Header { name, value } => {
-            single(headers, name).is_some_and(|given| equal(value, given))
+            single(headers, name).is_some_and(|given| value.equals(given))
         }
     };
     if ok {
@@ -44,13 +43,10 @@ fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a [u8
     }
 }
 
-fn equal(expected: &Secret, given: &[u8]) -> bool {
-    expected.expose().ct_eq(given).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::Secret;
     use http::HeaderValue;
 
     fn with(name: &'static str, value: &str) -> HeaderMap {

@@ -349,6 +349,12 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    /// Whether `given` is this secret, compared in constant time.
+    pub(crate) fn equals(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(given).into()
+    }
 }
 
 impl std::fmt::Debug for Secret {
