@@ -7,7 +7,7 @@ use std::time::Instant as StdInstant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::HOST;
-use http::{HeaderName, Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use tokio::time::Instant;
@@ -203,12 +203,12 @@ async fn handle_inner(
     //     secret learnt verifies the events after it.
     let with_learned;
     let route = if route.provider.learns_secret() {
-        if let Some(secret) = handshake_secret(&parts.headers) {
+        if let Some(secret) = providers::handed_over_secret(&parts.headers) {
             return match app.learned.learn(&route.name, secret.as_bytes()).await? {
                 Learned::New | Learned::Same => {
                     trace.outcomes.push(Outcome::Handshake);
                     let mut reply = Reply::empty(StatusCode::OK);
-                    reply.headers.insert(HOOK_SECRET, secret.clone());
+                    reply.headers.insert(providers::HOOK_SECRET, secret.clone());
                     Ok(reply)
                 }
                 Learned::Other => Err(VerifyError::Unauthorized.into()),
@@ -264,21 +264,6 @@ async fn handle_inner(
     trace.kind = delivered.kind;
     trace.outcomes.extend(delivered.outcomes);
     Ok(delivered.reply)
-}
-
-/// Asana's handshake header, on a request that carries no signature yet.
-const HOOK_SECRET: HeaderName = HeaderName::from_static("x-hook-secret");
-
-/// The secret of a handshake: one `X-Hook-Secret` and no `X-Hook-Signature`.
-fn handshake_secret(headers: &http::HeaderMap) -> Option<&http::HeaderValue> {
-    if headers.contains_key("x-hook-signature") {
-        return None;
-    }
-    let mut values = headers.get_all(HOOK_SECRET).iter();
-    match (values.next(), values.next()) {
-        (Some(secret), None) if !secret.is_empty() => Some(secret),
-        _ => None,
-    }
 }
 
 /// `route` with the secret it learnt at its handshake among its own.

@@ -84,6 +84,21 @@ pub(crate) fn on_get(
     }
 }
 
+/// The header in which Asana hands a route its secret, and in which the answer echoes it.
+pub(crate) const HOOK_SECRET: http::HeaderName = http::HeaderName::from_static("x-hook-secret");
+
+/// The secret of an Asana handshake: one `X-Hook-Secret` (read as every security
+/// header is) on a request that carries no signature.
+pub(crate) fn handed_over_secret(headers: &HeaderMap) -> Option<&http::HeaderValue> {
+    if headers.contains_key("x-hook-signature") {
+        return None;
+    }
+    match checks::header(headers, &HOOK_SECRET) {
+        Header::One(secret) if !secret.is_empty() => headers.get(&HOOK_SECRET),
+        _ => None,
+    }
+}
+
 /// The answer to a verified `POST` that checks the endpoint, or `None` for an event.
 pub(super) fn after_verifying(
     kind: Kind,

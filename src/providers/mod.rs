@@ -233,7 +233,7 @@ impl HandshakeBody {
     }
 }
 
-pub(crate) use handshakes::on_get as get_handshake;
+pub(crate) use handshakes::{handed_over_secret, on_get as get_handshake, HOOK_SECRET};
 
 impl From<Events> for Normalized {
     fn from(events: Events) -> Self {
