@@ -120,7 +120,6 @@ impl LearnedSecrets {
                 })
                 .await?;
                 if !set {
-                    lock(&self.known).remove(route);
                     let stored = self.secret(route).await?;
                     return Ok(stored.map_or(Learned::Other, |s| judge(&s, secret)));
                 }

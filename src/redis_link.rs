@@ -10,7 +10,7 @@
 //!
 //! Every key a script touches shares its route's `{route}` hash tag, so a script stays
 //! on one shard; only a pipeline that spans a route and the queue's own keys has to be
-//! split on a cluster (the caller looks at which [`Conn`] it got).
+//! split on a cluster ([`Link::is_cluster`]).
 
 use std::time::Duration;
 
@@ -115,6 +115,12 @@ impl Link {
             })
             .await
             .cloned()
+    }
+
+    /// Whether the server is a cluster member (asked on first contact). On a cluster the
+    /// route's keys and the queue's own live on different shards.
+    pub(crate) async fn is_cluster(&self) -> RedisResult<bool> {
+        Ok(matches!(self.conn().await?, Conn::Cluster(_)))
     }
 }
 

@@ -391,10 +391,7 @@ impl RedisStore {
         n: i64,
         check: Option<&redis::ScriptInvocation<'_>>,
     ) -> Result<(i64, Vec<i64>), QueueError> {
-        let cluster = self
-            .run(|c| async move { Ok(matches!(c, Conn::Cluster(_))) })
-            .await?;
-        if cluster {
+        if self.judge(self.link.is_cluster().await)? {
             let counter = self.run(|mut c| async move {
                 let mut pipe = redis::pipe();
                 pipe.cmd("INCRBY").arg(seq_key).arg(n);
