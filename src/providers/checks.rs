@@ -185,6 +185,16 @@ pub(crate) fn hmac_matches(
     }
 }
 
+/// The URL a provider signs (Twilio, HubSpot, Mandrill): the route's `public_url`,
+/// then `?` and the request's raw query when it has one; `None` without a public URL.
+pub(crate) fn signed_url(public_url: Option<&str>, query: Option<&str>) -> Option<String> {
+    let base = public_url?;
+    Some(match query {
+        Some(query) => format!("{base}?{query}"),
+        None => base.to_string(),
+    })
+}
+
 /// Check 8: `|now - timestamp| <= tolerance`, in whole seconds, both directions.
 pub(crate) fn within_window(
     timestamp: i64,

@@ -129,7 +129,8 @@ pub(super) fn hmac(
     let url = scheme
         .message
         .contains(&MessagePart::Url)
-        .then(|| signed_url(route, req));
+        .then(|| checks::signed_url(route.public_url.as_deref(), req.query))
+        .flatten();
     let form = scheme
         .message
         .contains(&MessagePart::SortedForm)
@@ -182,15 +183,6 @@ fn within_window(
         TimeUnit::Rfc3339 => {
             checks::within_window(checks::rfc3339(text)?, req.now, route.tolerance)
         }
-    }
-}
-
-/// The URL a provider signs: the route's `public_url`, with the request's query.
-fn signed_url(route: &Route, req: &Request<'_>) -> String {
-    let base = route.public_url.as_deref().unwrap_or_default();
-    match req.query {
-        Some(query) => format!("{base}?{query}"),
-        None => base.to_string(),
     }
 }
 

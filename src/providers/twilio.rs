@@ -51,14 +51,8 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
         _ => HmacAlgorithm::Sha1,
     };
     // Validation requires public_url for this provider; without it nothing verifies.
-    let base = route
-        .public_url
-        .as_deref()
+    let url = checks::signed_url(route.public_url.as_deref(), req.query)
         .ok_or(VerifyError::InvalidSignature)?;
-    let url = match req.query {
-        Some(query) => format!("{base}?{query}"),
-        None => base.to_string(),
-    };
     let signed_fields = match body_sha256(req.query) {
         // The body is signed through its hash in the (signed) URL.
         Some(hash) => {

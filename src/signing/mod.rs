@@ -306,7 +306,11 @@ pub(crate) fn described_hmac(
         (true, None) => return Err(SignError::NoUrl),
         (_, url) => url.unwrap_or_default(),
     };
-    let sorted = crate::providers::form::sorted_fields(body);
+    let sorted = if scheme.message.contains(&MessagePart::SortedForm) {
+        crate::providers::form::sorted_fields(body)
+    } else {
+        String::new()
+    };
     let message: Vec<&[u8]> = scheme
         .message
         .iter()
