@@ -178,7 +178,12 @@ fn token_header(
 ) -> Option<Option<crate::route::Name>> {
     let Some(raw) = raw else { return Some(None) };
     let path = format!("{at}.header");
-    if provider.name() != "okta" {
+    // The presets whose secret is a header's whole value (Okta's authentication header).
+    let token = matches!(
+        provider.described().map(|d| &d.check),
+        Some(crate::route::catalog::Check::Token { basic: false, .. })
+    );
+    if !token {
         return c.fail(
             path,
             format!(
