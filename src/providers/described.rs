@@ -27,6 +27,8 @@ fn verify(route: &Route, req: &Request<'_>) -> Result<Verified, VerifyError> {
         Check::Hmac(scheme) => hmac(route, scheme, req)?,
         Check::StandardWebhooks => Some(standard_webhooks::check(route, req)?),
         Check::Token { header, basic } => {
+            // Okta sends its secret in the header the route names, if it names one.
+            let header = route.token_header.as_deref().unwrap_or(header);
             token(route, req, header, *basic)?;
             None
         }

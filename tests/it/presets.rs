@@ -548,3 +548,28 @@ async fn an_asana_secret_learnt_by_one_replica_verifies_at_another() {
     assert_eq!(usurper.status, 401);
     assert_eq!(upstream.received().len(), 1);
 }
+
+/// An Okta route's `header` names where Okta sends its secret: that header verifies, and
+/// the default `Authorization` no longer does; `send` signs the same way.
+#[tokio::test]
+async fn an_okta_route_reads_its_secret_from_the_header_it_names() {
+    let upstream = Upstream::start().await;
+    let config = format!(
+        "[upstream]\nurl = \"{}\"\n[[routes]]\nname = \"okta\"\npath = \"/okta\"\nprovider = \"okta\"\nsecrets = [\"okta-shared\"]\nheader = \"X-Okta-Secret\"\n",
+        upstream.url()
+    );
+    let gw = Gateway::start(&config).await;
+    let body = r#"{"eventId":"e1","eventType":"com.okta.event_hook"}"#;
+    let named = gw
+        .post("/okta", &[("X-Okta-Secret", "okta-shared")], body)
+        .await;
+    assert_eq!(named.status, 200);
+    let default = gw
+        .post("/okta", &[("Authorization", "okta-shared")], body)
+        .await;
+    assert_eq!(
+        (default.status, default.error().as_str()),
+        (401, "missing_signature")
+    );
+    assert_eq!(upstream.received().len(), 1);
+}
