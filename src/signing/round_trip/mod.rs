@@ -168,53 +168,43 @@ fn signs_every_byte(provider: Provider) -> bool {
 }
 
 /// The headers a preset signs or times the request with.
-fn signed_headers(provider: Provider) -> Vec<&'static str> {
-    if let Some(d) = provider.described() {
-        return match &d.check {
-            Check::Hmac(s) => {
-                let mut names = vec![borrowed(&s.headers[0])];
-                names.extend(
-                    s.timestamp
-                        .as_ref()
-                        .and_then(|t| t.header.as_ref())
-                        .map(borrowed),
-                );
-                names.extend(s.id_header.as_ref().map(borrowed));
-                names
-            }
-            Check::Token { header, .. } | Check::TokenOrStandardWebhooks { header } => vec![header],
-            Check::Ed25519 {
-                signature,
-                timestamp,
-                ..
-            } => vec![signature, timestamp],
-            Check::StandardWebhooks => vec!["webhook-signature", "webhook-timestamp", "webhook-id"],
-        };
-    }
-    let names: &[&str] = match provider {
-        Provider::Github => &["x-hub-signature-256"],
-        Provider::Slack => &["x-slack-signature", "x-slack-request-timestamp"],
-        Provider::Shopify => &["x-shopify-hmac-sha256"],
-        Provider::Zoom => &["x-zm-signature", "x-zm-request-timestamp"],
-        Provider::Linear => &["linear-signature"],
-        Provider::Twilio => &["x-twilio-signature"],
-        Provider::Square => &["x-square-hmacsha256-signature"],
-        Provider::Discord => &["x-signature-ed25519", "x-signature-timestamp"],
-        Provider::Sendgrid => &[
-            "x-twilio-email-event-webhook-signature",
-            "x-twilio-email-event-webhook-timestamp",
-        ],
-        _ => &["webhook-signature", "webhook-timestamp", "webhook-id"],
+fn signed_headers(provider: Provider) -> Vec<HeaderName> {
+    let names: Vec<&str> = match provider.described().map(|d| &d.check) {
+        Some(Check::Hmac(s)) => {
+            let timestamp = s.timestamp.as_ref().and_then(|t| t.header.as_deref());
+            std::iter::once(s.headers[0].as_ref())
+                .chain(timestamp)
+                .chain(s.id_header.as_deref())
+                .collect()
+        }
+        Some(Check::Token { header, .. } | Check::TokenOrStandardWebhooks { header }) => {
+            vec![header]
+        }
+        Some(Check::Ed25519 {
+            signature,
+            timestamp,
+            ..
+        }) => vec![signature, timestamp],
+        Some(Check::StandardWebhooks) | None => match provider {
+            Provider::Github => vec!["x-hub-signature-256"],
+            Provider::Slack => vec!["x-slack-signature", "x-slack-request-timestamp"],
+            Provider::Shopify => vec!["x-shopify-hmac-sha256"],
+            Provider::Zoom => vec!["x-zm-signature", "x-zm-request-timestamp"],
+            Provider::Linear => vec!["linear-signature"],
+            Provider::Twilio => vec!["x-twilio-signature"],
+            Provider::Square => vec!["x-square-hmacsha256-signature"],
+            Provider::Discord => vec!["x-signature-ed25519", "x-signature-timestamp"],
+            Provider::Sendgrid => vec![
+                "x-twilio-email-event-webhook-signature",
+                "x-twilio-email-event-webhook-timestamp",
+            ],
+            _ => vec!["webhook-signature", "webhook-timestamp", "webhook-id"],
+        },
     };
-    names.to_vec()
-}
-
-/// The table's names are `'static`.
-fn borrowed(name: &crate::route::Name) -> &'static str {
-    match name {
-        std::borrow::Cow::Borrowed(name) => name,
-        std::borrow::Cow::Owned(_) => unreachable!("the table's names are borrowed"),
-    }
+    names
+        .into_iter()
+        .map(|n| HeaderName::from_bytes(n.as_bytes()).expect("a header name"))
+        .collect()
 }
 
 #[test]
@@ -277,7 +267,7 @@ proptest! {
             }
 
             let names = signed_headers(provider);
-            let name = HeaderName::from_static(names[which.index(names.len())]);
+            let name = names[which.index(names.len())].clone();
             let value = sent.headers.get(&name).expect("signed header").as_bytes().to_vec();
             let mut changed = value.clone();
             let j = at.index(changed.len());
